@@ -1,0 +1,34 @@
+"""``atelier classify IMAGE [IMAGE...]``: ImageNet top-k with the chosen backbone."""
+
+from __future__ import annotations
+
+import argparse
+
+from service.cli.common import add_backbone_arg, settings_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("classify", help="print ImageNet labels with probabilities")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, WebP, BMP, TIFF, GIF)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    add_backbone_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.core.backbones import load_backbone
+    from service.core.classify import classify
+    from service.core.imageio import load_image
+
+    settings = settings_from_args(args)
+    limits = settings.image_limits()
+    images = [
+        load_image(path, limits) for path in args.images
+    ]  # fail fast on a bad file, before loading the net
+    backbone = load_backbone(args.backbone or settings.default_backbone, "cpu", settings.backbone_weights())
+    for path, preds in zip(args.images, classify(backbone, images, args.top), strict=True):
+        if len(args.images) > 1:
+            print(f"{path}:")
+        for pred in preds:
+            print(f"{pred.probability:7.2%}  {pred.label}  ({pred.index})")
+    return 0

@@ -1,0 +1,1 @@
+"""The core library: image I/O, backbones and algorithms. No server imports here (tests check it)."""

@@ -1,0 +1,95 @@
+"""All settings in one place, read once at start (``Settings()``), then passed down explicitly.
+
+Every field can be set by an ``ATELIER_<FIELD>`` environment variable (e.g. ``ATELIER_GRPC_PORT=50052``)
+or a ``.env`` file, and the CLI overrides some of them with flags. Nothing here is read at import time:
+the core library never imports this module, it takes plain arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.core.imageio import ImageLimits
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", env_file=".env", extra="ignore")
+
+    # --- devices and threads ---------------------------------------------------------------------------
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device for the slow path")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's default")
+    ort_intra_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = cores")
+    ort_inter_threads: int = Field(1, ge=1, description="ONNX Runtime inter-op threads")
+    ort_providers: list[str] = Field(
+        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        description="ONNX Runtime provider preference order; the one actually used is reported",
+    )
+
+    # --- models ----------------------------------------------------------------------------------------
+    models_dir: Path = Field(
+        Path("models"), description="folder with manifest.json, .onnx files, model cards"
+    )
+    default_backbone: Literal["efficientnet_lite0", "vgg16", "vgg19"] = "efficientnet_lite0"
+    vgg16_weights: Path | None = Field(
+        None, description="torchvision vgg16-397923af.pth; else torch hub cache"
+    )
+    vgg19_weights: Path | None = Field(
+        None, description="torchvision vgg19-dcbb9e9d.pth; else torch hub cache"
+    )
+
+    # --- image limits ----------------------------------------------------------------------------------
+    max_image_bytes: int = Field(32 * MiB, gt=0, description="largest encoded image accepted")
+    max_image_pixels: int = Field(
+        50_000_000, gt=0, description="largest decoded image (checked on the header)"
+    )
+    max_side_stylize: int = Field(4096, gt=0, description="stylize input is downscaled to at most this side")
+    tile_threshold: int = Field(1536, gt=0, description="stylize images with a side above this are tiled")
+    tile_size: int = Field(1024, gt=0)
+    tile_overlap: int = Field(64, ge=0)
+    max_side_slow: int = Field(1024, gt=0, description="largest side accepted for Gatys/DeepDream/saliency")
+
+    # --- servers ---------------------------------------------------------------------------------------
+    host: str = "0.0.0.0"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    http_port: int = Field(8080, ge=0, le=65535)
+    max_message_bytes: int = Field(32 * MiB, gt=0, description="gRPC max send/receive message size")
+    grace_period_s: float = Field(10.0, ge=0, description="drain time on SIGTERM")
+
+    # --- fast path (micro-batching) --------------------------------------------------------------------
+    batch_max_size: int = Field(8, ge=1, description="most Stylize requests in one ONNX Runtime run")
+    batch_max_delay_ms: float = Field(
+        5.0, ge=0, description="how long a batch waits to fill; 0 disables batching"
+    )
+    fast_workers: int = Field(1, ge=1, description="threads running fast-path batches")
+    fast_queue_limit: int = Field(64, ge=1, description="queued Stylize requests before RESOURCE_EXHAUSTED")
+
+    # --- slow path (jobs) ------------------------------------------------------------------------------
+    job_workers: int = Field(1, ge=1, description="concurrent slow jobs (Gatys, DeepDream, saliency)")
+    job_queue_limit: int = Field(8, ge=0, description="jobs waiting for a worker before RESOURCE_EXHAUSTED")
+    job_max_runtime_s: float = Field(600.0, gt=0, description="cap on one job's run time")
+    job_result_ttl_s: float = Field(3600.0, gt=0, description="how long finished results are kept")
+    job_result_max_count: int = Field(100, ge=1)
+    job_result_max_bytes: int = Field(256 * MiB, ge=1)
+
+    # --- logging ---------------------------------------------------------------------------------------
+    log_level: str = "INFO"
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    def backbone_weights(self) -> dict[str, str | Path | None]:
+        return {"vgg16": self.vgg16_weights, "vgg19": self.vgg19_weights}
+
+    def torch_device(self) -> str:
+        """Resolve ``auto`` to ``cuda`` when a GPU is visible, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
