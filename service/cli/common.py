@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.core.progress import Progress, ProgressCallback
-from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 
 def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
-    """Settings from the environment, with the given CLI values (when not None) taking precedence."""
+    """Settings from the environment, with the given CLI values (when not None) taking precedence.
+
+    Imported lazily: commands that run on a bare GPU machine (training) must not need pydantic.
+    """
+    from service.settings import Settings
+
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)
 
