@@ -1,0 +1,142 @@
+"""Process wiring: the gRPC server and the HTTP server (uvicorn) on one event loop over one data plane,
+with readiness, health, reflection, and a graceful stop.
+
+Start order: bind both ports (so probes get answers at once), health NOT_SERVING, load and warm up the
+models, then health SERVING. Stop order (SIGTERM): health NOT_SERVING and the data plane refuses new work,
+the gRPC server stops accepting calls and drains those in flight for up to ``grace_period_s``, then remaining
+calls and jobs are cancelled, the HTTP server closes, the executors are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+import uvicorn
+from grpc_health.v1 import health as grpc_health
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service.api.v1 import atelier_pb2_grpc as pb_grpc
+from service.server.dataplane import DataPlane
+from service.server.grpc_server import SERVICE_NAME, AtelierServicer, Health
+from service.server.http_app import create_app
+
+log = logging.getLogger("atelier.server")
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "0.0.0.0"
+    grpc_port: int = 50051  # 0: any free port (the bound one is in Server.grpc_port)
+    http_port: int = 8080
+    max_message_bytes: int = 32 * 1024 * 1024
+    grace_period_s: float = 10.0
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's handler stops both servers together."""
+
+    def install_signal_handlers(self) -> None:  # older uvicorn
+        pass
+
+    def capture_signals(self):  # type: ignore[no-untyped-def]  # newer uvicorn: a context manager
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+class Server:
+    """Both transports over one ``DataPlane``; ``grpc_port`` / ``http_port`` are the bound ports."""
+
+    def __init__(self, plane: DataPlane, options: ServerOptions = ServerOptions()) -> None:
+        self.plane = plane
+        self.options = options
+        self.health = Health()
+        self.grpc_port = 0
+        self.http_port = 0
+        self._grpc: grpc.aio.Server | None = None
+        self._http: _Uvicorn | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    async def start(self, load_models: bool = True) -> None:
+        o = self.options
+        limit = o.max_message_bytes
+        server = grpc.aio.server(
+            options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+        )
+        pb_grpc.add_AtelierServicer_to_server(AtelierServicer(self.plane), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, grpc_health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        await self.health.set(False)
+        try:
+            self.grpc_port = server.add_insecure_port(f"{o.host}:{o.grpc_port}")
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen for gRPC on {o.host}:{o.grpc_port}: {exc}") from None
+        await server.start()
+        self._grpc = server
+
+        config = uvicorn.Config(
+            create_app(self.plane),
+            host=o.host,
+            port=o.http_port,
+            log_config=None,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=max(1, int(o.grace_period_s)),
+        )
+        self._http = _Uvicorn(config)
+        self._http_task = asyncio.create_task(self._http.serve(), name="http")
+        while not self._http.started:
+            if self._http_task.done():  # failed to bind: uvicorn logs why and exits
+                await server.stop(None)
+                raise OSError(f"cannot listen for HTTP on {o.host}:{o.http_port}")
+            await asyncio.sleep(0.01)
+        self.http_port = self._http.servers[0].sockets[0].getsockname()[1]
+        log.info("listening: gRPC on %s:%d, HTTP on %s:%d", o.host, self.grpc_port, o.host, self.http_port)
+        if load_models:
+            await self.plane.start()
+            await self.health.set(True)
+            log.info("ready")
+
+    async def mark_ready(self) -> None:
+        """For servers started with ``load_models=False`` once the plane has been started separately."""
+        await self.health.set(self.plane.ready)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        grace = self.options.grace_period_s if grace_s is None else grace_s
+        log.info("stopping: draining in-flight calls for up to %.1f s", grace)
+        await self.health.set(False)
+        self.plane.draining()
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
+        await self.plane.close(grace)
+        log.info("stopped")
+
+
+async def serve_until_signal(plane: DataPlane, options: ServerOptions) -> int:
+    """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code (0)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = Server(plane, options)
+    starting = asyncio.create_task(server.start())
+    waiting = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if starting in done:
+        starting.result()  # a failure to bind or load ends the process here, with its error
+        await waiting
+    else:
+        starting.cancel()
+    log.info("received a stop signal")
+    await server.stop()
+    return 0

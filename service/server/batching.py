@@ -1,0 +1,153 @@
+"""Micro-batching of fast-path inference: concurrent requests for the same model and the same input size
+share one ONNX Runtime run.
+
+Design (after Ray Serve's ``serve/batching.py``): one asyncio lane per key ``(model, height, width)``; a
+request puts ``(input, future)`` on its lane's queue and awaits the future. The lane's task takes the first
+waiting request, then keeps collecting until the batch holds ``max_size`` requests or ``max_delay_s`` has
+passed since that first request, and runs the whole batch with one executor call. Every request gets its
+own future: its own output, or, if the batch run fails, the batch's exception (bad images never get this
+far: they are rejected while decoding, before they join a lane).
+
+Only inputs with identical prepared (H, W) share a lane. Padding or resizing to size buckets would let more
+requests batch together but would change each image's result (instance norm statistics, border effects),
+so exact-size batching is the price of outputs that match the unbatched engine bit for bit.
+
+A lane whose queue is empty after a run ends its task; the next request starts a new one, so idle sizes cost
+nothing. Requests whose caller went away (future cancelled) while waiting are dropped before the run.
+``max_delay_s = 0`` disables batching: every request runs alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+RunBatch = Callable[[str, list[np.ndarray]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One request's output plus how it was run (for timing breakdowns and metrics)."""
+
+    output: np.ndarray
+    batch_size: int
+    queue_wait_s: float  # from submit to the start of the run
+    run_s: float  # the batch's executor run time (shared by its requests)
+
+
+@dataclass
+class _Item:
+    image: np.ndarray
+    future: asyncio.Future[BatchResult]
+    enqueued: float
+
+
+class _Lane:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+
+BatchObserver = Callable[[str, int, float], None]  # (model, batch size, run seconds)
+
+
+class MicroBatcher:
+    """Groups same-model, same-size requests into one ``run_batch(model, images)`` call on ``executor``."""
+
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        executor: Executor,
+        max_size: int = 8,
+        max_delay_s: float = 0.005,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        if max_size < 1 or max_delay_s < 0:
+            raise ValueError("max_size must be >= 1 and max_delay_s >= 0")
+        self.run_batch = run_batch
+        self.executor = executor
+        self.max_size = max_size if max_delay_s > 0 else 1
+        self.max_delay_s = max_delay_s
+        self.observer = observer
+        self._lanes: dict[tuple[str, int, int], _Lane] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_size > 1
+
+    async def submit(self, model: str, image: np.ndarray) -> BatchResult:
+        """Run ``image`` through ``model`` (batched with concurrent same-size requests) and return its output."""
+        loop = asyncio.get_running_loop()
+        key = (model, int(image.shape[0]), int(image.shape[1]))
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        future: asyncio.Future[BatchResult] = loop.create_future()
+        lane.queue.put_nowait(_Item(image, future, time.monotonic()))
+        if lane.task is None:
+            lane.task = asyncio.create_task(self._drain(key, lane), name=f"batch-{key}")
+        return await future
+
+    async def _collect(self, lane: _Lane) -> list[_Item]:
+        first = await lane.queue.get()
+        batch = [first]
+        if self.max_size > 1:
+            close_at = first.enqueued + self.max_delay_s
+            while len(batch) < self.max_size:
+                if not lane.queue.empty():
+                    batch.append(lane.queue.get_nowait())
+                    continue
+                remaining = close_at - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(lane.queue.get(), remaining))
+                except TimeoutError:
+                    break
+        return [item for item in batch if not item.future.done()]  # callers that went away are dropped
+
+    async def _drain(self, key: tuple[str, int, int], lane: _Lane) -> None:
+        model = key[0]
+        loop = asyncio.get_running_loop()
+        try:
+            while not lane.queue.empty():
+                batch = await self._collect(lane)
+                if not batch:
+                    continue
+                start = time.monotonic()
+                try:
+                    outputs = await loop.run_in_executor(
+                        self.executor, self.run_batch, model, [item.image for item in batch]
+                    )
+                    if len(outputs) != len(batch):
+                        raise RuntimeError(
+                            f"run_batch returned {len(outputs)} outputs for {len(batch)} inputs"
+                        )
+                except BaseException as exc:  # every request of a failed batch gets the batch's error
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                run_s = time.monotonic() - start
+                if self.observer is not None:
+                    self.observer(model, len(batch), run_s)
+                for item, out in zip(batch, outputs, strict=True):
+                    if not item.future.done():
+                        item.future.set_result(BatchResult(out, len(batch), start - item.enqueued, run_s))
+        finally:
+            # No await between the emptiness check above and here, so no request can slip in unseen.
+            lane.task = None
+            if lane.queue.empty():
+                self._lanes.pop(key, None)
+            else:  # cancelled with requests waiting (shutdown): fail them rather than leave them hanging
+                while not lane.queue.empty():
+                    item = lane.queue.get_nowait()
+                    if not item.future.done():
+                        item.future.cancel()

@@ -1,0 +1,422 @@
+"""The data plane: the one object both transports (gRPC, REST) call.
+
+Contract for the transports (keep stable; plain values in, dataclasses out, typed errors of
+``service.core.errors`` raised, mapped to status codes by ``service.server.errormap``):
+
+``await plane.start()``                   load the style engine and the default backbone, warm up, then ready
+``plane.ready -> bool``                   True between a successful start and the start of shutdown
+``await plane.stylize(image, style, strength=1.0, preserve_color=False, max_side=None, fmt="png",
+                      quality=90, deadline=None) -> StylizeResult``    fast path, micro-batched
+``plane.list_styles() -> list[StyleInfo]`` (``service.core.stylize.engine.StyleInfo``)
+``await plane.classify(image, top_k=5, backbone=None, deadline=None) -> list[Prediction]``
+``await plane.saliency(image, method, target=None, output="overlay", params=None, top_k=5,
+                       backbone=None, deadline=None) -> SaliencyOutput``   runs as a job, awaited
+``await plane.submit_gatys(content, styles, options, fmt="png", quality=90, backbone=None,
+                           deadline=None) -> Job``
+``await plane.submit_deepdream(image, options, fmt="png", quality=90, backbone=None, guide=None,
+                               deadline=None) -> Job``
+``plane.jobs``                            the ``JobManager`` (get / cancel / subscribe / result)
+``plane.metrics``                         the ``Metrics``; ``plane.track(transport, method)`` times a call
+``await plane.close(grace_s)``            stop accepting, cancel jobs, release executors
+
+``image`` arguments are encoded bytes; ``deadline`` is a ``time.monotonic()`` value (None: no deadline).
+The ``submit_*`` methods decode and validate before creating the job, so bad input raises at once.
+Queues are bounded: a full queue raises ``ResourceExhausted`` carrying ``retry_after_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from service.core.errors import DeadlineExceeded, InvalidArgument, NotReady, ResourceExhausted
+from service.core.imageio import MIME_TYPES, decode_image, encode_image, normalize_format
+from service.server.batching import MicroBatcher
+from service.server.config import PlaneConfig
+from service.server.errormap import log_unexpected, reason_of, status_for
+from service.server.jobs import Job, JobManager
+from service.server.metrics import Metrics
+from service.server.renders import prepare_deepdream, prepare_gatys, prepare_saliency
+
+if TYPE_CHECKING:
+    from service.core.classify import Prediction
+    from service.core.stylize.engine import StyleEngine, StyleInfo
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StylizeResult:
+    image: bytes
+    content_type: str
+    model: str
+    version: str
+    provider: str
+    timings: dict[str, float]  # milliseconds: decode, queue, inference, encode, total
+    width: int = 0
+    height: int = 0
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class SaliencyOutput:
+    data: bytes  # PNG (overlay, heatmap), raw float32, .npy or JSON, by ``output``
+    content_type: str
+    width: int
+    height: int
+    method: str
+    target: int
+    predictions: list[Prediction]
+    map: np.ndarray = field(repr=False)  # float32 (H, W) in [0, 1]
+
+
+@dataclass
+class RequestScope:
+    """Filled in by the transport while a call runs; ``DataPlane.track`` records it on exit."""
+
+    model: str = ""
+    code: str = "OK"
+
+
+class DataPlane:
+    def __init__(self, config: PlaneConfig, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.engine: StyleEngine | None = None
+        self._ready = False
+        self._fast_pending = 0
+        self.fast_executor = ThreadPoolExecutor(config.fast_workers, thread_name_prefix="atelier-fast")
+        # Decode/encode off the event loop but not behind inference in the fast executor.
+        self.codec_executor = ThreadPoolExecutor(2, thread_name_prefix="atelier-codec")
+        self.batcher = MicroBatcher(
+            self._run_batch,
+            self.fast_executor,
+            max_size=config.batch_max_size,
+            max_delay_s=config.batch_max_delay_ms / 1000.0,
+            observer=self._observe_batch,
+        )
+        self.jobs = JobManager(
+            workers=config.job_workers,
+            queue_limit=config.job_queue_limit,
+            max_runtime_s=config.job_max_runtime_s,
+            result_ttl_s=config.job_result_ttl_s,
+            result_max_count=config.job_result_max_count,
+            result_max_bytes=config.job_result_max_bytes,
+            metrics=self.metrics,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        """Load and warm up the models in a worker thread, then mark the plane ready."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.fast_executor, self._load)
+        self._ready = True
+        self.metrics.ready.set(1)
+
+    def _load(self) -> None:
+        from service.server.loading import load_backbone_warm, load_engine
+
+        self.engine = load_engine(self.config, self.metrics)
+        load_backbone_warm(self.config, self.metrics)
+
+    def draining(self) -> None:
+        """Refuse new work (NotReady) while calls already admitted finish; readiness goes false."""
+        self._ready = False
+        self.metrics.ready.set(0)
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Stop accepting work, cancel jobs (waiting up to ``grace_s`` for workers), release the executors."""
+        self._ready = False
+        self.metrics.ready.set(0)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.jobs.close, grace_s)
+        self.fast_executor.shutdown(wait=False, cancel_futures=True)
+        self.codec_executor.shutdown(wait=False, cancel_futures=True)
+        if self.engine is not None:
+            self.engine.close()
+
+    # --- request accounting ---------------------------------------------------------------------------
+    @asynccontextmanager
+    async def track(self, transport: str, method: str, model: str = "") -> AsyncIterator[RequestScope]:
+        """Time one call: in-flight gauge, latency histogram by code, error counter by reason."""
+        scope = RequestScope(model=model)
+        gauge = self.metrics.requests_in_flight.labels(transport=transport)
+        gauge.inc()
+        start = time.monotonic()
+        try:
+            yield scope
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):  # the client went away
+                scope.code = "CANCELLED" if transport == "grpc" else "499"
+                reason = "cancelled"
+            else:
+                status = status_for(exc)
+                scope.code = status.grpc.name if transport == "grpc" else str(status.http)
+                reason = reason_of(exc)
+                log_unexpected(exc, f"{transport} {method}")
+            self.metrics.errors.labels(transport=transport, method=method, reason=reason).inc()
+            raise
+        finally:
+            gauge.dec()
+            self.metrics.request_duration.labels(
+                transport=transport, method=method, model=scope.model, code=scope.code
+            ).observe(time.monotonic() - start)
+
+    def _require_ready(self) -> StyleEngine:
+        if not self._ready or self.engine is None:
+            raise NotReady("The server is starting (models loading) or shutting down; retry shortly.")
+        return self.engine
+
+    @asynccontextmanager
+    async def _fast_slot(self) -> AsyncIterator[None]:
+        if self._fast_pending >= self.config.fast_queue_limit:
+            self.metrics.rejected.labels(queue="fast").inc()
+            raise ResourceExhausted(
+                f"The fast-path queue is full ({self._fast_pending} requests waiting).", retry_after_s=1.0
+            )
+        self._fast_pending += 1
+        self.metrics.queue_depth.labels(queue="fast").set(self._fast_pending)
+        try:
+            yield
+        finally:
+            self._fast_pending -= 1
+            self.metrics.queue_depth.labels(queue="fast").set(self._fast_pending)
+
+    async def _in(self, executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    # --- fast path ------------------------------------------------------------------------------------
+    def list_styles(self) -> list[StyleInfo]:
+        return self._require_ready().styles()
+
+    async def stylize(
+        self,
+        image: bytes,
+        style: str,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+        fmt: str = "png",
+        quality: int = 90,
+        deadline: float | None = None,
+    ) -> StylizeResult:
+        from service.core.stylize.engine import StylizeOptions
+
+        engine = self._require_ready()
+        fmt = normalize_format(fmt)
+        if not 0.0 <= strength <= 1.0:
+            raise InvalidArgument(f"strength must be between 0 and 1, got {strength}.")
+        if not 1 <= quality <= 100:
+            raise InvalidArgument(f"quality must be between 1 and 100, got {quality}.")
+        cap = self.config.max_side_stylize
+        if max_side is not None and not 16 <= max_side <= cap:
+            raise InvalidArgument(f"max_side must be between 16 and {cap}, got {max_side}.")
+        info = engine.info(style)  # UnknownModel (NOT_FOUND) listing the known styles
+        opts = StylizeOptions(strength=strength, preserve_color=preserve_color, max_side=max_side or cap)
+        async with _deadline(deadline), self._fast_slot():
+            t0 = time.monotonic()
+            prepared = await self._in(self.codec_executor, _decode_prepare, engine, image, opts, self.config)
+            t1 = time.monotonic()
+            if engine.needs_tiling(prepared):
+                # Tiled images run alone: one request is already several ONNX Runtime runs.
+                out = await self._in(self.fast_executor, engine.stylize, style, prepared, opts)
+                t2 = time.monotonic()
+                queue_s, run_s, batch = 0.0, t2 - t1, 1
+                self._observe_batch(style, 1, run_s)
+                data = await self._in(self.codec_executor, encode_image, out, fmt, quality)
+            else:
+                res = await self.batcher.submit(style, prepared)
+                t2 = time.monotonic()
+                queue_s, run_s, batch = res.queue_wait_s, res.run_s, res.batch_size
+                out, data = await self._in(
+                    self.codec_executor, _finish_encode, engine, prepared, res.output, opts, fmt, quality
+                )
+            t3 = time.monotonic()
+        self.metrics.queue_wait.labels(queue="fast").observe(queue_s)
+        timings = {
+            "decode": (t1 - t0) * 1e3,
+            "queue": queue_s * 1e3,
+            "inference": run_s * 1e3,
+            "encode": (t3 - t2) * 1e3,
+            "total": (t3 - t0) * 1e3,
+        }
+        h, w = out.shape[:2]
+        return StylizeResult(
+            data, MIME_TYPES[fmt], info.name, info.version, info.provider, timings, w, h, batch
+        )
+
+    def _run_batch(self, model: str, batch: list[np.ndarray]) -> list[np.ndarray]:
+        assert self.engine is not None
+        return self.engine.run_batch(model, batch)
+
+    def _observe_batch(self, model: str, size: int, run_s: float) -> None:
+        provider = self.engine.info(model).provider if self.engine is not None else ""
+        self.metrics.batch_size.labels(model=model).observe(size)
+        self.metrics.inference_duration.labels(model=model, provider=provider).observe(run_s)
+
+    async def classify(
+        self, image: bytes, top_k: int = 5, backbone: str | None = None, deadline: float | None = None
+    ) -> list[Prediction]:
+        from service.core.classify import classify
+
+        self._require_ready()
+        if not 1 <= top_k <= 1000:
+            raise InvalidArgument(f"top_k must be between 1 and 1000, got {top_k}.")
+        cfg = self.config.slow()
+        async with _deadline(deadline), self._fast_slot():
+            img = await self._in(self.codec_executor, decode_image, image, self.config.limits)
+            net = await self._in(self.fast_executor, _get_backbone, cfg, backbone)
+            start = time.monotonic()
+            preds = await self._in(self.fast_executor, classify, net, [img], top_k)
+            self.metrics.inference_duration.labels(model=net.name, provider=f"torch:{net.device}").observe(
+                time.monotonic() - start
+            )
+        return preds[0]
+
+    # --- slow path ------------------------------------------------------------------------------------
+    async def saliency(
+        self,
+        image: bytes,
+        method: str,
+        target: int | str | None = None,
+        output: str = "overlay",
+        params: dict[str, Any] | None = None,
+        top_k: int = 5,
+        backbone: str | None = None,
+        deadline: float | None = None,
+    ) -> SaliencyOutput:
+        """A saliency map; runs on the job workers (some methods take seconds) and waits for the result."""
+        self._require_ready()
+        fn = await self._in(
+            self.codec_executor,
+            prepare_saliency,
+            self.config.slow(),
+            image,
+            method,
+            target,
+            output,
+            params,
+            top_k,
+            backbone,
+        )
+        job = self.jobs.submit("saliency", fn, deadline)
+        try:
+            async with _deadline(deadline):
+                await job.final()
+        except BaseException:
+            self.jobs.cancel(job.id, "the caller went away")
+            raise
+        out = job.output()
+        x = out.extra
+        return SaliencyOutput(
+            out.data,
+            out.content_type,
+            out.width,
+            out.height,
+            x["method"],
+            x["target"],
+            x["predictions"],
+            x["map"],
+        )
+
+    async def submit_gatys(
+        self,
+        content: bytes,
+        styles: list[bytes],
+        options: dict[str, Any] | None = None,
+        fmt: str = "png",
+        quality: int = 90,
+        backbone: str | None = None,
+        deadline: float | None = None,
+    ) -> Job:
+        self._require_ready()
+        fmt, quality = _check_output(fmt, quality)
+        fn = await self._in(
+            self.codec_executor,
+            prepare_gatys,
+            self.config.slow(),
+            content,
+            styles,
+            options,
+            fmt,
+            quality,
+            backbone,
+        )
+        return self.jobs.submit("gatys", fn, deadline)
+
+    async def submit_deepdream(
+        self,
+        image: bytes,
+        options: dict[str, Any] | None = None,
+        fmt: str = "png",
+        quality: int = 90,
+        backbone: str | None = None,
+        guide: bytes | None = None,
+        deadline: float | None = None,
+    ) -> Job:
+        self._require_ready()
+        fmt, quality = _check_output(fmt, quality)
+        fn = await self._in(
+            self.codec_executor,
+            prepare_deepdream,
+            self.config.slow(),
+            image,
+            options,
+            fmt,
+            quality,
+            backbone,
+            guide,
+        )
+        return self.jobs.submit("deepdream", fn, deadline)
+
+
+def _check_output(fmt: str, quality: int) -> tuple[str, int]:
+    if not 1 <= quality <= 100:
+        raise InvalidArgument(f"quality must be between 1 and 100, got {quality}.")
+    return normalize_format(fmt), quality
+
+
+def _decode_prepare(engine: StyleEngine, data: bytes, opts: Any, config: PlaneConfig) -> np.ndarray:
+    return engine.prepare(decode_image(data, config.limits), opts)
+
+
+def _finish_encode(
+    engine: StyleEngine, prepared: np.ndarray, raw: np.ndarray, opts: Any, fmt: str, quality: int
+) -> tuple[np.ndarray, bytes]:
+    out = engine.finish(prepared, raw, opts)
+    return out, encode_image(out, fmt, quality)
+
+
+def _get_backbone(cfg: Any, name: str | None) -> Any:
+    from service.core.backbones import get_backbone
+
+    return get_backbone(name or cfg.default_backbone, cfg.device, cfg.backbone_weights)
+
+
+@asynccontextmanager
+async def _deadline(deadline: float | None) -> AsyncIterator[None]:
+    """Cancel the enclosed work at ``deadline`` (monotonic) and raise ``DeadlineExceeded``."""
+    if deadline is None:
+        yield
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DeadlineExceeded("The deadline passed before the work could start.")
+    try:
+        async with asyncio.timeout(remaining):
+            yield
+    except TimeoutError:
+        raise DeadlineExceeded(f"The work did not finish within its deadline ({remaining:.2f} s).") from None

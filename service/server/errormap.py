@@ -1,0 +1,84 @@
+"""The one table from the core's typed errors to transport status codes.
+
+Both transports use it (gRPC: ``grpc.StatusCode``; REST: the HTTP status), so the same failure reads the
+same over either. Bad input always maps to a 4xx-class status: never UNKNOWN or INTERNAL. An exception
+that is not an ``AtelierError`` is a bug on our side: it becomes INTERNAL / 500 with a generic message
+(the details go to the log, not to the caller).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+
+from service.core import errors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Status:
+    grpc: grpc.StatusCode
+    http: int
+
+
+# Every class of service.core.errors.ALL_ERRORS; tests/test_server_errors.py walks each entry.
+# Subclasses come before their bases only for readability: lookup walks the MRO, most specific first.
+ERROR_TABLE: dict[type[errors.AtelierError], Status] = {
+    errors.InvalidImage: Status(grpc.StatusCode.INVALID_ARGUMENT, 400),
+    # The caller can fix it (send a smaller image), so INVALID_ARGUMENT rather than RESOURCE_EXHAUSTED,
+    # which clients treat as "retry later"; HTTP has a dedicated code.
+    errors.ImageTooLarge: Status(grpc.StatusCode.INVALID_ARGUMENT, 413),
+    errors.InvalidArgument: Status(grpc.StatusCode.INVALID_ARGUMENT, 422),
+    errors.UnknownModel: Status(grpc.StatusCode.NOT_FOUND, 404),
+    errors.UnknownJob: Status(grpc.StatusCode.NOT_FOUND, 404),
+    errors.NotFound: Status(grpc.StatusCode.NOT_FOUND, 404),
+    # A backbone whose weights are not installed on this server: the request is valid, the server lacks it.
+    errors.WeightsNotFound: Status(grpc.StatusCode.FAILED_PRECONDITION, 424),
+    errors.ModelLoadError: Status(grpc.StatusCode.FAILED_PRECONDITION, 424),
+    errors.Cancelled: Status(grpc.StatusCode.CANCELLED, 499),
+    errors.DeadlineExceeded: Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+    errors.ResourceExhausted: Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    errors.NotReady: Status(grpc.StatusCode.UNAVAILABLE, 503),
+    errors.AtelierError: Status(grpc.StatusCode.INTERNAL, 500),
+}
+
+INTERNAL = Status(grpc.StatusCode.INTERNAL, 500)
+INTERNAL_MESSAGE = "Internal server error; the server log has the details."
+
+# Trailing metadata key (gRPC) and header (HTTP: Retry-After, rounded up) carrying the retry hint.
+RETRY_AFTER_KEY = "retry-after-s"
+
+
+def status_for(exc: BaseException) -> Status:
+    """The status of an error: the table entry of its most specific class, INTERNAL for anything else."""
+    if isinstance(exc, errors.AtelierError):
+        for cls in type(exc).__mro__:
+            status = ERROR_TABLE.get(cls)
+            if status is not None:
+                return status
+    return INTERNAL
+
+
+def public_message(exc: BaseException) -> str:
+    """What the caller is told: the typed error's message, or a generic line for unexpected exceptions."""
+    if isinstance(exc, errors.AtelierError):
+        if isinstance(exc, errors.ResourceExhausted):
+            return f"{exc.message} Retry after {exc.retry_after_s:g} s."
+        return exc.message
+    return INTERNAL_MESSAGE
+
+
+def reason_of(exc: BaseException) -> str:
+    """The short label for ``atelier_errors_total{reason=...}``."""
+    if isinstance(exc, errors.AtelierError):
+        return exc.reason
+    return "internal"
+
+
+def log_unexpected(exc: BaseException, where: str) -> None:
+    """Log an exception that is not a typed error (a bug): full traceback, once, at ERROR."""
+    if not isinstance(exc, errors.AtelierError):
+        log.error("unexpected error in %s", where, exc_info=exc)

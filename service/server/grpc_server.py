@@ -1,0 +1,269 @@
+"""The gRPC transport: a thin ``atelier.v1.Atelier`` servicer over the ``DataPlane``.
+
+Each method converts the request to plain values, awaits the data plane, and converts the result back.
+Errors go through ``errormap`` (``context.abort`` with the mapped code and the error's message; a full
+queue adds the ``retry-after-s`` trailing metadata). The streaming renders submit a job and stream its
+events; if the client cancels or its deadline passes, the job is cancelled and its worker freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health as grpc_health
+from grpc_health.v1 import health_pb2
+
+from service.api.v1 import atelier_pb2 as pb
+from service.api.v1 import atelier_pb2_grpc as pb_grpc
+from service.core.errors import ResourceExhausted
+from service.server.dataplane import DataPlane, RequestScope
+from service.server.errormap import RETRY_AFTER_KEY, public_message, status_for
+from service.server.jobs import Job, JobEvent
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Atelier"].full_name  # "atelier.v1.Atelier"
+
+FORMATS = {
+    pb.IMAGE_FORMAT_UNSPECIFIED: "png",
+    pb.IMAGE_FORMAT_PNG: "png",
+    pb.IMAGE_FORMAT_JPEG: "jpeg",
+    pb.IMAGE_FORMAT_WEBP: "webp",
+}
+SALIENCY_OUTPUTS = {
+    pb.SALIENCY_OUTPUT_UNSPECIFIED: "overlay",
+    pb.SALIENCY_OUTPUT_OVERLAY: "overlay",
+    pb.SALIENCY_OUTPUT_HEATMAP: "heatmap",
+    pb.SALIENCY_OUTPUT_FLOAT32: "float32",
+}
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _format(value: int) -> str:
+    # An enum value this server does not know (a newer client) falls back to PNG rather than failing.
+    return FORMATS.get(value, "png")  # type: ignore[call-overload]
+
+
+def _quality(value: int) -> int:
+    return value or 90
+
+
+def _struct(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(message) if message is not None else {}
+
+
+def _predictions(preds: Any) -> list[pb.Prediction]:
+    return [pb.Prediction(index=p.index, label=p.label, probability=p.probability) for p in preds]
+
+
+class AtelierServicer(pb_grpc.AtelierServicer):
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+
+    @asynccontextmanager
+    async def _rpc(
+        self, context: grpc.aio.ServicerContext, method: str, model: str = ""
+    ) -> AsyncIterator[RequestScope]:
+        """Time the call and turn a typed error into ``context.abort`` with the mapped status."""
+        try:
+            async with self.plane.track("grpc", method, model) as scope:
+                yield scope
+        except Exception as exc:
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                raise
+            status = status_for(exc)
+            if isinstance(exc, ResourceExhausted):
+                context.set_trailing_metadata(((RETRY_AFTER_KEY, f"{exc.retry_after_s:g}"),))
+            await context.abort(status.grpc, public_message(exc))
+
+    async def Stylize(
+        self, request: pb.StylizeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StylizeResponse:
+        async with self._rpc(context, "Stylize", request.style):
+            res = await self.plane.stylize(
+                request.image,
+                request.style,
+                strength=request.strength if request.HasField("strength") else 1.0,
+                preserve_color=request.preserve_color,
+                max_side=request.max_side or None,
+                fmt=_format(request.format),
+                quality=_quality(request.quality),
+                deadline=_deadline(context),
+            )
+            return pb.StylizeResponse(
+                image=res.image,
+                content_type=res.content_type,
+                model=res.model,
+                version=res.version,
+                provider=res.provider,
+                timings_ms=res.timings,
+                width=res.width,
+                height=res.height,
+                batch_size=res.batch_size,
+            )
+        raise AssertionError("unreachable: _rpc aborts on error")
+
+    async def ListStyles(
+        self, request: pb.ListStylesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListStylesResponse:
+        async with self._rpc(context, "ListStyles"):
+            styles = [
+                pb.StyleInfo(
+                    name=s.name,
+                    style=s.style,
+                    arch=s.arch,
+                    version=s.version,
+                    title=s.title,
+                    artist=s.artist,
+                    year=s.year,
+                    licence=s.licence,
+                    provider=s.provider,
+                    precision=s.precision,
+                )
+                for s in self.plane.list_styles()
+            ]
+            return pb.ListStylesResponse(styles=styles)
+        raise AssertionError("unreachable: _rpc aborts on error")
+
+    async def Classify(
+        self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClassifyResponse:
+        backbone = request.backbone or self.plane.config.default_backbone
+        async with self._rpc(context, "Classify", backbone):
+            preds = await self.plane.classify(
+                request.image, top_k=request.top_k or 5, backbone=backbone, deadline=_deadline(context)
+            )
+            return pb.ClassifyResponse(predictions=_predictions(preds), backbone=backbone)
+        raise AssertionError("unreachable: _rpc aborts on error")
+
+    async def Saliency(
+        self, request: pb.SaliencyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SaliencyResponse:
+        backbone = request.backbone or self.plane.config.default_backbone
+        which = request.WhichOneof("target")
+        target: int | str | None = getattr(request, which) if which else None
+        async with self._rpc(context, "Saliency", backbone):
+            out = await self.plane.saliency(
+                request.image,
+                request.method,
+                target=target,
+                output=SALIENCY_OUTPUTS.get(request.output, "overlay"),
+                params=_struct(request.params) if request.HasField("params") else None,
+                top_k=request.top_k or 5,
+                backbone=backbone,
+                deadline=_deadline(context),
+            )
+            return pb.SaliencyResponse(
+                map=out.data,
+                content_type=out.content_type,
+                width=out.width,
+                height=out.height,
+                target=out.target,
+                predictions=_predictions(out.predictions),
+                method=out.method,
+            )
+        raise AssertionError("unreachable: _rpc aborts on error")
+
+    async def Gatys(
+        self, request: pb.GatysRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RenderEvent]:
+        backbone = request.backbone or self.plane.config.default_backbone
+        async with self._rpc(context, "Gatys", backbone):
+            job = await self.plane.submit_gatys(
+                request.content,
+                list(request.styles),
+                _struct(request.options) if request.HasField("options") else None,
+                fmt=_format(request.format),
+                quality=_quality(request.quality),
+                backbone=backbone,
+                deadline=_deadline(context),
+            )
+            async for event in self._stream(job):
+                yield event
+
+    async def DeepDream(
+        self, request: pb.DeepDreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RenderEvent]:
+        backbone = request.backbone or self.plane.config.default_backbone
+        async with self._rpc(context, "DeepDream", backbone):
+            job = await self.plane.submit_deepdream(
+                request.image,
+                _struct(request.options) if request.HasField("options") else None,
+                fmt=_format(request.format),
+                quality=_quality(request.quality),
+                backbone=backbone,
+                guide=request.guide or None,
+                deadline=_deadline(context),
+            )
+            async for event in self._stream(job):
+                yield event
+
+    async def _stream(self, job: Job) -> AsyncIterator[pb.RenderEvent]:
+        """Relay a job's events; cancel the job if the stream ends early (client gone, deadline)."""
+        try:
+            async for event in job.events():
+                if event.state == "succeeded":
+                    yield _result_event(event)
+                elif event.terminal:
+                    assert event.error is not None
+                    raise event.error
+                else:
+                    yield _progress_event(event)
+        finally:
+            if not job.latest.terminal:
+                self.plane.jobs.cancel(job.id, "the client went away")
+
+
+def _progress_event(event: JobEvent) -> pb.RenderEvent:
+    msg = pb.RenderEvent(job_id=event.job_id, state=event.state)
+    p = event.progress
+    if p is not None:
+        msg.progress.CopyFrom(
+            pb.RenderProgress(
+                step=p.step,
+                total=p.total,
+                losses={k: float(v) for k, v in p.losses.items()},
+                elapsed_s=p.elapsed_s,
+                eta_s=p.eta_s,
+                stage=p.stage,
+                preview=event.preview_jpeg or b"",
+            )
+        )
+    return msg
+
+
+def _result_event(event: JobEvent) -> pb.RenderEvent:
+    out = event.output
+    assert out is not None
+    result = pb.RenderResult(
+        image=out.data,
+        content_type=out.content_type,
+        width=out.width,
+        height=out.height,
+        duration_s=event.duration_s or 0.0,
+    )
+    return pb.RenderEvent(job_id=event.job_id, state=event.state, result=result)
+
+
+class Health:
+    """``grpc.health.v1.Health``: NOT_SERVING until the plane is ready, NOT_SERVING again on shutdown."""
+
+    SERVICES = ("", SERVICE_NAME)
+
+    def __init__(self) -> None:
+        self.servicer = grpc_health.aio.HealthServicer()  # type: ignore[attr-defined]
+
+    async def set(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self.SERVICES:
+            await self.servicer.set(name, status)

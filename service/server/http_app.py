@@ -1,0 +1,45 @@
+"""The HTTP side of the server: /metrics, /healthz, /readyz, plus the REST API (``service.server.rest``).
+
+Served by uvicorn in the same event loop as the gRPC server (``service.server.app``), so one process
+answers both ports and shares one data plane and one metrics registry.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from service import __version__
+from service.server.dataplane import DataPlane
+from service.server.metrics import Metrics
+
+
+def create_app(plane: DataPlane, registry: Metrics | None = None) -> FastAPI:
+    """The FastAPI app: operational endpoints, and the REST router when that module is installed."""
+    metrics = registry if registry is not None else plane.metrics
+    app = FastAPI(title="Atelier", version=__version__)
+
+    @app.get("/metrics", include_in_schema=False)
+    def get_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(content=body, media_type=content_type)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        """Readiness: 200 only when the models are loaded and warmed up (and not shutting down)."""
+        if plane.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "reason": "loading models or shutting down"}, 503)
+
+    if importlib.util.find_spec("service.server.rest") is not None:
+        from service.server.rest import build_router  # type: ignore[import-not-found, unused-ignore]
+
+        app.include_router(build_router(plane))
+    return app

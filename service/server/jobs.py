@@ -1,0 +1,400 @@
+"""The slow path: a bounded queue of jobs run by a fixed pool of worker threads.
+
+Each job has an id (uuid4 hex), a kind (``gatys``, ``deepdream``, ``saliency``), a state
+(queued -> running -> succeeded | failed | cancelled | deadline_exceeded), a stream of progress events, and
+on success a result. Submitting when every worker is busy and ``queue_limit`` jobs already wait fails at
+once with ``ResourceExhausted`` (with a retry hint) rather than queueing without bound.
+
+Cancellation and deadlines go through the job's ``CancelToken``: the algorithm checks it every iteration,
+so ``cancel(id)`` (or the client going away, or the deadline) frees the worker within one iteration. The
+run-time cap (``max_runtime_s``) is folded into the same token when the job starts.
+
+Progress is published from the worker thread and consumed on an asyncio loop. Subscribers see the latest
+event (a slow subscriber skips intermediate steps instead of buffering them) and always the final one;
+any number may subscribe, and a late subscriber first gets the latest event again.
+
+Finished jobs are kept for ``result_ttl_s`` and at most ``result_max_count`` jobs / ``result_max_bytes``
+of results (oldest evicted first); asking for an evicted id says it expired, an unknown id that it never
+existed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from service.core.errors import (
+    AtelierError,
+    Cancelled,
+    DeadlineExceeded,
+    NotReady,
+    ResourceExhausted,
+    UnknownJob,
+)
+from service.core.imageio import encode_image
+from service.core.progress import CancelToken, Progress, ProgressCallback
+from service.server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "deadline_exceeded"})
+_EXPIRED_MEMORY = 10_000  # evicted ids remembered to tell "expired" from "never existed"
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """What a job produces: encoded bytes plus anything a transport reports alongside them."""
+
+    data: bytes
+    content_type: str
+    width: int = 0
+    height: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A snapshot of a job, published on every progress report and on every state change.
+
+    ``progress`` never carries the preview array; a requested preview arrives JPEG-encoded in
+    ``preview_jpeg`` (encoded in the worker thread, not on the event loop).
+    """
+
+    job_id: str
+    kind: str
+    state: str
+    progress: Progress | None = None
+    preview_jpeg: bytes | None = None
+    output: JobOutput | None = None
+    error: BaseException | None = None
+    duration_s: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+JobFunction = Callable[[CancelToken, ProgressCallback], JobOutput]
+
+
+class Job:
+    """One submitted unit of slow work. Created by ``JobManager.submit``; read-only for callers."""
+
+    def __init__(self, kind: str, fn: JobFunction, deadline: float | None) -> None:
+        self.id = uuid.uuid4().hex
+        self.kind = kind
+        self.fn = fn
+        self.token = CancelToken(deadline=deadline)
+        self.created = time.monotonic()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self._lock = threading.Lock()
+        self._version = 0
+        self._event = JobEvent(self.id, kind, "queued")
+        self._done = threading.Event()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    # --- reading --------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._event.state
+
+    @property
+    def latest(self) -> JobEvent:
+        return self._event
+
+    @property
+    def result_bytes(self) -> int:
+        out = self._event.output
+        return len(out.data) if out is not None else 0
+
+    def snapshot(self) -> tuple[int, JobEvent]:
+        with self._lock:
+            return self._version, self._event
+
+    def output(self) -> JobOutput:
+        """The result of a succeeded job; raises the job's error otherwise (NotReady while unfinished)."""
+        event = self._event
+        if event.state == "succeeded" and event.output is not None:
+            return event.output
+        if event.error is not None:
+            raise event.error
+        raise NotReady(f"Job {self.id} is {event.state}; its result is not ready yet.")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block (a thread, never the event loop) until the job is finished."""
+        return self._done.wait(timeout)
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        """Yield the latest event now, then each newer one, ending after the terminal event."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        entry = (loop, wake)
+        with self._lock:
+            self._waiters.append(entry)
+        last = -1
+        try:
+            while True:
+                wake.clear()
+                version, event = self.snapshot()
+                if version != last:
+                    last = version
+                    yield event
+                if event.terminal:
+                    return
+                await wake.wait()
+        finally:
+            with self._lock:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+
+    async def final(self) -> JobEvent:
+        """Wait (asynchronously) for the terminal event."""
+        last = self._event
+        async for event in self.events():
+            last = event
+        return last
+
+    # --- writing (manager and worker) -----------------------------------------------------------------
+    def _publish(self, **changes: Any) -> JobEvent:
+        with self._lock:
+            self._event = replace(self._event, **changes)
+            self._version += 1
+            event = self._event
+            waiters = list(self._waiters)
+        if event.terminal:
+            self._done.set()
+        for loop, wake in waiters:
+            with contextlib.suppress(RuntimeError):  # a closed loop: its subscriber is gone
+                loop.call_soon_threadsafe(wake.set)
+        return event
+
+
+class JobManager:
+    """Bounded worker pool for slow jobs. Thread-safe; ``submit``/``cancel``/``get`` never block."""
+
+    def __init__(
+        self,
+        workers: int = 1,
+        queue_limit: int = 8,
+        max_runtime_s: float = 600.0,
+        result_ttl_s: float = 3600.0,
+        result_max_count: int = 100,
+        result_max_bytes: int = 256 * 1024 * 1024,
+        metrics: Metrics | None = None,
+        kinds: tuple[str, ...] = ("gatys", "deepdream", "saliency"),
+    ) -> None:
+        if workers < 1 or queue_limit < 0:
+            raise ValueError("workers must be >= 1 and queue_limit >= 0")
+        self.workers = workers
+        self.queue_limit = queue_limit
+        self.max_runtime_s = max_runtime_s
+        self.result_ttl_s = result_ttl_s
+        self.result_max_count = result_max_count
+        self.result_max_bytes = result_max_bytes
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._finished: collections.OrderedDict[str, Job] = collections.OrderedDict()
+        self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._pending: collections.deque[Job] = collections.deque()
+        self._wake = threading.Condition(self._lock)
+        self._running = 0
+        self._closing = False
+        self._mean_duration_s = 10.0  # running mean for the retry hint; starts at a guess
+        if metrics is not None:
+            for kind in kinds:
+                metrics.prime_job_kind(kind)
+        self._threads = [
+            threading.Thread(target=self._worker, name=f"atelier-job-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    # --- public API -----------------------------------------------------------------------------------
+    def submit(self, kind: str, fn: JobFunction, deadline: float | None = None) -> Job:
+        """Queue ``fn(token, progress)`` as a job; ``deadline`` is a ``time.monotonic()`` value or None.
+
+        Raises ``ResourceExhausted`` when every worker is busy and the queue is full, ``NotReady`` while
+        shutting down.
+        """
+        job = Job(kind, fn, deadline)
+        with self._lock:
+            if self._closing:
+                raise NotReady("The server is shutting down and accepts no new jobs.")
+            if self._running + len(self._pending) >= self.workers + self.queue_limit:
+                retry = self._retry_hint_locked()
+                if self.metrics is not None:
+                    self.metrics.rejected.labels(queue="jobs").inc()
+                raise ResourceExhausted(
+                    f"The job queue is full ({len(self._pending)} waiting, {self._running} running).",
+                    retry_after_s=retry,
+                )
+            self._jobs[job.id] = job
+            self._pending.append(job)
+            self._gauges_locked()
+            if self.metrics is not None:
+                self.metrics.jobs.labels(kind=kind, state="queued").inc()
+            self._wake.notify()
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            self._evict_locked()
+            job = self._jobs.get(job_id)
+            if job is not None:
+                return job
+            if job_id in self._expired:
+                raise UnknownJob(f"Job {job_id} has finished and its result has expired.")
+        raise UnknownJob(f"No job with id {job_id!r} exists.")
+
+    def cancel(self, job_id: str, reason: str = "cancelled by the client") -> Job:
+        """Cancel a queued or running job (a finished job is left as it is) and return it."""
+        job = self.get(job_id)
+        self._cancel(job, reason)
+        return job
+
+    def result(self, job_id: str) -> JobOutput:
+        return self.get(job_id).output()
+
+    def subscribe(self, job_id: str) -> AsyncIterator[JobEvent]:
+        return self.get(job_id).events()
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Refuse new jobs, cancel queued and running ones, and wait up to ``timeout`` for the workers."""
+        with self._lock:
+            self._closing = True
+            active = [j for j in self._jobs.values() if not j.latest.terminal]
+            self._wake.notify_all()
+        for job in active:
+            self._cancel(job, "server shutdown")
+        end = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+
+    # --- internals ------------------------------------------------------------------------------------
+    def _cancel(self, job: Job, reason: str) -> None:
+        job.token.cancel(reason)
+        with self._lock:
+            if job.state != "queued":
+                return  # running: the worker sees the token within one iteration; finished: nothing to do
+            self._pending.remove(job)
+            self._gauges_locked()
+            if self.metrics is not None:
+                self.metrics.jobs.labels(kind=job.kind, state="queued").dec()
+        self._finish(job, "cancelled", Cancelled(f"Job was cancelled ({reason})."), None)
+
+    def _retry_hint_locked(self) -> float:
+        # Roughly when a slot frees up: the mean job time scaled by how far back in line a new job would be.
+        waiting = len(self._pending) + 1
+        return round(max(1.0, self._mean_duration_s * waiting / self.workers), 1)
+
+    def _gauges_locked(self) -> None:
+        if self.metrics is not None:
+            self.metrics.queue_depth.labels(queue="jobs").set(len(self._pending))
+
+    def _worker(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if not self._pending:
+                    return  # closing and nothing left
+                job = self._pending.popleft()
+                self._running += 1
+                self._gauges_locked()
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+    def _run(self, job: Job) -> None:
+        now = time.monotonic()
+        job.started = now
+        cap = now + self.max_runtime_s
+        job.token.deadline = cap if job.token.deadline is None else min(job.token.deadline, cap)
+        if self.metrics is not None:
+            self.metrics.queue_wait.labels(queue="jobs").observe(now - job.created)
+            self.metrics.jobs.labels(kind=job.kind, state="queued").dec()
+            self.metrics.jobs.labels(kind=job.kind, state="running").inc()
+        job._publish(state="running")
+
+        def report(p: Progress) -> None:
+            preview = None
+            if p.preview is not None:
+                preview = encode_image(p.preview, "jpeg", 85)
+                p = replace(p, preview=None)
+            job._publish(progress=p, preview_jpeg=preview)
+
+        output: JobOutput | None = None
+        state: str
+        error: BaseException | None
+        try:
+            job.token.check()  # a job whose deadline passed while queued never starts
+            output = job.fn(job.token, report)
+        except Cancelled as exc:
+            state, error = "cancelled", exc
+        except DeadlineExceeded as exc:
+            state, error = "deadline_exceeded", exc
+        except AtelierError as exc:
+            state, error = "failed", exc
+        except Exception as exc:
+            log.error("job %s (%s) failed with an unexpected error", job.id, job.kind, exc_info=exc)
+            state, error = "failed", exc
+        else:
+            state, error = "succeeded", None
+        finally:
+            if self.metrics is not None:
+                self.metrics.jobs.labels(kind=job.kind, state="running").dec()
+        self._finish(job, state, error, output)
+
+    def _finish(self, job: Job, state: str, error: BaseException | None, output: JobOutput | None) -> None:
+        job.finished = time.monotonic()
+        duration = job.finished - job.started if job.started is not None else 0.0
+        if self.metrics is not None:
+            self.metrics.jobs_finished.labels(kind=job.kind, state=state).inc()
+            if job.started is not None:
+                self.metrics.job_duration.labels(kind=job.kind).observe(duration)
+        with self._lock:
+            if state == "succeeded":
+                self._mean_duration_s = 0.8 * self._mean_duration_s + 0.2 * duration
+            self._finished[job.id] = job
+            self._evict_locked()
+        job._publish(state=state, error=error, output=output, duration_s=duration)
+
+    def _evict_locked(self) -> None:
+        now = time.monotonic()
+        total = sum(j.result_bytes for j in self._finished.values())
+        while self._finished:
+            oldest_id, oldest = next(iter(self._finished.items()))
+            age = now - (oldest.finished or now)
+            if (
+                age <= self.result_ttl_s
+                and len(self._finished) <= self.result_max_count
+                and total <= self.result_max_bytes
+            ):
+                break
+            del self._finished[oldest_id]
+            self._jobs.pop(oldest_id, None)
+            total -= oldest.result_bytes
+            self._expired[oldest_id] = None
+            if len(self._expired) > _EXPIRED_MEMORY:
+                self._expired.popitem(last=False)

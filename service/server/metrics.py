@@ -1,0 +1,126 @@
+"""All Prometheus collectors of one server instance, on their own ``CollectorRegistry``.
+
+A registry per instance (not the global default) so tests can run several servers in one process. Names
+and labels are a contract with the dashboards and alert rules in deploy/ (docs/ARCHITECTURE.md lists them);
+add new metrics freely, but never rename these.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Latency buckets from 5 ms (a small stylize on a GPU) to 10 min (a long Gatys render).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+QUEUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+
+JOB_ACTIVE_STATES = ("queued", "running")
+JOB_FINAL_STATES = ("succeeded", "failed", "cancelled", "deadline_exceeded")
+
+
+class Metrics:
+    """The collectors; attribute names follow the metric names without the ``atelier_`` prefix."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.request_duration = Histogram(
+            "atelier_request_duration_seconds",
+            "End-to-end request latency by transport, method, model and status code.",
+            ("transport", "method", "model", "code"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests_in_flight = Gauge(
+            "atelier_requests_in_flight", "Requests being handled now.", ("transport",), registry=r
+        )
+        self.errors = Counter(
+            "atelier_errors_total",
+            "Failed requests by transport, method and error reason.",
+            ("transport", "method", "reason"),
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "atelier_queue_wait_seconds",
+            "Time from admission to the start of work, by queue (fast, jobs).",
+            ("queue",),
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "atelier_queue_depth", "Requests or jobs waiting for a worker, by queue.", ("queue",), registry=r
+        )
+        self.inference_duration = Histogram(
+            "atelier_inference_duration_seconds",
+            "Model run time (one ONNX Runtime run per batch, or one PyTorch call), by model and provider.",
+            ("model", "provider"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "atelier_batch_size",
+            "Requests per ONNX Runtime run of the micro-batcher.",
+            ("model",),
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.jobs = Gauge(
+            "atelier_jobs", "Jobs by kind and state (queued, running).", ("kind", "state"), registry=r
+        )
+        self.jobs_finished = Counter(
+            "atelier_jobs_finished_total",
+            "Finished jobs by kind and final state.",
+            ("kind", "state"),
+            registry=r,
+        )
+        self.job_duration = Histogram(
+            "atelier_job_duration_seconds",
+            "Job run time (start to finish, without queueing), by kind.",
+            ("kind",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_load = Gauge(
+            "atelier_model_load_seconds", "Seconds to load each model.", ("model",), registry=r
+        )
+        self.model_warmup = Gauge(
+            "atelier_model_warmup_seconds", "Seconds of each model's warm-up run.", ("model",), registry=r
+        )
+        self.model_info = Gauge(
+            "atelier_model_info",
+            "One series per loaded model (value 1) carrying its version, arch, provider and precision.",
+            ("model", "version", "arch", "provider", "precision"),
+            registry=r,
+        )
+        self.model_load_failures = Counter(
+            "atelier_model_load_failures_total", "Models skipped at load, by model.", ("model",), registry=r
+        )
+        self.ready = Gauge("atelier_ready", "1 when models are loaded and warmed up, else 0.", registry=r)
+        # Additions beyond the contract table (documented in docs/ARCHITECTURE.md).
+        self.rejected = Counter(
+            "atelier_rejected_total",
+            "Requests refused by admission control (queue full), by queue.",
+            ("queue",),
+            registry=r,
+        )
+        self._prime()
+
+    def _prime(self) -> None:
+        """Create the label sets known up front so dashboards see zeros instead of missing series."""
+        for queue in ("fast", "jobs"):
+            self.queue_depth.labels(queue=queue).set(0)
+            self.rejected.labels(queue=queue)
+        for transport in ("grpc", "rest"):
+            self.requests_in_flight.labels(transport=transport).set(0)
+        self.ready.set(0)
+
+    def prime_job_kind(self, kind: str) -> None:
+        for state in JOB_ACTIVE_STATES:
+            self.jobs.labels(kind=kind, state=state).set(0)
+        for state in JOB_FINAL_STATES:
+            self.jobs_finished.labels(kind=kind, state=state)
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition format and its content type, for GET /metrics."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,166 @@
+"""The slow-path work the data plane runs as jobs: Gatys, DeepDream and saliency.
+
+Each ``prepare_*`` function runs off the event loop *before* a job is created: it decodes the images and
+parses the options, so bad input fails the request at once (INVALID_ARGUMENT / 400) instead of becoming
+a failed job. It returns the job function, which the worker thread runs with the job's cancel token and
+progress callback. Server limits (``max_side_slow``, the pixel limit) are imposed here, never taken from
+the client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.core.errors import InvalidArgument
+from service.core.imageio import MIME_TYPES, ImageLimits, decode_image, encode_image, resize_max_side
+from service.core.progress import CancelToken, ProgressCallback
+from service.server.jobs import JobFunction, JobOutput
+from service.server.options import build_options
+
+SALIENCY_OUTPUTS: tuple[str, ...] = ("overlay", "heatmap", "float32", "npy", "json")
+
+
+@dataclass(frozen=True)
+class SlowConfig:
+    """What the slow path needs from the settings (plain values, read once at start)."""
+
+    limits: ImageLimits
+    max_side: int  # settings.max_side_slow: largest render / saliency input side
+    device: str
+    default_backbone: str
+    backbone_weights: Mapping[str, str | Path | None]
+
+
+def _backbone(cfg: SlowConfig, name: str | None) -> Any:
+    from service.core.backbones import get_backbone
+
+    return get_backbone(name or cfg.default_backbone, cfg.device, cfg.backbone_weights)
+
+
+def _encode(image: np.ndarray, fmt: str, quality: int, **extra: Any) -> JobOutput:
+    return JobOutput(
+        encode_image(image, fmt, quality), MIME_TYPES[fmt], int(image.shape[1]), int(image.shape[0]), extra
+    )
+
+
+def prepare_gatys(
+    cfg: SlowConfig,
+    content: bytes,
+    styles: list[bytes],
+    options: Mapping[str, Any] | None,
+    fmt: str,
+    quality: int,
+    backbone: str | None,
+) -> JobFunction:
+    """Gatys et al. (2015) style transfer as a job; see ``service.core.render.gatys``."""
+    from service.core.render.gatys import GatysOptions, gatys
+
+    opts = build_options(GatysOptions, options, blocked=("max_side", "max_pixels"))
+    opts.max_side = cfg.max_side
+    opts.max_pixels = cfg.limits.max_pixels
+    if not styles:
+        raise InvalidArgument("Gatys needs at least one style image.")
+    content_img = decode_image(content, cfg.limits)
+    style_imgs = [decode_image(s, cfg.limits) for s in styles]
+    net = _backbone(cfg, backbone)
+
+    def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
+        out = gatys(net, content_img, style_imgs, opts, progress=progress, cancel=cancel)
+        return _encode(out, fmt, quality)
+
+    return run
+
+
+def prepare_deepdream(
+    cfg: SlowConfig,
+    image: bytes,
+    options: Mapping[str, Any] | None,
+    fmt: str,
+    quality: int,
+    backbone: str | None,
+    guide: bytes | None = None,
+) -> JobFunction:
+    """DeepDream (Mordvintsev, Olah & Tyka 2015) as a job; see ``service.core.render.deepdream``.
+
+    The input is downscaled to the server's ``max_side_slow`` (DeepDream works at the image's own size).
+    """
+    from service.core.render.deepdream import DreamOptions, deepdream
+
+    opts = build_options(DreamOptions, options, blocked=("guide", "max_side", "max_pixels"))
+    img = resize_max_side(decode_image(image, cfg.limits), cfg.max_side)
+    if guide:
+        opts.guide = resize_max_side(decode_image(guide, cfg.limits), cfg.max_side)
+    net = _backbone(cfg, backbone)
+
+    def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
+        out = deepdream(net, img, opts, progress=progress, cancel=cancel)
+        return _encode(out, fmt, quality)
+
+    return run
+
+
+def prepare_saliency(
+    cfg: SlowConfig,
+    image: bytes,
+    method: str,
+    target: int | str | None,
+    output: str,
+    params: Mapping[str, Any] | None,
+    top_k: int,
+    backbone: str | None,
+) -> JobFunction:
+    """A saliency map as a job; see ``service.core.saliency.explain``. Result bytes by ``output``:
+
+    ``overlay`` / ``heatmap``: PNG; ``float32``: raw little-endian float32, row-major (H, W);
+    ``npy``: a NumPy .npy file; ``json``: ``{"width", "height", "map": [[...]]}`` rounded to 1e-4.
+    ``JobOutput.extra`` carries ``method``, ``target``, ``predictions`` and ``map`` (the float array).
+    """
+    from service.core.saliency import METHODS, explain
+
+    if method not in METHODS:
+        raise InvalidArgument(f"Unknown saliency method {method!r}. Known methods: {', '.join(METHODS)}.")
+    if output not in SALIENCY_OUTPUTS:
+        raise InvalidArgument(
+            f"Unknown saliency output {output!r}; use one of {', '.join(SALIENCY_OUTPUTS)}."
+        )
+    if not 1 <= top_k <= 1000:
+        raise InvalidArgument(f"top_k must be between 1 and 1000, got {top_k}.")
+    img = resize_max_side(decode_image(image, cfg.limits), cfg.max_side)
+    net = _backbone(cfg, backbone)
+    args = dict(params or {})
+
+    def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
+        res = explain(
+            net, [img], method, target=target, params=args, top_k=top_k, cancel=cancel, progress=progress
+        )
+        smap = np.asarray(res.maps[0], dtype=np.float32)
+        h, w = smap.shape
+        extra = {"method": method, "target": res.targets[0], "predictions": res.predictions[0], "map": smap}
+        return JobOutput(*_saliency_bytes(img, smap, output), w, h, extra)
+
+    return run
+
+
+def _saliency_bytes(image: np.ndarray, smap: np.ndarray, output: str) -> tuple[bytes, str]:
+    from service.core.saliency.render import heatmap, overlay
+
+    if output == "overlay":
+        return encode_image(overlay(image, smap), "png"), "image/png"
+    if output == "heatmap":
+        return encode_image(heatmap(smap), "png"), "image/png"
+    if output == "float32":
+        return smap.astype("<f4").tobytes(), "application/octet-stream"
+    if output == "npy":
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, smap.astype("<f4"))
+        return buf.getvalue(), "application/x-npy"
+    body = {"width": int(smap.shape[1]), "height": int(smap.shape[0]), "map": np.round(smap, 4).tolist()}
+    return json.dumps(body).encode(), "application/json"
