@@ -1,0 +1,173 @@
+"""``atelier styles``, ``atelier stylize`` and ``atelier eval-style``: the fast style models from the shell.
+
+* ``styles`` lists the models of the models folder with their metadata and the provider each runs on;
+  models that failed to load are listed on stderr with the reason.
+* ``stylize IN --style NAME -o OUT`` runs one model on one image (same engine as the server).
+* ``eval-style`` measures each model against Gatys optimisation (``service.core.stylize.evaluate``); the
+  same function backs ``scripts/eval_style.py``, which runs without the server dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from service.cli.common import progress_bar, settings_from_args
+
+if TYPE_CHECKING:
+    from service.core.stylize.engine import StyleEngine
+    from service.settings import Settings
+
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def _add_models_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="folder with manifest.json (default: ATELIER_MODELS_DIR)",
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("styles", help="list the fast style models and their metadata")
+    _add_models_dir(p)
+    p.add_argument("--json", action="store_true", help="print JSON (one object per model, with the card)")
+    p.set_defaults(func=run_styles)
+
+    p = sub.add_parser("stylize", help="stylise an image with a fast style model (ONNX Runtime)")
+    p.add_argument("input", metavar="IN", help="image file (JPEG, PNG, WebP, BMP, TIFF, GIF)")
+    p.add_argument("--style", required=True, help="model name (see `atelier styles`)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg, .webp)")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1 blend with the photo (default 1)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance only)")
+    p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
+    _add_models_dir(p)
+    p.set_defaults(func=run_stylize)
+
+    p = sub.add_parser(
+        "eval-style", help="measure the fast models against Gatys (Gram and content distances)"
+    )
+    _add_models_dir(p)
+    p.add_argument("--content-dir", type=Path, default=DATA_DIR / "content", help="photos to stylise")
+    p.add_argument("--styles-dir", type=Path, default=DATA_DIR / "styles", help="the style paintings")
+    p.add_argument("--size", type=int, default=512, help="longer side of photos and results (default 512)")
+    p.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS iterations of the Gatys reference")
+    p.add_argument("--max-photos", type=int, default=None, help="only the first N photos (by name)")
+    p.add_argument("--models", nargs="*", default=(), help="model names (default: all with a painting)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="torch device (default: settings)")
+    p.add_argument("--cache-dir", type=Path, default=Path("runs/eval_style_cache"), help="Gatys result cache")
+    p.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
+    p.add_argument("--sheet", type=Path, default=None, help="PNG contact sheet: photo | fast | Gatys")
+    p.set_defaults(func=run_eval)
+
+
+def _engine(args: argparse.Namespace, names: list[str] | None = None) -> tuple[Settings, StyleEngine]:
+    from service.core.stylize.engine import StyleEngine
+
+    settings = settings_from_args(args, models_dir=args.models_dir)
+    engine = StyleEngine.load(
+        settings.models_dir,
+        providers=tuple(settings.ort_providers),
+        intra_threads=settings.ort_intra_threads,
+        inter_threads=settings.ort_inter_threads,
+        tile_threshold=settings.tile_threshold,
+        tile_size=settings.tile_size,
+        tile_overlap=settings.tile_overlap,
+        warmup=False,  # one command, one run: warming up would only double the work
+        names=names,
+    )
+    return settings, engine
+
+
+def run_styles(args: argparse.Namespace) -> int:
+    settings, engine = _engine(args)
+    with engine:
+        infos = engine.styles()
+        if args.json:
+            rows = [
+                {k: v for k, v in vars(i).items() if k not in ("load_s", "warmup_s")}
+                for i in infos  # dataclass fields, card included
+            ]
+            print(json.dumps(rows, indent=2, default=str))
+        elif infos:
+            header = ("name", "arch", "version", "provider", "precision", "painting")
+            table = [
+                (i.name, i.arch, i.version, i.provider.removesuffix("ExecutionProvider"), i.precision,
+                 ", ".join(x for x in (i.title, i.artist, i.year) if x))
+                for i in infos
+            ]  # fmt: skip
+            widths = [max(len(r[c]) for r in [header, *table]) for c in range(len(header))]
+            for row in [header, *table]:
+                print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        else:
+            print(f"no style models loaded from {settings.models_dir}", file=sys.stderr)
+        for name, why in sorted(engine.load_errors.items()):
+            print(f"skipped {name}: {why}", file=sys.stderr)
+    return 0 if infos else 1
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+    from service.core.errors import ModelLoadError
+    from service.core.imageio import load_image, normalize_format, save_image
+    from service.core.stylize.engine import StylizeOptions
+
+    settings = settings_from_args(args, models_dir=args.models_dir)
+    # The server's cap applies here too; a smaller --max-side downscales further.
+    max_side = min(args.max_side or settings.max_side_stylize, settings.max_side_stylize)
+    options = StylizeOptions(args.strength, args.preserve_color, max_side)
+    options.check()  # bad options and an unknown output type fail before anything is loaded
+    normalize_format(Path(args.output).suffix or "png")
+    image = load_image(args.input, settings.image_limits())
+    _, engine = _engine(args, names=[args.style])
+    with engine:
+        if args.style in engine.load_errors:
+            raise ModelLoadError(
+                f"Style model {args.style!r} cannot be used: {engine.load_errors[args.style]}"
+            )
+        t0 = time.perf_counter()
+        out = engine.stylize(args.style, image, options)
+        ms = (time.perf_counter() - t0) * 1e3
+        provider = engine.info(args.style).provider
+    save_image(out, args.output)
+    print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]}, {args.style} on {provider}, {ms:.0f} ms)")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from service.core.imageio import save_image
+    from service.core.stylize.evaluate import EvalOptions, contact_sheet, report_markdown, run_evaluation
+
+    settings = settings_from_args(args, models_dir=args.models_dir)
+    options = EvalOptions(
+        size=args.size,
+        gatys_steps=args.gatys_steps,
+        cache_dir=args.cache_dir,
+        keep_images=1 if args.sheet else 0,
+    )
+    with progress_bar("eval-style", 1) as progress:
+        report = run_evaluation(
+            settings.models_dir,
+            args.content_dir,
+            args.styles_dir,
+            options,
+            device=args.device or settings.torch_device(),
+            providers=tuple(settings.ort_providers),
+            models=tuple(args.models),
+            max_photos=args.max_photos,
+            backbone_name=settings.default_backbone,
+            progress=progress,
+        )
+    table = report_markdown(report)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table, encoding="utf-8")
+    if args.sheet:
+        save_image(contact_sheet(report), args.sheet)
+    return 0
