@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -220,8 +220,10 @@ class StyleEngine:
         tile_size: int = 1024,
         tile_overlap: int = 64,
         warmup: bool = True,
+        names: Collection[str] | None = None,
     ) -> StyleEngine:
-        """Load every model in ``models_dir/manifest.json``; failures go to ``load_errors``, never raise."""
+        """Load every model in ``models_dir/manifest.json`` (or only ``names``); failures go to
+        ``load_errors``, never raise. ``names`` not in the manifest raise ``UnknownModel`` listing it."""
         if tile_size < MIN_SIDE or not 0 <= tile_overlap < tile_size // 2 or tile_threshold < tile_size:
             raise InvalidArgument(
                 f"Tiling needs tile_size >= {MIN_SIDE}, 0 <= overlap < tile_size / 2 and threshold >= "
@@ -235,6 +237,12 @@ class StyleEngine:
             engine.load_errors["manifest.json"] = str(exc)
             log.error("no style models loaded: %s", exc)
             return engine
+        if names is not None:
+            listed = {e.name for e in entries}
+            for name in names:
+                if name not in listed:
+                    raise UnknownModel("style", name, listed)
+            entries = [e for e in entries if e.name in names]
         chosen = available_providers(providers)
         options = session_options(intra_threads, inter_threads)
         for entry in entries:
