@@ -36,8 +36,7 @@ SCRAPE_LABELS = {"instance", "job", "service", "le"}
 
 
 # --- metrics the service exports ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def exported() -> dict[str, set[str]]:
+def exported_series() -> dict[str, set[str]]:
     """Queryable series names -> label names, from the service's own registry.
 
     Counters are queried as ``<name>_total``, histograms as ``_bucket`` / ``_sum`` / ``_count``.
@@ -59,6 +58,26 @@ def exported() -> dict[str, set[str]]:
                 names[s] = labels | ({"le"} if s.endswith("_bucket") else set())
     assert "atelier_request_duration_seconds_bucket" in names  # the collector walk found the histograms
     return names
+
+
+@pytest.fixture(scope="module")
+def exported() -> dict[str, set[str]]:
+    return exported_series()
+
+
+def test_promql_check_rejects_what_the_service_lacks() -> None:
+    """The checker itself: wrong suffixes, typos and labels of other metrics fail."""
+    names = exported_series()
+    check_promql("sum by (reason) (rate(atelier_errors_total[5m]))", names, "ok")
+    for bad in (
+        "rate(atelier_error_total[5m])",  # typo
+        "atelier_errors",  # a counter is queried with _total
+        "atelier_request_duration_seconds",  # a histogram has no bare series
+        "sum by (model) (atelier_queue_depth)",  # the queue gauge has no model label
+        'atelier_jobs{queue="fast"}',
+    ):
+        with pytest.raises(AssertionError):
+            check_promql(bad, names, "bad")
 
 
 def promql_metrics(expr: str) -> set[str]:

@@ -39,7 +39,11 @@ def create_app(plane: DataPlane, registry: Metrics | None = None) -> FastAPI:
         return JSONResponse({"status": "not ready", "reason": "loading models or shutting down"}, 503)
 
     if importlib.util.find_spec("service.server.rest") is not None:
-        from service.server.rest import build_router  # type: ignore[import-not-found, unused-ignore]
+        from service.server.rest import (  # type: ignore[import-not-found, unused-ignore]
+            build_router,
+            install_error_handlers,
+        )
 
+        install_error_handlers(app)  # JSON errors app-wide (unknown routes, wrong methods), as /v1 does
         app.include_router(build_router(plane))
     return app

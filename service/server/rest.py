@@ -1,0 +1,366 @@
+"""The REST transport: ``/v1`` routes over the ``DataPlane``, in the same process as gRPC.
+
+Each route reads the request (``rest_io``), awaits the data plane and writes the answer; errors are the
+data plane's typed errors, turned into JSON by the handlers ``install_error_handlers`` registers, with the
+same status table as gRPC (``service.server.errormap``). Metric method labels are the gRPC method names,
+so one dashboard panel shows both transports.
+
+| route | answer |
+|---|---|
+| ``POST /v1/stylize?style=...`` | the stylised image |
+| ``GET /v1/styles`` | the loaded styles |
+| ``POST /v1/classify`` | top-k ImageNet classes |
+| ``POST /v1/saliency?method=...&output=overlay|heatmap|float32|npy|json`` | the map |
+| ``POST /v1/jobs/gatys``, ``POST /v1/jobs/deepdream`` | 202 and the job's status and URLs |
+| ``GET /v1/jobs/{id}``, ``DELETE /v1/jobs/{id}`` | status; DELETE cancels |
+| ``GET /v1/jobs/{id}/result`` | the finished image |
+| ``GET /v1/jobs/{id}/events`` | Server-Sent Events: ``progress`` ... then one ``done`` |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+
+from service.core.errors import InvalidArgument
+from service.server import sse
+from service.server.dataplane import DataPlane
+from service.server.jobs import Job
+from service.server.rest_io import (
+    Upload,
+    error_response,
+    form_value,
+    install_error_handlers,
+    parse_json_object,
+    parse_target,
+    read_upload,
+    validation_message,
+)
+from service.server.rest_schemas import (
+    API_PREFIX,
+    ERROR_RESPONSES,
+    ClassifyOut,
+    JobOut,
+    PredictionOut,
+    StyleOut,
+    StylesOut,
+    job_out,
+)
+
+__all__ = ["build_router", "install_error_handlers"]
+
+MAX_STYLE_IMAGES = 4  # Gatys style images per job (blended); bounds one request's memory
+RESERVED_FIELDS = ("options", "format", "quality", "backbone")
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _image_body(*fields: str, required: tuple[str, ...] = ("image",), raw: bool = True) -> dict[str, Any]:
+    """OpenAPI for a raw image body and/or a multipart form with the given file fields."""
+    props: dict[str, Any] = {f: {"type": "string", "format": "binary"} for f in fields}
+    props["options"] = {"type": "string", "description": "JSON object of algorithm options"}
+    content: dict[str, Any] = {"multipart/form-data": {"schema": {"type": "object", "properties": props}}}
+    content["multipart/form-data"]["schema"]["required"] = list(required)
+    if raw:
+        content = {"image/jpeg": _BINARY, "image/png": _BINARY, "image/webp": _BINARY, **content}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def _image_response(*types: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {t: {} for t in types}, "description": "the image"}}
+
+
+Format = Annotated[str, Query(alias="format", description="png, jpeg or webp")]
+Quality = Annotated[int, Query(description="JPEG/WebP quality, 1-100")]
+OptionsQuery = Annotated[str | None, Query(alias="options", description="algorithm options as JSON")]
+Backbone = Annotated[str | None, Query(description="efficientnet_lite0 (default), vgg16 or vgg19")]
+
+
+# Route function -> metric method label (the gRPC method names, so both transports share panels).
+METHOD_NAMES = {
+    "list_styles": "ListStyles",
+    "stylize": "Stylize",
+    "classify": "Classify",
+    "saliency": "Saliency",
+    "submit_gatys": "Gatys",
+    "submit_deepdream": "DeepDream",
+    "get_job": "GetJob",
+    "cancel_job": "CancelJob",
+    "job_result": "GetJobResult",
+    "job_events": "JobEvents",
+}
+
+
+def _route_class(plane: DataPlane) -> type[APIRoute]:
+    """Routes that answer their own errors as JSON through the error table, whatever app includes them.
+
+    FastAPI validates query values inside the route, so a non-numeric ``strength`` is caught here too and
+    answered as ``InvalidArgument`` (never FastAPI's default 422 body).
+    """
+
+    class RestRoute(APIRoute):
+        def get_route_handler(self) -> Any:
+            handler = super().get_route_handler()
+            method = METHOD_NAMES.get(self.name, self.name)
+
+            async def run(request: Request) -> Response:
+                try:
+                    response: Response = await handler(request)
+                    return response
+                except RequestValidationError as exc:
+                    err = InvalidArgument(validation_message(exc))
+                    plane.metrics.errors.labels(transport="rest", method=method, reason=err.reason).inc()
+                    return error_response(err)
+                except Exception as exc:  # typed errors and bugs alike; plane.track counted and logged them
+                    return error_response(exc)
+
+            return run
+
+    return RestRoute
+
+
+def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
+    """The ``/v1`` routes over ``plane``. ``keepalive_s``: SSE comment interval on a quiet stream."""
+    router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=_route_class(plane))
+    max_bytes = plane.config.limits.max_bytes
+
+    @router.get("/styles", response_model=StylesOut, summary="List the loaded styles")
+    async def list_styles() -> StylesOut:
+        async with plane.track("rest", "ListStyles") as scope:
+            styles = [
+                StyleOut(**{k: getattr(s, k) for k in StyleOut.model_fields}) for s in plane.list_styles()
+            ]
+            scope.code = "200"
+        return StylesOut(styles=styles)
+
+    @router.post(
+        "/stylize",
+        summary="Stylise an image with a fast style model",
+        response_class=Response,
+        openapi_extra=_image_body("image"),
+        responses=_image_response("image/png", "image/jpeg", "image/webp"),
+    )
+    async def stylize(
+        request: Request,
+        style: Annotated[str, Query(description="a name from GET /v1/styles")],
+        strength: Annotated[float, Query(description="0..1 blend with the content")] = 1.0,
+        preserve_color: Annotated[bool, Query(description="keep the photo's colours")] = False,
+        max_side: Annotated[
+            int | None, Query(description="downscale so the longer side is at most this")
+        ] = None,
+        fmt: Format = "png",
+        quality: Quality = 90,
+    ) -> Response:
+        async with plane.track("rest", "Stylize") as scope:
+            image = (await read_upload(request, max_bytes)).one("image")
+            res = await plane.stylize(image, style, strength, preserve_color, max_side, fmt, quality)
+            scope.model, scope.code = res.model, "200"
+        timing = ", ".join(f"{k};dur={v:.1f}" for k, v in res.timings.items())
+        headers = {
+            "X-Atelier-Model": res.model,
+            "X-Atelier-Model-Version": res.version,
+            "X-Atelier-Provider": res.provider,
+            "X-Atelier-Batch-Size": str(res.batch_size),
+            "Server-Timing": timing,
+        }
+        return Response(res.image, media_type=res.content_type, headers=headers)
+
+    @router.post(
+        "/classify",
+        response_model=ClassifyOut,
+        summary="Top-k ImageNet classes",
+        openapi_extra=_image_body("image"),
+    )
+    async def classify(
+        request: Request,
+        top_k: Annotated[int, Query(description="how many classes, 1-1000")] = 5,
+        backbone: Backbone = None,
+    ) -> ClassifyOut:
+        net = backbone or plane.config.default_backbone
+        async with plane.track("rest", "Classify", net) as scope:
+            image = (await read_upload(request, max_bytes)).one("image")
+            preds = await plane.classify(image, top_k=top_k, backbone=net)
+            scope.code = "200"
+        out = [PredictionOut(index=p.index, label=p.label, probability=p.probability) for p in preds]
+        return ClassifyOut(backbone=net, predictions=out)
+
+    @router.post(
+        "/saliency",
+        summary="A saliency map: which pixels the classifier's decision rests on",
+        response_class=Response,
+        openapi_extra=_image_body("image"),
+        responses=_image_response("image/png", "application/x-npy", "application/json"),
+    )
+    async def saliency(
+        request: Request,
+        method: Annotated[
+            str, Query(description="gradcam, integrated_gradients, smoothgrad, rise, ...")
+        ] = "gradcam",
+        target: Annotated[
+            str | None, Query(description="class index or label; default: the top class")
+        ] = None,
+        output: Annotated[str, Query(description="overlay, heatmap, npy, json or float32")] = "overlay",
+        params: Annotated[
+            str | None, Query(description='method parameters as JSON, e.g. {"samples": 16}')
+        ] = None,
+        top_k: Annotated[int, Query(description="predictions reported in X-Atelier-Predictions")] = 5,
+        backbone: Backbone = None,
+    ) -> Response:
+        net = backbone or plane.config.default_backbone
+        async with plane.track("rest", "Saliency", net) as scope:
+            image = (await read_upload(request, max_bytes)).one("image")
+            extra = parse_json_object(params, "params")
+            out = await plane.saliency(
+                image, method, parse_target(target), output, extra, top_k=top_k, backbone=net
+            )
+            scope.code = "200"
+        preds = [
+            {"index": p.index, "label": p.label, "probability": round(p.probability, 5)}
+            for p in out.predictions
+        ]
+        headers = {
+            "X-Atelier-Method": out.method,
+            "X-Atelier-Target": str(out.target),
+            "X-Atelier-Map-Size": f"{out.width}x{out.height}",
+            "X-Atelier-Predictions": json.dumps(preds, separators=(",", ":")),  # ASCII: json escapes the rest
+        }
+        return Response(out.data, media_type=out.content_type, headers=headers)
+
+    async def _job_request(
+        request: Request, max_images: int, options_q: str | None, fmt: str, quality: int, backbone: str | None
+    ) -> tuple[Upload, dict[str, Any], str, int, str]:
+        """Images, options (query ``options`` < form ``options`` < single form fields) and output settings."""
+        upload = await read_upload(request, max_bytes, max_images=max_images)
+        options = parse_json_object(options_q, "options")
+        options.update(parse_json_object(upload.fields.get("options"), "options"))
+        options.update({k: form_value(v) for k, v in upload.fields.items() if k not in RESERVED_FIELDS})
+        fmt = upload.fields.get("format", fmt)
+        quality_text = upload.fields.get("quality")
+        if quality_text is not None:
+            value = form_value(quality_text)
+            quality = value if isinstance(value, int) else -1  # -1: the plane's range check explains
+        net = upload.fields.get("backbone") or backbone or plane.config.default_backbone
+        return upload, options, fmt, quality, net
+
+    def _accepted(job: Job) -> JSONResponse:
+        body = job_out(job).model_dump(mode="json")
+        return JSONResponse(body, status_code=202, headers={"Location": body["urls"]["status"]})
+
+    job_responses: dict[int | str, dict[str, Any]] = {202: {"model": JobOut, "description": "job accepted"}}
+
+    @router.post(
+        "/jobs/gatys",
+        status_code=202,
+        summary="Start a Gatys et al. style transfer job",
+        response_model=JobOut,
+        responses=job_responses,
+        openapi_extra=_image_body("content", "style", required=("content", "style"), raw=False),
+    )
+    async def submit_gatys(
+        request: Request,
+        options: OptionsQuery = None,
+        fmt: Format = "png",
+        quality: Quality = 90,
+        backbone: Backbone = None,
+    ) -> JSONResponse:
+        async with plane.track("rest", "Gatys") as scope:
+            upload, opts, fmt, quality, net = await _job_request(
+                request, 1 + MAX_STYLE_IMAGES, options, fmt, quality, backbone
+            )
+            scope.model = net
+            styles = upload.files.get("style", [])
+            if not styles:
+                upload.one("style")  # raises: explains which fields were sent
+            job = await plane.submit_gatys(upload.one("content"), styles, opts, fmt, quality, net)
+            scope.code = "202"
+        return _accepted(job)
+
+    @router.post(
+        "/jobs/deepdream",
+        status_code=202,
+        summary="Start a DeepDream job",
+        response_model=JobOut,
+        responses=job_responses,
+        openapi_extra=_image_body("image", "guide"),
+    )
+    async def submit_deepdream(
+        request: Request,
+        options: OptionsQuery = None,
+        fmt: Format = "png",
+        quality: Quality = 90,
+        backbone: Backbone = None,
+    ) -> JSONResponse:
+        async with plane.track("rest", "DeepDream") as scope:
+            upload, opts, fmt, quality, net = await _job_request(request, 2, options, fmt, quality, backbone)
+            scope.model = net
+            guide = upload.optional("guide")
+            job = await plane.submit_deepdream(upload.one("image"), opts, fmt, quality, net, guide)
+            scope.code = "202"
+        return _accepted(job)
+
+    @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state, progress and timings")
+    async def get_job(job_id: str) -> JobOut:
+        async with plane.track("rest", "GetJob") as scope:
+            job = plane.jobs.get(job_id)
+            scope.code = "200"
+        return job_out(job)
+
+    @router.delete("/jobs/{job_id}", response_model=JobOut, summary="Cancel a job")
+    async def cancel_job(job_id: str) -> JobOut:
+        """A queued job is cancelled at once; a running one stops within one iteration."""
+        async with plane.track("rest", "CancelJob") as scope:
+            job = plane.jobs.cancel(job_id, "cancelled by the client (DELETE)")
+            scope.code = "200"
+        return job_out(job)
+
+    @router.get(
+        "/jobs/{job_id}/result",
+        summary="The finished job's image",
+        response_class=Response,
+        responses=_image_response("image/png", "image/jpeg", "image/webp"),
+    )
+    async def job_result(job_id: str) -> Response:
+        """503 with Retry-After while the job runs; the job's own error if it failed or was cancelled."""
+        async with plane.track("rest", "GetJobResult") as scope:
+            job = plane.jobs.get(job_id)
+            out = job.output()
+            scope.model, scope.code = job.kind, "200"
+        ext = out.content_type.rsplit("/", 1)[-1]
+        headers = {"Content-Disposition": f'inline; filename="{job.kind}-{job.id}.{ext}"'}
+        return Response(out.data, media_type=out.content_type, headers=headers)
+
+    @router.get(
+        "/jobs/{job_id}/events",
+        summary="Progress as Server-Sent Events",
+        response_class=StreamingResponse,
+        responses={200: {"content": {sse.MEDIA_TYPE: {}}, "description": "progress events, then done"}},
+    )
+    async def job_events(job_id: str) -> StreamingResponse:
+        """``event: progress`` (JSON job status, with a ``preview`` data URL when the job makes previews)
+        on each step, ``event: done`` once with the final status; ``:`` comments keep a quiet stream open."""
+        async with plane.track("rest", "JobEvents") as scope:
+            job = plane.jobs.get(job_id)
+            scope.code = "200"
+        return StreamingResponse(
+            _event_stream(job, keepalive_s), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS
+        )
+
+    return router
+
+
+async def _event_stream(job: Job, keepalive_s: float) -> AsyncIterator[bytes]:
+    yield b"retry: 2000\n\n"  # reconnect delay for EventSource clients
+    seq = 0
+    async for event in sse.with_keepalive(job.events(), keepalive_s):
+        if event is None:
+            yield sse.KEEPALIVE
+            continue
+        seq += 1
+        body = job_out(job, event, with_preview=True).model_dump(mode="json", exclude_none=True)
+        yield sse.format_event(body, "done" if event.terminal else "progress", seq)

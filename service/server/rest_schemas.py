@@ -1,0 +1,154 @@
+"""JSON bodies of the REST API (pydantic models, so /docs and /openapi.json describe them exactly)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.server.errormap import public_message, reason_of
+from service.server.jobs import Job, JobEvent
+
+API_PREFIX = "/v1"
+
+
+class ErrorDetail(BaseModel):
+    reason: str = Field(
+        description="stable short label, e.g. invalid_image, unknown_model, resource_exhausted"
+    )
+    message: str = Field(description="what went wrong, for a person")
+    details: dict[str, Any] | None = Field(None, description="e.g. the available styles for unknown_model")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class StyleOut(BaseModel):
+    name: str
+    style: str
+    arch: str
+    version: str
+    title: str
+    artist: str
+    year: str
+    licence: str
+    provider: str = Field(description="ONNX Runtime execution provider in use, e.g. CPUExecutionProvider")
+    precision: str
+
+
+class StylesOut(BaseModel):
+    styles: list[StyleOut]
+
+
+class PredictionOut(BaseModel):
+    index: int
+    label: str
+    probability: float
+
+
+class ClassifyOut(BaseModel):
+    backbone: str
+    predictions: list[PredictionOut]
+
+
+class ProgressOut(BaseModel):
+    step: int
+    total: int
+    fraction: float
+    stage: str
+    losses: dict[str, float]
+    elapsed_s: float
+    eta_s: float | None
+
+
+class JobUrls(BaseModel):
+    status: str
+    result: str
+    events: str
+
+
+class JobResultInfo(BaseModel):
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str = Field(description="gatys or deepdream (saliency runs as a job too, awaited by its call)")
+    state: str = Field(description="queued, running, succeeded, failed, cancelled or deadline_exceeded")
+    progress: ProgressOut | None = None
+    timings: dict[str, float] = Field(description="seconds: queued, running (so far or in total), total")
+    result: JobResultInfo | None = Field(None, description="set once the job has succeeded")
+    error: ErrorDetail | None = Field(None, description="set when the job failed, was cancelled or timed out")
+    preview: str | None = Field(None, description="data: URL of a JPEG preview (SSE events only)")
+    urls: JobUrls
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "invalid image, option or request body",
+        404: "unknown style, model or job (or the job's result expired)",
+        413: "image larger than the server's limits",
+        422: "an option value out of range",
+        429: "a queue is full; retry after the Retry-After header's seconds",
+        503: "the server is starting (models loading) or shutting down",
+    }.items()
+}
+
+
+def job_urls(job_id: str) -> JobUrls:
+    base = f"{API_PREFIX}/jobs/{job_id}"
+    return JobUrls(status=base, result=f"{base}/result", events=f"{base}/events")
+
+
+def job_out(job: Job, event: JobEvent | None = None, with_preview: bool = False) -> JobOut:
+    """A job's status as JSON, from ``event`` (a published snapshot) or the job's latest one."""
+    event = event if event is not None else job.latest
+    now = time.monotonic()
+    started = job.started
+    finished = job.finished if event.terminal else None
+    timings = {"queued": round((started if started is not None else now) - job.created, 4)}
+    if started is not None:
+        timings["running"] = round((finished if finished is not None else now) - started, 4)
+    timings["total"] = round((finished if finished is not None else now) - job.created, 4)
+    progress = None
+    if event.progress is not None:
+        p = event.progress
+        progress = ProgressOut(
+            step=p.step,
+            total=p.total,
+            fraction=round(p.fraction, 4),
+            stage=p.stage,
+            losses={k: float(v) for k, v in p.losses.items()},
+            elapsed_s=round(p.elapsed_s, 3),
+            eta_s=None if p.eta_s is None else round(p.eta_s, 3),
+        )
+    result = None
+    if event.state == "succeeded" and event.output is not None:
+        out = event.output
+        result = JobResultInfo(
+            content_type=out.content_type, width=out.width, height=out.height, bytes=len(out.data)
+        )
+    error = None
+    if event.error is not None:
+        error = ErrorDetail(reason=reason_of(event.error), message=public_message(event.error), details=None)
+    preview = None
+    if with_preview and event.preview_jpeg:
+        preview = "data:image/jpeg;base64," + base64.b64encode(event.preview_jpeg).decode()
+    return JobOut(
+        id=job.id,
+        kind=job.kind,
+        state=event.state,
+        progress=progress,
+        timings=timings,
+        result=result,
+        error=error,
+        preview=preview,
+        urls=job_urls(job.id),
+    )

@@ -1,0 +1,369 @@
+"""The REST API against a real server (gRPC + uvicorn on 127.0.0.1, ephemeral ports) over httpx.
+
+Tiny seeded ONNX style models stand in for the shipped ones (named like them, so the README's curl
+examples run as written); the backbone is the embedded EfficientNet-Lite0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.core.errors import InvalidArgument
+from service.core.imageio import ImageLimits, decode_image, encode_image
+from service.core.stylize.engine import StylizeOptions
+from service.server.app import Server, ServerOptions
+from service.server.config import PlaneConfig
+from service.server.dataplane import DataPlane
+from service.server.errormap import status_for
+from tests.tinymodels import write_tiny_models
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
+STYLES = ("starry_night", "tiny_b")  # the README's examples use starry_night
+LIMITS = ImageLimits(max_bytes=1024 * 1024, max_pixels=4_000_000)
+BAD_OPTION = status_for(InvalidArgument("")).http  # the error table's status for a bad option
+
+
+class LiveServer:
+    """``service.server.app.Server`` on its own event loop thread, for blocking test clients."""
+
+    def __init__(self, config: PlaneConfig, load_models: bool = True) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
+        self.thread.start()
+
+        async def start() -> tuple[DataPlane, Server]:
+            plane = DataPlane(config)
+            server = Server(
+                plane, ServerOptions(host="127.0.0.1", grpc_port=0, http_port=0, grace_period_s=1)
+            )
+            await server.start(load_models=load_models)
+            return plane, server
+
+        self.plane, self.server = self.run(start())
+        self.url = f"http://127.0.0.1:{self.server.http_port}"
+        self.grpc_target = f"127.0.0.1:{self.server.grpc_port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.http.close()
+        try:
+            self.run(self.server.stop(0.5))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+def plane_config(models_dir: Path, **overrides: Any) -> PlaneConfig:
+    values: dict[str, Any] = dict(
+        models_dir=models_dir,
+        ort_providers=("CPUExecutionProvider",),
+        ort_intra_threads=1,
+        limits=LIMITS,
+        max_side_slow=256,
+        device="cpu",
+        batch_max_delay_ms=2.0,
+    )
+    values.update(overrides)
+    return PlaneConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    models = write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES)
+    server = LiveServer(plane_config(models))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def photo(chelsea: np.ndarray) -> bytes:
+    """A small JPEG of scikit-image's cat (96 x 64)."""
+    return encode_image(np.asarray(Image.fromarray(chelsea).resize((96, 64))), "jpeg", 95)
+
+
+def post_image(live: LiveServer, path: str, data: bytes, **params: Any) -> httpx.Response:
+    return live.http.post(path, params=params, content=data, headers={"Content-Type": "image/jpeg"})
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["message"], body
+    return dict(body["error"])
+
+
+# --- happy paths ---------------------------------------------------------------------------------------
+def test_styles_lists_the_loaded_models(live: LiveServer) -> None:
+    r = live.http.get("/v1/styles")
+    assert r.status_code == 200
+    styles = r.json()["styles"]
+    assert [s["name"] for s in styles] == sorted(STYLES)
+    assert {s["provider"] for s in styles} == {"CPUExecutionProvider"}
+
+
+def test_stylize_matches_the_engine(live: LiveServer, photo: bytes) -> None:
+    raw = post_image(live, "/v1/stylize", photo, style="starry_night")
+    form = live.http.post("/v1/stylize", params={"style": "starry_night"}, files={"image": ("c.jpg", photo)})
+    assert raw.status_code == form.status_code == 200
+    assert raw.headers["content-type"] == "image/png" and raw.content == form.content
+    assert raw.headers["x-atelier-model"] == "starry_night"
+    assert raw.headers["x-atelier-provider"] == "CPUExecutionProvider"
+    assert "inference;dur=" in raw.headers["server-timing"]
+    # The same pixels as the engine called directly (PNG is lossless).
+    assert live.plane.engine is not None
+    opts = StylizeOptions(max_side=live.plane.config.max_side_stylize)
+    expected = live.plane.engine.stylize("starry_night", decode_image(photo), opts)
+    np.testing.assert_array_equal(decode_image(raw.content), expected)
+    other = post_image(live, "/v1/stylize", photo, style="tiny_b")
+    assert other.status_code == 200 and other.content != raw.content
+
+
+def test_stylize_options(live: LiveServer, photo: bytes) -> None:
+    content = decode_image(photo)
+    none = post_image(live, "/v1/stylize", photo, style="starry_night", strength=0)
+    assert none.status_code == 200
+    assert np.abs(decode_image(none.content).astype(int) - content).max() <= 1  # strength 0: the photo
+    small = post_image(
+        live, "/v1/stylize", photo, style="starry_night", max_side=32, format="jpeg", quality=80
+    )
+    assert small.status_code == 200 and small.headers["content-type"] == "image/jpeg"
+    assert small.content[:3] == b"\xff\xd8\xff" and max(decode_image(small.content).shape[:2]) == 32
+    kept = post_image(live, "/v1/stylize", photo, style="starry_night", preserve_color="true")
+    assert (
+        kept.status_code == 200
+        and kept.content != post_image(live, "/v1/stylize", photo, style="starry_night").content
+    )
+
+
+def test_classify(live: LiveServer, photo: bytes) -> None:
+    r = live.http.post("/v1/classify", params={"top_k": 3}, files={"image": ("cat.jpg", photo, "image/jpeg")})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["backbone"] == "efficientnet_lite0" and len(body["predictions"]) == 3
+    assert 281 <= body["predictions"][0]["index"] <= 285, body  # ImageNet's domestic cats
+    probs = [p["probability"] for p in body["predictions"]]
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_saliency_outputs(live: LiveServer, photo: bytes) -> None:
+    npy = post_image(live, "/v1/saliency", photo, method="gradient", output="npy", target=285)
+    assert npy.status_code == 200, npy.text
+    smap = np.load(io.BytesIO(npy.content))
+    assert smap.shape == (64, 96) and smap.dtype == np.float32
+    assert smap.min() >= 0.0 and smap.max() <= 1.0 and smap.std() > 0
+    assert npy.headers["x-atelier-target"] == "285" and npy.headers["x-atelier-method"] == "gradient"
+    as_json = post_image(live, "/v1/saliency", photo, method="gradient", output="json", target=285)
+    assert np.allclose(np.array(as_json.json()["map"]), smap, atol=1e-4)
+    overlay = post_image(live, "/v1/saliency", photo, method="gradient")
+    assert overlay.headers["content-type"] == "image/png"
+    assert decode_image(overlay.content).shape == (64, 96, 3)
+
+
+def test_openapi_and_docs(live: LiveServer) -> None:
+    spec = live.http.get("/openapi.json").json()
+    for path in (
+        "/v1/stylize",
+        "/v1/styles",
+        "/v1/classify",
+        "/v1/saliency",
+        "/v1/jobs/gatys",
+        "/v1/jobs/deepdream",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/result",
+        "/v1/jobs/{job_id}/events",
+    ):
+        assert path in spec["paths"], path
+    assert "image/jpeg" in spec["paths"]["/v1/stylize"]["post"]["requestBody"]["content"]
+    docs = live.http.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_rest_and_grpc_return_the_same_bytes(live: LiveServer, photo: bytes) -> None:
+    from service.client import AtelierClient
+
+    rest = post_image(live, "/v1/stylize", photo, style="starry_night", format="webp", quality=70)
+    rest_classes = live.http.post(
+        "/v1/classify", content=photo, headers={"Content-Type": "image/jpeg"}
+    ).json()
+    with AtelierClient(live.grpc_target, timeout=60) as client:
+        grpc_image = client.stylize(photo, "starry_night", fmt="webp", quality=70)
+        grpc_classes = client.classify(photo)
+    assert rest.status_code == 200 and rest.content == grpc_image.image
+    assert [p["index"] for p in rest_classes["predictions"]] == [p.index for p in grpc_classes]
+
+
+# --- the error table, entry by entry -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(content=b"definitely not an image", headers={"Content-Type": "image/jpeg"}), "not an image"),
+        (dict(content=b"", headers={"Content-Type": "image/png"}), "empty"),
+        (
+            dict(content=b"style=x", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+            "Content-Type",
+        ),
+        (dict(content=b"{}", headers={"Content-Type": "application/json"}), "Content-Type"),
+        (dict(), "no body"),
+        (dict(content=b"--b\r\ngarbage", headers={"Content-Type": "multipart/form-data"}), "multipart"),
+        (dict(files={"picture": ("x.jpg", b"...")}), "field 'image'"),
+        (dict(files={"image": ("x.txt", b"hello")}), "not an image"),
+    ],
+    ids=["garbage", "empty", "urlencoded", "json", "no-body", "no-boundary", "wrong-field", "text-file"],
+)
+def test_400_bad_image_or_body(live: LiveServer, kwargs: dict[str, Any], needle: str) -> None:
+    r = live.http.post("/v1/stylize", params={"style": "starry_night"}, **kwargs)
+    assert r.status_code == 400, r.text
+    err = error_of(r)
+    assert err["reason"] == "invalid_image" and needle in err["message"]
+
+
+@pytest.mark.parametrize(
+    "path,params,needle",
+    [
+        ("/v1/stylize", {"style": "starry_night", "strength": "abc"}, "'strength'"),
+        ("/v1/stylize", {"style": "starry_night", "strength": "1.5"}, "strength"),
+        ("/v1/stylize", {}, "'style' is required"),
+        ("/v1/stylize", {"style": "starry_night", "max_side": "big"}, "'max_side'"),
+        ("/v1/stylize", {"style": "starry_night", "format": "gif"}, "gif"),
+        ("/v1/stylize", {"style": "starry_night", "quality": "0"}, "quality"),
+        ("/v1/classify", {"top_k": "0"}, "top_k"),
+        ("/v1/saliency", {"method": "magic"}, "magic"),
+        ("/v1/saliency", {"method": "gradient", "params": "{not json"}, "params"),
+        ("/v1/saliency", {"output": "svg"}, "svg"),
+    ],
+    ids=[
+        "nan-strength",
+        "strength-range",
+        "no-style",
+        "nan-max-side",
+        "format",
+        "quality",
+        "top-k",
+        "method",
+        "params-json",
+        "output",
+    ],
+)
+def test_bad_option(live: LiveServer, photo: bytes, path: str, params: dict[str, str], needle: str) -> None:
+    """Bad options get the error table's InvalidArgument status (FastAPI's 422 body never shows)."""
+    r = post_image(live, path, photo, **params)
+    assert r.status_code == BAD_OPTION, r.text
+    err = error_of(r)
+    assert err["reason"] == "invalid_argument" and needle in err["message"]
+    assert "detail" not in r.json()
+
+
+def test_404_unknown_style_lists_the_known_ones(live: LiveServer, photo: bytes) -> None:
+    r = post_image(live, "/v1/stylize", photo, style="mona_lisa")
+    assert r.status_code == 404
+    err = error_of(r)
+    assert err["reason"] == "unknown_model" and "mona_lisa" in err["message"]
+    assert err["details"]["available"] == sorted(STYLES)
+
+
+def test_404_unknown_job_and_route(live: LiveServer) -> None:
+    for method in ("GET", "DELETE"):
+        r = live.http.request(method, "/v1/jobs/0123456789abcdef")
+        assert r.status_code == 404 and error_of(r)["reason"] == "unknown_job"
+    for path in ("/v1/jobs/0123456789abcdef/result", "/v1/jobs/0123456789abcdef/events"):
+        r = live.http.get(path)
+        assert r.status_code == 404 and "No job" in error_of(r)["message"]
+    r = live.http.get("/v1/nothing-here")
+    assert r.status_code == 404 and error_of(r)["reason"] == "not_found"
+    r = live.http.put("/v1/styles")
+    assert r.status_code == 405 and error_of(r)["reason"] == "method_not_allowed"
+
+
+def test_413_too_many_bytes_or_pixels(live: LiveServer) -> None:
+    big = b"\xff\xd8\xff" + bytes(LIMITS.max_bytes)
+    r = post_image(live, "/v1/stylize", big, style="starry_night")
+    assert r.status_code == 413 and error_of(r)["reason"] == "image_too_large"
+    r = live.http.post("/v1/classify", files={"image": ("big.jpg", big, "image/jpeg")})
+    assert r.status_code == 413
+    # A small file whose header promises more pixels than the limit (a decompression bomb).
+    bomb = encode_image(np.zeros((1500, 3000, 3), np.uint8), "png")
+    assert len(bomb) < LIMITS.max_bytes
+    r = live.http.post(
+        "/v1/stylize", params={"style": "starry_night"}, content=bomb, headers={"Content-Type": "image/png"}
+    )
+    assert r.status_code == 413 and "pixels" in error_of(r)["message"].lower()
+
+
+def test_503_until_ready(tmp_path: Path, photo: bytes) -> None:
+    models = write_tiny_models(tmp_path / "models", names=STYLES)
+    server = LiveServer(plane_config(models, warmup=False), load_models=False)
+    try:
+        assert server.http.get("/healthz").status_code == 200
+        assert server.http.get("/readyz").status_code == 503
+        for r in (
+            server.http.get("/v1/styles"),
+            post_image(server, "/v1/stylize", photo, style="starry_night"),
+            server.http.post(
+                "/v1/jobs/gatys", files={"content": ("c.jpg", photo), "style": ("s.jpg", photo)}
+            ),
+        ):
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert error_of(r)["reason"] == "not_ready"
+        server.run(server.plane.start())
+        assert server.http.get("/readyz").status_code == 200
+        assert post_image(server, "/v1/stylize", photo, style="starry_night").status_code == 200
+    finally:
+        server.close()
+
+
+def test_errors_are_counted_by_reason(live: LiveServer, photo: bytes) -> None:
+    post_image(live, "/v1/stylize", photo, style="starry_night", strength="abc")
+    post_image(live, "/v1/stylize", b"junk", style="starry_night")
+    text = live.http.get("/metrics").text
+    for reason in ("invalid_argument", "invalid_image"):
+        pattern = (
+            rf'atelier_errors_total{{[^}}]*method="Stylize",reason="{reason}",transport="rest"}} ([0-9.]+)'
+        )
+        match = re.search(pattern, text)
+        assert match and float(match.group(1)) >= 1, reason
+    assert re.search(
+        r'atelier_request_duration_seconds_count{code="200",method="Stylize",model="starry_night",transport="rest"}',
+        text,
+    )
+
+
+# --- the README's curl examples ------------------------------------------------------------------------
+def readme_curl_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("<!-- section: rest-deploy", 1)[1].split("<!-- /section: rest-deploy", 1)[0]
+    blocks = re.findall(r"```bash curl-examples\n(.*?)```", section, re.S)
+    assert blocks, "the README's rest-deploy section has a ```bash curl-examples block"
+    return "\n".join(blocks)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_readme_curl_examples_run(live: LiveServer, tmp_path: Path) -> None:
+    """Every curl line of the README, run as written (only the port differs) with -f: no HTTP errors."""
+    script = readme_curl_block().replace("localhost:8080", f"127.0.0.1:{live.server.http_port}")
+    assert script.count("curl ") >= 10
+    (tmp_path / "docs").symlink_to(ROOT / "docs")
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace("curl ", "curl -fsS ")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
