@@ -1,0 +1,126 @@
+"""``atelier train`` (fit a fast style network) and ``atelier export`` (checkpoint -> ONNX + model card).
+
+Only torch, numpy, PIL, tqdm and matplotlib are needed at run time (no server packages), so training runs
+on a bare GPU machine with ``python -m service train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from service.cli.common import add_backbone_arg, progress_bar
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train a fast style-transfer network for one style image")
+    t.add_argument("--style-image", required=True, type=Path, help="the painting to learn")
+    t.add_argument(
+        "--data", required=True, type=Path, help="folder of training photos (searched recursively)"
+    )
+    t.add_argument("--name", required=True, help="style name, e.g. starry_night (files are <name>.ckpt ...)")
+    t.add_argument(
+        "--arch", choices=("mobile", "johnson"), default="mobile", help="transform net (default mobile)"
+    )
+    t.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
+    t.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
+    t.add_argument("--size", type=int, default=256, help="training crop side in px (default 256)")
+    t.add_argument(
+        "--style-size", type=int, default=384, help="style image's longer side in px (default 384)"
+    )
+    t.add_argument("--content-weight", type=float, default=1.0, help="default 1")
+    t.add_argument("--style-weight", type=float, default=10.0, help="relative to content (default 10)")
+    t.add_argument("--tv-weight", type=float, default=1e-4, help="total variation (default 1e-4)")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    add_backbone_arg(t, default="efficientnet_lite0")
+    t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    t.add_argument("--seed", type=int, default=0, help="fixes the initial weights and every batch")
+    t.add_argument("--out", type=Path, default=Path("runs"), help="checkpoint folder (default runs/)")
+    t.add_argument(
+        "--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)"
+    )
+    t.add_argument("--resume", action="store_true", help="continue from <out>/<name>.ckpt")
+    t.add_argument("--init-from", type=Path, help="start from another checkpoint's weights (fine-tune)")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    t.set_defaults(func=run_train)
+
+    e = sub.add_parser("export", help="export a training checkpoint to ONNX with a model card")
+    e.add_argument("checkpoint", type=Path, help="a .ckpt written by `atelier train`")
+    e.add_argument("--name", required=True, help="style name; the model is <name> (mobile) or <name>-johnson")
+    e.add_argument("-o", "--out", type=Path, default=Path("models"), help="models folder (default models/)")
+    e.add_argument("--style-image", type=Path, help="the painting (its file name picks title/artist/year)")
+    e.add_argument("--title", help="painting title (default: from the built-in table)")
+    e.add_argument("--artist", help="artist (default: from the built-in table)")
+    e.add_argument("--year", help="year made (default: from the built-in table)")
+    e.add_argument("--licence", help="licence of the painting (default: from the built-in table)")
+    e.add_argument("--version", default="1", help="model version (default 1)")
+    e.add_argument("--fp16", action="store_true", help="also write an fp16 variant for GPU providers")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    e.set_defaults(func=run_export)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from service.core.backbones import get_backbone
+    from service.core.imageio import load_image
+    from service.core.stylize.train import TrainConfig, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        arch=args.arch,
+        steps=args.steps,
+        batch=args.batch,
+        size=args.size,
+        style_size=args.style_size,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        lr=args.lr,
+        backbone=args.backbone,
+        device=args.device,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    config.validate()  # fail on a bad flag before loading anything
+    style = load_image(args.style_image)
+    backbone = get_backbone(config.backbone, config.device)
+    with progress_bar(f"train {args.name} ({config.arch})", config.steps) as bar:
+        result = train(
+            config,
+            style,
+            args.data,
+            args.out,
+            args.name,
+            backbone,
+            resume=args.resume,
+            init_from=args.init_from,
+            progress=bar,
+        )
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+    rate = (result.step - (result.history[0]["step"] - 1 if result.history else 0)) / max(
+        result.seconds, 1e-9
+    )
+    print(f"{result.checkpoint}: step {result.step}, {losses} ({result.seconds:.0f} s, {rate:.2f} it/s)")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from service.core.stylize.export import ExportOptions, export_checkpoint
+
+    options = ExportOptions(
+        name=args.name,
+        version=args.version,
+        opset=args.opset,
+        fp16=args.fp16,
+        style_image=args.style_image,
+        title=args.title,
+        artist=args.artist,
+        year=args.year,
+        licence=args.licence,
+    )
+    card = export_checkpoint(args.checkpoint, args.out, options)
+    parity = ", ".join(f"{k}: {v:.3g}" for k, v in dict(card["parity_max_abs_error"]).items())
+    print(f"{args.out / str(card['file'])}: {card['size_bytes']} bytes, parity max abs error {parity}")
+    return 0

@@ -1,0 +1,261 @@
+"""Export a trained transform network to ONNX, check it against PyTorch and register it.
+
+The graph wraps the net in :class:`PaddedTransform`: input ``input`` float32 (N, 3, H, W) RGB 0..255, output
+``output`` of the same shape, clamped in the graph; N, H and W are dynamic and any H, W >= 16 works (the
+graph reflect-pads to the net's stride and crops back). Export uses the public ``torch.onnx.export`` with
+the TorchScript exporter (``dynamo=False``): with ``dynamic_axes`` it gives a compact graph whose padding
+is computed from the input shape, which the parity check at odd sizes exercises.
+
+The fp16 variant (for GPU providers only) is the fp32 graph converted with ONNX Runtime's float16 tool,
+keeping float32 inputs and outputs; its parity is checked where a provider can run it and the card says
+where it was not.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from service.core.errors import InvalidArgument, ModelLoadError
+from service.core.stylize.manifest import ManifestEntry, ModelCard, add_to_manifest, sha256_file, write_card
+from service.core.stylize.nets import PaddedTransform, TransformNet
+from service.core.stylize.train import load_checkpoint, net_from_checkpoint
+
+PARITY_SIZES: tuple[tuple[int, int], ...] = ((33, 47), (257, 383), (1024, 768))  # (H, W)
+PARITY_LIMIT = 1.0  # max abs difference on the 0..255 scale
+PUBLIC_DOMAIN = "public domain (artist died before 1955, work made before 1929)"
+
+# Paintings in the training set, by file stem: (title, artist, year). From the data set's SOURCES.md.
+PAINTINGS: dict[str, tuple[str, str, str]] = {
+    "van_gogh_starry_night": ("The Starry Night", "Vincent van Gogh", "1889"),
+    "munch_the_scream": ("The Scream", "Edvard Munch", "1893"),
+    "turner_the_shipwreck": ("The Shipwreck of the Minotaur", "J. M. W. Turner", "c. 1805-1810"),
+    "matisse_woman_with_a_hat": ("Woman with a Hat", "Henri Matisse", "1905"),
+    "picabia_udnie": ("Udnie (Young American Girl, The Dance)", "Francis Picabia", "1913"),
+    "kandinsky_composition_vii": ("Composition VII", "Wassily Kandinsky", "1913"),
+    "hokusai_great_wave": ("The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831"),
+    "klimt_the_kiss": ("The Kiss (square crop)", "Gustav Klimt", "1907-08"),
+    "monet_water_lilies_1919": ("Water Lilies", "Claude Monet", "1919"),
+    "monet_san_giorgio_maggiore_at_dusk": ("San Giorgio Maggiore at Dusk", "Claude Monet", "1908-12"),
+    "seurat_sunday_on_la_grande_jatte": ("A Sunday on La Grande Jatte", "Georges Seurat", "1884-86"),
+    "gauguin_three_tahitian_women": ("Three Tahitian Women", "Paul Gauguin", "1896"),
+    "picabia_edtaonisl": ("Edtaonisl (Ecclesiastic)", "Francis Picabia", "1913"),
+    "van_gogh_wheat_field_with_cypresses": ("Wheat Field with Cypresses", "Vincent van Gogh", "1889"),
+    "van_gogh_the_night_cafe": ("The Night Café", "Vincent van Gogh", "1888"),
+    "sakai_hoitsu_cherry_tree_screen": (
+        "Cherry tree on gold folding screen",
+        "Sakai Hōitsu",
+        "early 19th c.",
+    ),
+}
+
+
+@dataclass
+class ExportOptions:
+    name: str  # style name; the model is "<name>" for mobile, "<name>-johnson" for johnson
+    version: str = "1"
+    opset: int = 17
+    fp16: bool = False
+    style_image: Path | None = None  # picks title/artist/year from PAINTINGS by file stem
+    title: str | None = None
+    artist: str | None = None
+    year: str | None = None
+    licence: str | None = None
+    parity_sizes: tuple[tuple[int, int], ...] = PARITY_SIZES
+
+
+def export_onnx(net: TransformNet, path: str | Path, opset: int = 17) -> Path:
+    """Write ``net`` (wrapped in ``PaddedTransform``) as an ONNX graph with dynamic N, H, W."""
+    if opset < 17:
+        raise InvalidArgument(f"Opset {opset} is too old: instance norm and reflect padding need >= 17.")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    model = PaddedTransform(net.float().eval().cpu())
+    example = torch.rand(1, 3, 64, 64) * 255.0
+    dims = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter announces its deprecation and notes that instance norm is exported in
+        # eval mode; both are expected here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(p),
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=opset,
+            dynamic_axes={"input": dims, "output": dims},
+            dynamo=False,
+        )
+    return p
+
+
+def _session(path: Path, providers: list[str]) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+def parity_check(
+    net: TransformNet,
+    onnx_path: str | Path,
+    sizes: tuple[tuple[int, int], ...] = PARITY_SIZES,
+    providers: list[str] | None = None,
+) -> dict[str, float]:
+    """Max |PyTorch - ONNX Runtime| (0..255 scale) per "HxW" size, on a seeded smooth random image."""
+    session = _session(Path(onnx_path), providers or ["CPUExecutionProvider"])
+    wrapped = PaddedTransform(net.float().eval().cpu())
+    gen = torch.Generator().manual_seed(0)
+    result: dict[str, float] = {}
+    for h, w in sizes:
+        # Low-frequency noise upsampled: closer to a photo than white noise, so the net works in its range.
+        coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=gen)
+        x = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False) * 255.0
+        with torch.no_grad():
+            ref = wrapped(x).numpy()
+        got = session.run(["output"], {"input": x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise ModelLoadError(
+                f"ONNX output shape {got.shape} differs from PyTorch {ref.shape} at {h}x{w}."
+            )
+        result[f"{h}x{w}"] = float(np.abs(got.astype(np.float32) - ref).max())
+    return result
+
+
+def convert_fp16(src: str | Path, dst: str | Path) -> Path:
+    """A half-precision copy of an fp32 graph (float32 inputs and outputs kept, casts inside)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(src))
+    half = convert_float_to_float16(model, keep_io_types=True)
+    onnx.save(half, str(dst))
+    return Path(dst)
+
+
+def fp16_parity(net: TransformNet, path: Path, sizes: tuple[tuple[int, int], ...]) -> dict[str, Any]:
+    """Parity of the fp16 graph on the CUDA provider if present, else on the CPU if it can run it."""
+    import onnxruntime as ort
+
+    provider = (
+        "CUDAExecutionProvider"
+        if "CUDAExecutionProvider" in ort.get_available_providers()
+        else "CPUExecutionProvider"
+    )
+    try:
+        errors = parity_check(net, path, sizes, [provider])
+    except Exception as exc:  # e.g. no fp16 kernels on this provider: record it instead of failing the export
+        return {"checked": False, "provider": provider, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"checked": True, "provider": provider, "max_abs_error": errors}
+
+
+def painting_info(options: ExportOptions, ckpt: dict[str, Any]) -> dict[str, str]:
+    stem = options.style_image.stem if options.style_image else str(ckpt.get("style_file", ""))
+    title, artist, year = PAINTINGS.get(stem, ("", "", ""))
+    info = {
+        "title": options.title or title,
+        "artist": options.artist or artist,
+        "year": options.year or year,
+        "licence": options.licence or (PUBLIC_DOMAIN if stem in PAINTINGS else ""),
+    }
+    missing = [k for k, v in info.items() if not v]
+    if missing:
+        raise InvalidArgument(
+            f"Unknown painting {stem or '(no --style-image)'}: pass --{' --'.join(missing)} for the model card."
+        )
+    return info
+
+
+def export_checkpoint(
+    checkpoint: str | Path, models_dir: str | Path, options: ExportOptions
+) -> dict[str, Any]:
+    """Checkpoint -> ``<models_dir>/<name>.<arch>.onnx`` (+ fp16), model card, manifest entry.
+
+    Raises ``ModelLoadError`` if the parity check fails (max abs error above ``PARITY_LIMIT``); nothing is
+    registered in that case. Returns the model card as a dict.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    net = net_from_checkpoint(ckpt)
+    arch = net.arch
+    info = painting_info(options, ckpt)
+    folder = Path(models_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_name = options.name if arch == "mobile" else f"{options.name}-{arch}"
+    stem = f"{options.name}.{arch}"
+    onnx_path = folder / f"{stem}.onnx"
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        # Write and check in a temporary file first, so a failed check never replaces a served model.
+        staged = export_onnx(net, Path(tmp) / "model.onnx", options.opset)
+        parity = parity_check(net, staged, options.parity_sizes)
+        worst = max(parity.values())
+        if worst > PARITY_LIMIT:
+            raise ModelLoadError(
+                f"ONNX export of {model_name} differs from PyTorch by {worst:.3g} (limit {PARITY_LIMIT})."
+            )
+        staged.replace(onnx_path)
+    fp16_file, fp16_sha, fp16_info = None, None, None
+    if options.fp16:
+        fp16_path = convert_fp16(onnx_path, folder / f"{stem}.fp16.onnx")
+        fp16_info = fp16_parity(net, fp16_path, options.parity_sizes)
+        fp16_file, fp16_sha = fp16_path.name, sha256_file(fp16_path)
+    config = dict(ckpt.get("config", {}))
+    history = list(ckpt.get("history", []))
+    tail = history[-50:]
+    final = (
+        {k: round(float(np.mean([r[k] for r in tail])), 5) for k in ("total", "content", "style", "tv")}
+        if tail
+        else {}
+    )
+    onnx_sha = sha256_file(onnx_path)
+    extra: dict[str, Any] = {
+        "file": onnx_path.name,
+        "size_bytes": onnx_path.stat().st_size,
+        "parity_max_abs_error": parity,
+        "parity_limit": PARITY_LIMIT,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "style_key": options.name,
+    }
+    if fp16_info is not None:
+        extra.update(fp16_file=fp16_file, fp16_sha256=fp16_sha, fp16_parity=fp16_info)
+    extra.update(ckpt.get("card_extra", {}))
+    card = ModelCard(
+        name=model_name,
+        arch=arch,
+        version=options.version,
+        style_sha256=str(ckpt.get("style_sha256", "")),
+        title=info["title"],
+        artist=info["artist"],
+        year=info["year"],
+        licence=info["licence"],
+        training={**config, "photos": ckpt.get("photos"), "steps_done": ckpt.get("step")},
+        final_losses=final,
+        parity_max_abs=parity,
+        opset=options.opset,
+        onnx_sha256=onnx_sha,
+        backbone=str(config.get("backbone", "")),
+        created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        extra=extra,
+    )
+    card_path = write_card(folder / f"{stem}.json", card)
+    entry = ManifestEntry(
+        name=model_name,
+        style=options.name,
+        arch=arch,
+        version=options.version,
+        file=onnx_path.name,
+        sha256=onnx_sha,
+        card=card_path.name,
+        fp16_file=fp16_file,
+        fp16_sha256=fp16_sha,
+    )
+    add_to_manifest(folder, entry)
+    return card.to_dict()

@@ -1,0 +1,99 @@
+"""Perceptual loss for training transform networks (Johnson, Alahi & Fei-Fei 2016, "Perceptual Losses for
+Real-Time Style Transfer and Super-Resolution", arXiv:1603.08155), with the style term of Gatys, Ecker &
+Bethge 2016 ("Image Style Transfer Using Convolutional Neural Networks", CVPR): Gram matrices of a
+pretrained CNN's activations.
+
+The features come from ``service.core.backbones`` taps. Each style layer's squared Gram error is divided by
+the squared mean magnitude of the target Gram, and the content error by the mean square of the target
+features, so every term starts near 1 whatever the layer's scale; the weights then mean the same across
+backbones and layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from service.core.backbones import Backbone
+from service.core.errors import InvalidArgument
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, C, C) Gram matrix normalised by C*H*W (computed in float32 under autocast)."""
+    b, c, h, w = features.shape
+    f = features.float().reshape(b, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def total_variation(x: Tensor) -> Tensor:
+    """Mean absolute difference between neighbouring pixels (anisotropic TV) of a (B, C, H, W) batch."""
+    dh = (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().mean()
+    dw = (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+    return dh + dw
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    content: float = 1.0
+    style: float = 10.0
+    tv: float = 1e-4
+
+    def __post_init__(self) -> None:
+        for name in ("content", "style", "tv"):
+            if getattr(self, name) < 0:
+                raise InvalidArgument(f"The {name} weight must be >= 0, got {getattr(self, name)}.")
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + total-variation loss against one style image.
+
+    ``style`` is a (1, 3, H, W) batch in [0, 1]; its Gram matrices are computed once here. ``forward``
+    takes the stylised batch and the content batch, both (B, 3, H, W) in [0, 1], and returns the weighted
+    terms and their sum under the keys ``content``, ``style``, ``tv`` and ``total``.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        style: Tensor,
+        weights: LossWeights,
+        style_taps: Sequence[str] | None = None,
+        content_tap: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.weights = weights
+        self.style_taps = tuple(style_taps or backbone.default_style_taps)
+        self.content_tap = content_tap or backbone.default_content_tap
+        if not self.style_taps or not self.content_tap:
+            raise InvalidArgument(f"Backbone {backbone.name} has no default taps; name them explicitly.")
+        backbone.check_taps([*self.style_taps, self.content_tap])
+        with torch.no_grad():
+            feats = backbone.features(style, self.style_taps)
+            grams = [gram_matrix(feats[t]) for t in self.style_taps]
+        # Buffers, so .to(device) moves them and they never receive gradients.
+        for i, g in enumerate(grams):
+            self.register_buffer(f"gram_{i}", g)
+            self.register_buffer(f"gram_scale_{i}", g.abs().mean().square().clamp_min(1e-12))
+
+    def forward(self, stylized: Tensor, content: Tensor) -> dict[str, Tensor]:
+        with torch.no_grad():
+            target = self.backbone.features(content, [self.content_tap])[self.content_tap].float()
+        feats = self.backbone.features(stylized, [*self.style_taps, self.content_tap])
+        got = feats[self.content_tap].float()
+        content_loss = F.mse_loss(got, target) / target.square().mean().clamp_min(1e-12)
+        style_loss = stylized.new_zeros((), dtype=torch.float32)
+        for i, tap in enumerate(self.style_taps):
+            g = gram_matrix(feats[tap])
+            gt: Tensor = getattr(self, f"gram_{i}")
+            scale: Tensor = getattr(self, f"gram_scale_{i}")
+            style_loss = style_loss + F.mse_loss(g, gt.expand_as(g)) / scale
+        tv = total_variation(stylized.float())
+        w = self.weights
+        terms = {"content": w.content * content_loss, "style": w.style * style_loss, "tv": w.tv * tv}
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms

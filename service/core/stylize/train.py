@@ -1,0 +1,244 @@
+"""Training a transform network for one style (Johnson, Alahi & Fei-Fei 2016, "Perceptual Losses for
+Real-Time Style Transfer and Super-Resolution", arXiv:1603.08155): Adam on random photo crops against the
+perceptual loss of ``service.core.stylize.losses``.
+
+Reproducible: the seed fixes the initial weights and, through ``CropSampler``, every batch. A checkpoint
+holds the model, the optimiser, the AMP scaler, the step, the torch RNG states and the loss history, so a
+resumed run ends with the same weights as an uninterrupted one (bit-identical on the CPU). On CUDA the
+forward pass runs under bf16 autocast (no loss scaling needed), Gram matrices in float32.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from service.core.backbones import Backbone
+from service.core.errors import InvalidArgument, ModelLoadError
+from service.core.progress import CancelToken, ProgressCallback, ProgressClock
+from service.core.stylize.dataset import CropSampler, list_photos
+from service.core.stylize.losses import LossWeights, PerceptualLoss
+from service.core.stylize.nets import TransformNet, build_net
+from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
+
+LOSS_KEYS = ("total", "content", "style", "tv")
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "mobile"
+    steps: int = 2000  # optimiser steps
+    batch: int = 4  # crops per step
+    size: int = 256  # training crop side, px
+    style_size: int = 384  # the style image's longer side when its Gram targets are computed, px
+    content_weight: float = 1.0
+    style_weight: float = 10.0  # relative to content; both terms are normalised to start near 1
+    tv_weight: float = 1e-4
+    lr: float = 1e-3
+    backbone: str = "efficientnet_lite0"
+    device: str = "cpu"
+    seed: int = 0
+    checkpoint_every: int = 500  # steps between checkpoints (0: only the final one)
+
+    def validate(self) -> None:
+        for name in ("steps", "batch", "size", "style_size"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgument(
+                    f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}."
+                )
+        if self.size < 16 or self.size % 4:
+            raise InvalidArgument(f"--size must be a multiple of 4 and at least 16, got {self.size}.")
+        if not self.lr > 0:
+            raise InvalidArgument(f"--lr must be positive, got {self.lr}.")
+        if self.checkpoint_every < 0:
+            raise InvalidArgument("--checkpoint-every must be >= 0.")
+        LossWeights(self.content_weight, self.style_weight, self.tv_weight)  # validates the weights
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    step: int
+    losses: dict[str, float]  # mean of the last (up to) 50 steps
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint (tensors and plain containers only: ``weights_only=True``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidArgument(f"Checkpoint {p} does not exist.")
+    try:
+        ckpt: dict[str, Any] = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or not a checkpoint: say so instead of a pickle traceback
+        raise ModelLoadError(f"Could not read checkpoint {p}: {exc}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
+        raise ModelLoadError(f"{p} is not an atelier training checkpoint (no 'model'/'arch' entries).")
+    return ckpt
+
+
+def net_from_checkpoint(ckpt: dict[str, Any]) -> TransformNet:
+    net = build_net(str(ckpt["arch"]))
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise ModelLoadError(
+            f"Checkpoint weights do not match the {ckpt['arch']} architecture: {exc}"
+        ) from None
+    return net.eval()
+
+
+def write_loss_curve(history: list[dict[str, float]], csv_path: Path, png_path: Path | None) -> None:
+    """The loss history as CSV (one row per step) and, optionally, a log-scale PNG plot."""
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", *LOSS_KEYS])
+        for row in history:
+            writer.writerow([int(row["step"]), *(f"{row[k]:.6g}" for k in LOSS_KEYS)])
+    if png_path is None or not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r["step"] for r in history])
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    window = max(1, len(history) // 50)  # smooth per-batch noise so the trend is readable
+    kernel = np.ones(window) / window
+    for key in LOSS_KEYS:
+        values = np.array([r[key] for r in history])
+        if window > 1:
+            values = np.convolve(values, kernel, mode="valid")
+        ax.plot(steps[: len(values)] + (window - 1), values, label=key)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weighted loss")
+    ax.set_title(csv_path.stem)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+
+
+def train(
+    config: TrainConfig,
+    style_image: np.ndarray,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    name: str,
+    backbone: Backbone,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> TrainResult:
+    """Train ``config.arch`` on crops of the photos in ``data_dir`` towards ``style_image`` ((H, W, 3) uint8).
+
+    Writes ``<out_dir>/<name>.ckpt`` (every ``checkpoint_every`` steps and at the end) and the loss curve
+    ``<name>.loss.csv`` / ``.png``. ``resume`` continues from an existing checkpoint of the same name;
+    ``init_from`` starts from another checkpoint's weights (same architecture), e.g. to fine-tune one style
+    into another, with a fresh optimiser. ``backbone`` must already be on ``config.device``.
+    """
+    config.validate()
+    device = torch.device(config.device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / f"{name}.ckpt"
+    files = list_photos(data_dir)
+    sampler = CropSampler(files, config.size, config.seed)
+
+    torch.manual_seed(config.seed)
+    net = build_net(config.arch).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    style_sha = sha256_bytes(np.ascontiguousarray(style_image).tobytes())
+    start, history = 0, []
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["arch"] != config.arch:
+            raise InvalidArgument(f"Checkpoint {ckpt_path} is a {ckpt['arch']} net, not {config.arch}.")
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, history = int(ckpt["step"]), list(ckpt["history"])
+        _set_rng_state(ckpt["rng"], device)
+    elif init_from is not None:
+        init = load_checkpoint(init_from)
+        if init["arch"] != config.arch:
+            raise InvalidArgument(f"--init-from {init_from} is a {init['arch']} net, not {config.arch}.")
+        net.load_state_dict(init["model"])
+    if start >= config.steps:
+        raise InvalidArgument(f"Checkpoint {ckpt_path} is already at step {start} of {config.steps}.")
+
+    style = image_to_tensor(style_image, device)
+    style = resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], config.style_size))
+    weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
+    loss_fn = PerceptualLoss(backbone, style, weights).to(device)
+    use_amp = device.type == "cuda"
+
+    def save(step: int) -> None:
+        payload = {
+            "arch": config.arch,
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "rng": _rng_state(device),
+            "history": history,
+            "config": asdict(config),
+            "style_sha256": style_sha,
+            "name": name,
+            "photos": len(files),
+        }
+        tmp = ckpt_path.with_suffix(".ckpt.tmp")
+        torch.save(payload, tmp)
+        tmp.replace(ckpt_path)  # atomic: a crash mid-write never leaves a truncated checkpoint
+        write_loss_curve(history, out / f"{name}.loss.csv", out / f"{name}.loss.png")
+
+    clock = ProgressClock(config.steps - start)
+    t0 = time.monotonic()
+    net.train()
+    for step in range(start, config.steps):
+        if cancel is not None:
+            cancel.check()
+        content = sampler.batch(step, config.batch).to(device, non_blocking=True)  # (B, 3, S, S), 0..255
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            stylized = net(content)
+            terms = loss_fn(stylized / 255.0, content / 255.0)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+        row = {"step": float(step + 1), **{k: float(terms[k].detach()) for k in LOSS_KEYS}}
+        history.append(row)
+        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
+            save(step + 1)
+        if progress is not None:
+            progress(clock.report(step + 1 - start, {k: row[k] for k in LOSS_KEYS}))
+    save(config.steps)
+    tail = history[-50:]
+    final = {k: float(np.mean([r[k] for r in tail])) for k in LOSS_KEYS}
+    return TrainResult(ckpt_path, config.steps, final, history, time.monotonic() - t0)
