@@ -110,6 +110,7 @@ class Metrics:
         """Create the label sets known up front so dashboards see zeros instead of missing series."""
         for queue in ("fast", "jobs"):
             self.queue_depth.labels(queue=queue).set(0)
+            self.queue_wait.labels(queue=queue)
             self.rejected.labels(queue=queue)
         for transport in ("grpc", "rest"):
             self.requests_in_flight.labels(transport=transport).set(0)
@@ -120,6 +121,7 @@ class Metrics:
             self.jobs.labels(kind=kind, state=state).set(0)
         for state in JOB_FINAL_STATES:
             self.jobs_finished.labels(kind=kind, state=state)
+        self.job_duration.labels(kind=kind)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type, for GET /metrics."""

@@ -1,0 +1,354 @@
+"""A typed Python client for the Atelier gRPC API.
+
+    from service.client import AtelierClient
+
+    with AtelierClient("localhost:50051") as client:
+        print([s.name for s in client.list_styles()])
+        client.stylize_file("photo.jpg", "photo.starry.png", style="starry_night")
+        for update in client.gatys("photo.jpg", ["painting.jpg"], {"size": 384, "steps": 100}):
+            print(update.step, update.total, update.losses)
+        update.save("render.png")  # the last update carries the final image
+
+Errors arrive as ``AtelierClientError`` with the gRPC status code, the server's message, and for a full
+queue the server's retry hint (``retry_after_s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+
+from service.api.v1 import atelier_pb2 as pb
+from service.api.v1 import atelier_pb2_grpc as pb_grpc
+
+ImageInput = bytes | str | Path
+MiB = 1024 * 1024
+_FORMATS = {
+    "png": pb.IMAGE_FORMAT_PNG,
+    "jpeg": pb.IMAGE_FORMAT_JPEG,
+    "jpg": pb.IMAGE_FORMAT_JPEG,
+    "webp": pb.IMAGE_FORMAT_WEBP,
+}
+_OUTPUTS = {
+    "overlay": pb.SALIENCY_OUTPUT_OVERLAY,
+    "heatmap": pb.SALIENCY_OUTPUT_HEATMAP,
+    "float32": pb.SALIENCY_OUTPUT_FLOAT32,
+}
+
+
+class AtelierClientError(Exception):
+    """A failed call: ``code`` (grpc.StatusCode), the server's ``message``, and ``retry_after_s`` if any."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    @classmethod
+    def from_rpc(cls, err: grpc.RpcError) -> AtelierClientError:
+        retry = None
+        call: Any = err  # the RpcError raised by a call is also a grpc.Call
+        trailers: Any = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
+        for key, value in trailers or ():
+            if key == "retry-after-s":
+                retry = float(value)
+        return cls(call.code(), call.details() or "", retry)
+
+
+@dataclass(frozen=True)
+class Stylized:
+    image: bytes
+    content_type: str
+    model: str
+    version: str
+    provider: str
+    width: int
+    height: int
+    batch_size: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_bytes(self.image)
+        return p
+
+
+@dataclass(frozen=True)
+class RenderUpdate:
+    """One event of a streaming render. The last one of a successful run has ``image`` set."""
+
+    job_id: str
+    state: str
+    step: int = 0
+    total: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    stage: str = ""
+    preview: bytes | None = None  # JPEG
+    image: bytes | None = None
+    content_type: str = ""
+    width: int = 0
+    height: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.image is not None
+
+    def save(self, path: str | Path) -> Path:
+        if self.image is None:
+            raise ValueError("this update carries no final image")
+        p = Path(path)
+        p.write_bytes(self.image)
+        return p
+
+
+class RenderStream:
+    """Iterator over a render's updates; ``cancel()`` stops the render on the server and frees its worker."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[RenderUpdate]:
+        try:
+            for event in self._call:
+                yield _update(event)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.CANCELLED and self._call.cancelled():
+                return
+            raise AtelierClientError.from_rpc(err) from None
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    def result(self) -> RenderUpdate:
+        """Consume the stream and return the final update (with the image)."""
+        last: RenderUpdate | None = None
+        for update in self:
+            last = update
+        if last is None or last.image is None:
+            raise AtelierClientError(grpc.StatusCode.CANCELLED, "the render ended without a result")
+        return last
+
+
+def _update(event: pb.RenderEvent) -> RenderUpdate:
+    which = event.WhichOneof("event")
+    if which == "result":
+        r = event.result
+        return RenderUpdate(
+            event.job_id,
+            event.state,
+            image=r.image,
+            content_type=r.content_type,
+            width=r.width,
+            height=r.height,
+        )
+    if which == "progress":
+        p = event.progress
+        return RenderUpdate(
+            event.job_id,
+            event.state,
+            step=p.step,
+            total=p.total,
+            losses=dict(p.losses),
+            elapsed_s=p.elapsed_s,
+            eta_s=p.eta_s if p.HasField("eta_s") else None,
+            stage=p.stage,
+            preview=p.preview or None,
+        )
+    return RenderUpdate(event.job_id, event.state)
+
+
+def _read(image: ImageInput) -> bytes:
+    return image if isinstance(image, bytes) else Path(image).read_bytes()
+
+
+def _struct(values: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
+    if values is None:
+        return None
+    s = struct_pb2.Struct()
+    s.update(dict(values))
+    return s
+
+
+def _format(fmt: str) -> Any:
+    try:
+        return _FORMATS[fmt.lower().lstrip(".")]
+    except KeyError:
+        raise ValueError(f"unsupported output format {fmt!r}; use png, jpeg or webp") from None
+
+
+class AtelierClient:
+    """Blocking client over one channel. Use as a context manager, or call ``close()``."""
+
+    def __init__(
+        self,
+        target: str = "localhost:50051",
+        timeout: float | None = 120.0,
+        max_message_bytes: int = 32 * MiB,
+    ) -> None:
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+        self.stub = pb_grpc.AtelierStub(self.channel)
+
+    def __enter__(self) -> AtelierClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the channel connects and the server's health check says SERVING."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        health = health_pb2_grpc.HealthStub(self.channel)
+        responses = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        try:
+            for reply in responses:
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+        except grpc.RpcError as err:
+            raise AtelierClientError.from_rpc(err) from None
+        finally:
+            responses.cancel()
+
+    def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return method(request, timeout=timeout if timeout is not None else self.timeout)
+        except grpc.RpcError as err:
+            raise AtelierClientError.from_rpc(err) from None
+
+    def stylize(
+        self,
+        image: ImageInput,
+        style: str,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+        fmt: str = "png",
+        quality: int = 90,
+        timeout: float | None = None,
+    ) -> Stylized:
+        req = pb.StylizeRequest(
+            image=_read(image),
+            style=style,
+            strength=strength,
+            preserve_color=preserve_color,
+            max_side=max_side or 0,
+            format=_format(fmt),
+            quality=quality,
+        )
+        r = self._unary(self.stub.Stylize, req, timeout)
+        return Stylized(
+            r.image,
+            r.content_type,
+            r.model,
+            r.version,
+            r.provider,
+            r.width,
+            r.height,
+            r.batch_size,
+            dict(r.timings_ms),
+        )
+
+    def stylize_file(self, src: str | Path, dst: str | Path, style: str, **options: Any) -> Stylized:
+        """Stylise the image file ``src`` into ``dst`` (format from its suffix: .png, .jpg, .webp)."""
+        fmt = Path(dst).suffix.lstrip(".") or "png"
+        result = self.stylize(Path(src), style, fmt=fmt, **options)
+        result.save(dst)
+        return result
+
+    def list_styles(self, timeout: float | None = None) -> list[pb.StyleInfo]:
+        return list(self._unary(self.stub.ListStyles, pb.ListStylesRequest(), timeout).styles)
+
+    def classify(
+        self, image: ImageInput, top_k: int = 5, backbone: str = "", timeout: float | None = None
+    ) -> list[pb.Prediction]:
+        req = pb.ClassifyRequest(image=_read(image), top_k=top_k, backbone=backbone)
+        return list(self._unary(self.stub.Classify, req, timeout).predictions)
+
+    def saliency(
+        self,
+        image: ImageInput,
+        method: str = "gradcam",
+        target: int | str | None = None,
+        output: str = "overlay",
+        params: Mapping[str, Any] | None = None,
+        top_k: int = 5,
+        backbone: str = "",
+        timeout: float | None = None,
+    ) -> pb.SaliencyResponse:
+        """A saliency map: PNG for ``overlay`` / ``heatmap``, raw little-endian float32 for ``float32``."""
+        if output not in _OUTPUTS:
+            raise ValueError(f"unsupported saliency output {output!r}; use one of {', '.join(_OUTPUTS)}")
+        req = pb.SaliencyRequest(
+            image=_read(image),
+            method=method,
+            output=_OUTPUTS[output],
+            params=_struct(params),
+            top_k=top_k,
+            backbone=backbone,
+        )
+        if isinstance(target, int):
+            req.target_index = target
+        elif isinstance(target, str):
+            req.target_label = target
+        return self._unary(self.stub.Saliency, req, timeout)
+
+    def gatys(
+        self,
+        content: ImageInput,
+        styles: list[ImageInput],
+        options: Mapping[str, Any] | None = None,
+        fmt: str = "png",
+        quality: int = 90,
+        backbone: str = "",
+        timeout: float | None = None,
+    ) -> RenderStream:
+        """Start a Gatys render; iterate the result for progress, the last update holds the image."""
+        req = pb.GatysRequest(
+            content=_read(content),
+            styles=[_read(s) for s in styles],
+            options=_struct(options),
+            format=_format(fmt),
+            quality=quality,
+            backbone=backbone,
+        )
+        return RenderStream(self.stub.Gatys(req, timeout=timeout))
+
+    def deepdream(
+        self,
+        image: ImageInput,
+        options: Mapping[str, Any] | None = None,
+        fmt: str = "png",
+        quality: int = 90,
+        backbone: str = "",
+        guide: ImageInput | None = None,
+        timeout: float | None = None,
+    ) -> RenderStream:
+        """Start a DeepDream render; iterate the result for progress, the last update holds the image."""
+        req = pb.DeepDreamRequest(
+            image=_read(image),
+            options=_struct(options),
+            format=_format(fmt),
+            quality=quality,
+            backbone=backbone,
+            guide=_read(guide) if guide is not None else b"",
+        )
+        return RenderStream(self.stub.DeepDream(req, timeout=timeout))

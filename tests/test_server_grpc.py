@@ -1,0 +1,477 @@
+"""The gRPC server end to end: a real server on 127.0.0.1 (port 0) over tiny seeded style models.
+
+One server per module (loading and warming the backbone is the slow part); tests that need other settings
+start their own. Waiting is always on a condition (a stream event, a job's done flag), never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import threading
+import zlib
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from PIL import Image
+
+from service.api.v1 import atelier_pb2 as pb
+from service.api.v1 import atelier_pb2_grpc as pb_grpc
+from service.client import AtelierClient, AtelierClientError
+from service.core.imageio import decode_image, encode_image
+from service.core.stylize.engine import StyleEngine, StylizeOptions
+from service.server.app import Server, ServerOptions
+from service.server.config import PlaneConfig
+from service.server.dataplane import DataPlane
+from tests.tinymodels import write_tiny_models
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+
+
+class ServerThread:
+    """A ``Server`` running on its own event loop in a background thread, driven from sync tests."""
+
+    def __init__(self, config: PlaneConfig, max_message_bytes: int = 4 * MiB) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.plane = DataPlane(config)
+        self.server = Server(
+            self.plane,
+            ServerOptions(host="127.0.0.1", grpc_port=0, http_port=0, max_message_bytes=max_message_bytes),
+        )
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server.grpc_port}"
+
+    def close(self) -> None:
+        self.run(self.server.stop(1.0))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def plane_config(models: Path, **overrides: Any) -> PlaneConfig:
+    values: dict[str, Any] = dict(
+        models_dir=models,
+        ort_providers=("CPUExecutionProvider",),
+        ort_intra_threads=1,
+        batch_max_delay_ms=100.0,  # generous, so concurrent test calls reliably share a batch
+        job_workers=1,
+        job_queue_limit=0,
+        max_side_slow=256,
+    )
+    values.update(overrides)
+    return PlaneConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A corrupt model beside two good ones: the server skips it, serves the others, and counts the failure.
+    return write_tiny_models(tmp_path_factory.mktemp("models"), corrupt=("broken",))
+
+
+@pytest.fixture(scope="module")
+def server(models: Path) -> Iterator[ServerThread]:
+    s = ServerThread(plane_config(models))
+    s.run(s.server.start())
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def stub(server: ServerThread) -> Iterator[pb_grpc.AtelierStub]:
+    with grpc.insecure_channel(server.target) as channel:
+        yield pb_grpc.AtelierStub(channel)
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerThread) -> Iterator[AtelierClient]:
+    with AtelierClient(server.target, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    from skimage import data
+
+    return encode_image(data.chelsea()[::2, ::2], "jpeg", 90)  # 226x150
+
+
+def code_of(call: Any, *args: Any, **kwargs: Any) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as info:
+        result = call(*args, **kwargs)
+        if not isinstance(result, pb.StylizeResponse | pb.ClassifyResponse | pb.SaliencyResponse):
+            list(result)  # a stream: errors arrive while reading
+    err: Any = info.value
+    return err.code(), err.details()
+
+
+# --- Stylize, ListStyles ------------------------------------------------------------------------------
+
+
+def test_list_styles(stub: pb_grpc.AtelierStub) -> None:
+    styles = stub.ListStyles(pb.ListStylesRequest(), timeout=30).styles
+    assert [s.name for s in styles] == ["tiny_a", "tiny_b"]
+    assert all(s.provider == "CPUExecutionProvider" and s.version == "1" for s in styles)
+
+
+def test_stylize_matches_in_process_engine(client: AtelierClient, models: Path, photo: bytes) -> None:
+    reply = client.stylize(photo, "tiny_b", strength=0.7)
+    assert (reply.model, reply.version, reply.content_type) == ("tiny_b", "1", "image/png")
+    assert set(reply.timings_ms) >= {"decode", "queue", "inference", "encode", "total"}
+    served = decode_image(reply.image)
+    with StyleEngine.load(models, providers=("CPUExecutionProvider",), warmup=False) as engine:
+        expected = engine.stylize("tiny_b", decode_image(photo), StylizeOptions(strength=0.7, max_side=4096))
+    assert served.shape == expected.shape == (150, 226, 3)
+    assert np.array_equal(served, expected)  # PNG is lossless: the server adds nothing to the pixels
+
+
+def test_stylize_file_jpeg_and_max_side(client: AtelierClient, photo: bytes, tmp_path: Path) -> None:
+    src = tmp_path / "in.jpg"
+    src.write_bytes(photo)
+    reply = client.stylize_file(src, tmp_path / "out.jpg", "tiny_a", max_side=64)
+    out = Image.open(tmp_path / "out.jpg")
+    assert out.format == "JPEG" and max(out.size) == 64 and reply.content_type == "image/jpeg"
+
+
+def _bomb_png(width: int = 60000, height: int = 60000) -> bytes:
+    """A PNG whose header claims a huge size (a decompression bomb); no pixel data is needed to refuse it."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+BAD_IMAGES = {
+    "empty": b"",
+    "not-an-image": b"hello, this is text",
+    "truncated-png": encode_image(np.zeros((64, 64, 3), np.uint8), "png")[:60],
+    "decompression-bomb": _bomb_png(),
+    "too-small": encode_image(np.zeros((4, 4, 3), np.uint8), "png"),
+    "pdf": b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_IMAGES))
+def test_stylize_bad_image_is_invalid_argument(stub: pb_grpc.AtelierStub, name: str) -> None:
+    code, details = code_of(
+        stub.Stylize, pb.StylizeRequest(image=BAD_IMAGES[name], style="tiny_a"), timeout=30
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+    assert details
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"strength": 1.5},
+        {"strength": -0.1},
+        {"quality": 101},
+        {"max_side": 8},
+        {"max_side": 100_000},
+    ],
+    ids=["strength-high", "strength-negative", "quality", "max-side-small", "max-side-large"],
+)
+def test_stylize_bad_option_is_invalid_argument(
+    stub: pb_grpc.AtelierStub, photo: bytes, fields: dict[str, Any]
+) -> None:
+    req = pb.StylizeRequest(image=photo, style="tiny_a", **fields)
+    code, details = code_of(stub.Stylize, req, timeout=30)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+    assert next(iter(fields)) in details  # the message names the option
+
+
+def test_unknown_style_is_not_found_listing_styles(stub: pb_grpc.AtelierStub, photo: bytes) -> None:
+    code, details = code_of(stub.Stylize, pb.StylizeRequest(image=photo, style="van_gogh"), timeout=30)
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert "tiny_a" in details and "tiny_b" in details
+
+
+def test_message_size_limit_is_a_clear_error(stub: pb_grpc.AtelierStub) -> None:
+    code, details = code_of(
+        stub.Stylize, pb.StylizeRequest(image=b"\0" * (5 * MiB), style="tiny_a"), timeout=30
+    )
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in details
+
+
+def test_concurrent_stylize_calls_are_batched(
+    server: ServerThread, stub: pb_grpc.AtelierStub, photo: bytes
+) -> None:
+    metric = server.plane.metrics.registry.get_sample_value
+    before = metric("atelier_batch_size_count", {"model": "tiny_a"}) or 0.0
+    before_sum = metric("atelier_batch_size_sum", {"model": "tiny_a"}) or 0.0
+    calls = [
+        stub.Stylize.future(pb.StylizeRequest(image=photo, style="tiny_a"), timeout=60) for _ in range(6)
+    ]
+    replies = [c.result() for c in calls]
+    runs = metric("atelier_batch_size_count", {"model": "tiny_a"}) - before
+    assert metric("atelier_batch_size_sum", {"model": "tiny_a"}) - before_sum == 6
+    assert runs < 6, "six concurrent same-size calls should share ONNX Runtime runs"
+    assert max(r.batch_size for r in replies) > 1
+    assert len({r.image for r in replies}) == 1  # batching never mixes up outputs
+
+
+# --- Classify, Saliency --------------------------------------------------------------------------------
+
+
+def test_classify(client: AtelierClient, photo: bytes) -> None:
+    preds = client.classify(photo, top_k=3)
+    assert len(preds) == 3
+    assert preds[0].index in range(281, 286)  # a domestic cat class
+    assert preds[0].probability >= preds[1].probability
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"top_k": 5000}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"backbone": "resnet"}, grpc.StatusCode.NOT_FOUND),
+    ],
+    ids=["top-k", "unknown-backbone"],
+)
+def test_classify_bad_options(
+    stub: pb_grpc.AtelierStub, photo: bytes, fields: dict[str, Any], expected: grpc.StatusCode
+) -> None:
+    assert code_of(stub.Classify, pb.ClassifyRequest(image=photo, **fields), timeout=30)[0] == expected
+
+
+def test_saliency_float32_map_and_predictions(client: AtelierClient, photo: bytes) -> None:
+    reply = client.saliency(photo, method="gradient", output="float32", top_k=2)
+    smap = np.frombuffer(reply.map, "<f4").reshape(reply.height, reply.width)
+    assert (reply.width, reply.height) == (226, 150)
+    assert smap.min() >= 0.0 and smap.max() <= 1.0 and smap.std() > 0
+    assert len(reply.predictions) == 2 and reply.target == reply.predictions[0].index
+    overlay = client.saliency(photo, method="gradient", output="overlay")
+    assert Image.open(io.BytesIO(overlay.map)).size == (226, 150)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"method": "astrology"},
+        {"method": "gradient", "target_index": 5000},
+        {"method": "gradient", "image": b"x"},
+    ],
+    ids=["method", "target", "image"],
+)
+def test_saliency_bad_input(stub: pb_grpc.AtelierStub, photo: bytes, fields: dict[str, Any]) -> None:
+    req = pb.SaliencyRequest(image=photo)
+    for key, value in fields.items():
+        setattr(req, key, value)
+    assert code_of(stub.Saliency, req, timeout=60)[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# --- streaming renders ---------------------------------------------------------------------------------
+
+SMALL_GATYS = {"size": 32, "steps": 3, "optimizer": "adam"}
+
+
+def test_gatys_streams_progress_then_image(client: AtelierClient, photo: bytes) -> None:
+    updates = list(client.gatys(photo, [photo], {**SMALL_GATYS, "preview_every": 1}))
+    final = updates[-1]
+    assert final.done and final.state == "succeeded" and max(final.width, final.height) == 32
+    steps = [u.step for u in updates if u.total]
+    assert steps and steps[-1] == 3 and steps == sorted(steps)
+    assert any(u.preview for u in updates)  # previews arrive as JPEG when asked for
+
+
+def test_deepdream_streams_progress_then_image(client: AtelierClient, photo: bytes) -> None:
+    pytest.importorskip("service.core.render.deepdream", reason="the DeepDream module is not installed")
+    final = client.deepdream(photo, {"octaves": 1, "steps": 2}).result()
+    assert final.image and (final.width, final.height) == (226, 150)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"colour": 3}, {"steps": "many"}, {"size": 10_000}, {"steps": 2.5}],
+    ids=["unknown", "type", "size", "int"],
+)
+def test_gatys_bad_options_are_invalid_argument(
+    stub: pb_grpc.AtelierStub, photo: bytes, options: dict[str, Any]
+) -> None:
+    from google.protobuf import struct_pb2
+
+    opts = struct_pb2.Struct()
+    opts.update(options)
+    req = pb.GatysRequest(content=photo, styles=[photo], options=opts)
+    code, details = code_of(stub.Gatys, req, timeout=60)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+
+
+def test_gatys_without_style_or_with_bad_image(stub: pb_grpc.AtelierStub, photo: bytes) -> None:
+    assert (
+        code_of(stub.Gatys, pb.GatysRequest(content=photo), timeout=30)[0] == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    bad = pb.GatysRequest(content=photo, styles=[b"not an image"])
+    assert code_of(stub.Gatys, bad, timeout=30)[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _long_gatys(client: AtelierClient, photo: bytes, timeout: float | None = None) -> Any:
+    return client.gatys(photo, [photo], {"size": 32, "steps": 100_000, "optimizer": "adam"}, timeout=timeout)
+
+
+def test_cancelling_a_stream_frees_the_worker(
+    server: ServerThread, client: AtelierClient, photo: bytes
+) -> None:
+    stream = _long_gatys(client, photo)
+    updates = iter(stream)
+    first = next(u for u in updates if u.step > 0)  # the render is running on the only worker
+    job = server.plane.jobs.get(first.job_id)
+    stream.cancel()
+    assert job.wait(30), "the cancelled render should stop within one iteration"
+    assert job.state == "cancelled"
+    # The only worker is free again: a new render is admitted (queue limit 0) and completes.
+    assert client.gatys(photo, [photo], SMALL_GATYS).result().done
+
+
+def test_full_job_queue_is_resource_exhausted_with_retry_hint(
+    server: ServerThread, client: AtelierClient, photo: bytes
+) -> None:
+    stream = _long_gatys(client, photo)
+    first = next(u for u in stream if u.step > 0)
+    with pytest.raises(AtelierClientError) as info:
+        client.gatys(photo, [photo], SMALL_GATYS).result()
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert info.value.retry_after_s is not None and info.value.retry_after_s >= 1
+    assert "Retry after" in info.value.message
+    stream.cancel()
+    assert server.plane.jobs.get(first.job_id).wait(30)
+
+
+def test_deadline_exceeded_stops_the_render(
+    server: ServerThread, client: AtelierClient, photo: bytes
+) -> None:
+    stream = _long_gatys(client, photo, timeout=3.0)
+    job_id = ""
+    with pytest.raises(AtelierClientError) as info:
+        for update in stream:
+            job_id = update.job_id
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    job = server.plane.jobs.get(job_id)
+    assert job.wait(30) and job.state in ("deadline_exceeded", "cancelled")
+
+
+def test_unary_deadline_is_honoured_by_the_data_plane(server: ServerThread, photo: bytes) -> None:
+    import time
+
+    from service.core.errors import DeadlineExceeded
+
+    with pytest.raises(DeadlineExceeded):
+        server.run(server.plane.stylize(photo, "tiny_a", deadline=time.monotonic() - 1))
+    with pytest.raises(DeadlineExceeded):  # a saliency run that cannot finish in 1 ms is cut off
+        server.run(server.plane.saliency(photo, "occlusion", deadline=time.monotonic() + 0.001))
+
+
+# --- health, reflection, metrics -----------------------------------------------------------------------
+
+
+def test_health_goes_from_not_serving_to_serving(models: Path) -> None:
+    s = ServerThread(plane_config(models))
+    try:
+        s.run(s.server.start(load_models=False))
+        with grpc.insecure_channel(s.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            stub = pb_grpc.AtelierStub(channel)
+            for name in ("", "atelier.v1.Atelier"):
+                reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+                assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            code, _ = code_of(stub.ListStyles, pb.ListStylesRequest(), timeout=10)
+            assert code == grpc.StatusCode.UNAVAILABLE  # calls before readiness are refused, not hung
+            assert httpx.get(f"http://127.0.0.1:{s.server.http_port}/readyz").status_code == 503
+            s.run(s.plane.start())
+            s.run(s.server.mark_ready())
+            for name in ("", "atelier.v1.Atelier"):
+                reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            assert httpx.get(f"http://127.0.0.1:{s.server.http_port}/readyz").status_code == 200
+    finally:
+        s.close()
+
+
+def test_reflection_lists_and_describes_the_service(server: ServerThread) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        refl = reflection_pb2_grpc.ServerReflectionStub(channel)
+        requests = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="atelier.v1.Atelier"),
+        ]
+        listed, described = list(refl.ServerReflectionInfo(iter(requests), timeout=10))
+    names = {s.name for s in listed.list_services_response.service}
+    assert {"atelier.v1.Atelier", "grpc.health.v1.Health"} <= names
+    from google.protobuf import descriptor_pb2
+
+    fd = descriptor_pb2.FileDescriptorProto.FromString(
+        described.file_descriptor_response.file_descriptor_proto[0]
+    )
+    assert fd.name == "atelier/v1/atelier.proto"
+    assert {m.name for m in fd.service[0].method} == {
+        "Stylize",
+        "ListStyles",
+        "Classify",
+        "Saliency",
+        "Gatys",
+        "DeepDream",
+    }
+
+
+CONTRACT = {  # docs/ARCHITECTURE.md: the dashboards and alert rules depend on these names and labels
+    "atelier_request_duration_seconds": {"transport", "method", "model", "code"},
+    "atelier_requests_in_flight": {"transport"},
+    "atelier_errors_total": {"transport", "method", "reason"},
+    "atelier_queue_wait_seconds": {"queue"},
+    "atelier_queue_depth": {"queue"},
+    "atelier_inference_duration_seconds": {"model", "provider"},
+    "atelier_batch_size": {"model"},
+    "atelier_jobs": {"kind", "state"},
+    "atelier_jobs_finished_total": {"kind", "state"},
+    "atelier_job_duration_seconds": {"kind"},
+    "atelier_model_load_seconds": {"model"},
+    "atelier_model_warmup_seconds": {"model"},
+    "atelier_model_info": {"model", "version", "arch", "provider", "precision"},
+    "atelier_model_load_failures_total": {"model"},
+    "atelier_ready": set(),
+}
+
+
+def test_metrics_page_has_the_contract_names_and_labels(
+    server: ServerThread, client: AtelierClient, photo: bytes
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.stylize(photo, "tiny_a")
+    with pytest.raises(AtelierClientError):
+        client.stylize(b"junk", "tiny_a")
+    page = httpx.get(f"http://127.0.0.1:{server.server.http_port}/metrics", timeout=30)
+    assert page.status_code == 200
+    samples: dict[str, list[dict[str, str]]] = {}
+    for family in text_string_to_metric_families(page.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample.labels)
+    for name, labels in CONTRACT.items():
+        found = [n for n in samples if n == name or n.startswith(name + "_") or name == n + "_total"]
+        assert found, f"{name} missing from /metrics"
+        label_sets = [set(lbls) - {"le"} for n in found for lbls in samples[n]]
+        assert labels in label_sets, f"{name}: labels {label_sets[:3]} != {labels}"
+    assert {"model": "broken"} in samples["atelier_model_load_failures_total"]
+    ok = {"transport": "grpc", "method": "Stylize", "model": "tiny_a", "code": "OK"}
+    assert ok in samples["atelier_request_duration_seconds_count"]
+    assert {"transport": "grpc", "method": "Stylize", "reason": "invalid_image"} in samples[
+        "atelier_errors_total"
+    ]
+    assert {"model": "tiny_a", "provider": "CPUExecutionProvider"} in samples[
+        "atelier_inference_duration_seconds_count"
+    ]
