@@ -128,19 +128,9 @@ def onnx_for(arch: str, models_dir: Path, workdir: Path) -> tuple[Path, str]:
                 return models_dir / entry.file, f"shipped `{entry.name}`"
     except Exception:  # no manifest yet: fall back to an export
         pass
-    path = workdir / f"{arch}.onnx"
-    model = PaddedTransform(build_net(arch)).eval()
-    dyn = {0: "N", 2: "H", 3: "W"}
-    torch.onnx.export(
-        model,
-        (torch.rand(1, 3, 64, 64) * 255,),
-        str(path),
-        input_names=["input"],
-        output_names=["output"],
-        dynamic_axes={"input": dyn, "output": dyn},
-        opset_version=17,
-        dynamo=False,
-    )
+    from service.core.stylize.export import export_onnx  # the export the shipped models went through
+
+    path = export_onnx(build_net(arch), workdir / f"{arch}.onnx")
     return path, "random weights, exported here"
 
 

@@ -127,19 +127,25 @@ def list_images(folder: str | Path) -> dict[str, Path]:
 
 
 def match_style_images(engine: StyleEngine, styles_dir: str | Path) -> tuple[dict[str, Path], list[str]]:
-    """Each loaded model's style painting: by the card's ``style_sha256``, else by file stem == style key.
+    """Each loaded model's style painting, found by the card's ``style_sha256`` (of the file or of its
+    decoded pixels), else by file stem: equal to the style key, or ending in ``_<style key>``.
 
     Returns (model -> image path, models without a painting).
     """
     from service.core.stylize.manifest import sha256_file
 
     files = list_images(styles_dir)
-    by_sha = {sha256_file(f): f for f in files.values()}
+    by_sha: dict[str, Path] = {}
+    for f in files.values():
+        by_sha[sha256_file(f)] = f
+        by_sha[hashlib.sha256(np.ascontiguousarray(load_image(f)).tobytes()).hexdigest()] = f
     found: dict[str, Path] = {}
     missing: list[str] = []
     for info in engine.styles():
         sha = str(info.card.get("style_sha256", "")).lower()
-        path = by_sha.get(sha) or files.get(info.style)
+        key = info.style
+        path = by_sha.get(sha) or files.get(key)
+        path = path or next((f for stem, f in files.items() if stem.endswith(f"_{key}")), None)
         if path is None:
             missing.append(info.name)
         else:
