@@ -401,3 +401,10 @@ def test_healthcheck_command_runs(stages: dict[str, Stage], status: int, healthy
         server.shutdown()
         server.server_close()
     assert (proc.returncode == 0) is healthy
+
+
+def test_image_command_is_a_cli_command() -> None:
+    from service.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert args.command == "serve"

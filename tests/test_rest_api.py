@@ -367,3 +367,24 @@ def test_readme_curl_examples_run(live: LiveServer, tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_readme_grpcurl_examples_name_real_methods_and_fields() -> None:
+    """grpcurl is not installed here, so check the examples against the service descriptor instead."""
+    from google.protobuf import descriptor_pool
+
+    from service.api.v1 import atelier_pb2  # noqa: F401  (registers the descriptors)
+
+    pool = descriptor_pool.Default()
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    lines = [line for line in text.splitlines() if line.startswith("grpcurl ")]
+    assert len(lines) >= 5
+    for line in lines:
+        for service, method in re.findall(
+            r"\b((?:atelier\.v1\.Atelier|grpc\.health\.v1\.Health))/(\w+)", line
+        ):
+            found = pool.FindServiceByName(service).FindMethodByName(method)
+            assert found is not None, line
+            fields = {f.name for f in found.input_type.fields}
+            for key in re.findall(r'\\?"(\w+)\\?":', line):
+                assert key in fields, f"{service}/{method} has no field {key!r}"

@@ -1,0 +1,211 @@
+"""Slow renders as REST jobs against a real server: submit, progress over Server-Sent Events, status,
+result, cancel, a full queue (429) and result expiry. One job worker, one queue slot and a 3 s result
+time-to-live make each of those reachable with tiny renders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from service.core.errors import Cancelled, InvalidArgument
+from service.core.imageio import decode_image, encode_image
+from service.server import sse
+from service.server.errormap import status_for
+from tests.test_rest_api import STYLES, LiveServer, error_of, plane_config
+from tests.tinymodels import write_tiny_models
+
+TTL_S = 3.0
+QUICK = {"size": 48, "steps": 3}
+ENDLESS = {"size": 48, "steps": 100_000}  # runs until cancelled
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    models = write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES)
+    config = plane_config(models, warmup=False, job_workers=1, job_queue_limit=1, job_result_ttl_s=TTL_S)
+    server = LiveServer(config)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def images(chelsea: np.ndarray, coffee: np.ndarray) -> tuple[bytes, bytes]:
+    return encode_image(chelsea[::8, ::8], "jpeg"), encode_image(coffee[::8, ::8], "jpeg")
+
+
+def submit_gatys(
+    live: LiveServer, images: tuple[bytes, bytes], options: dict[str, Any], **params: Any
+) -> httpx.Response:
+    content, style = images
+    files = [
+        ("content", ("content.jpg", content, "image/jpeg")),
+        ("style", ("style.jpg", style, "image/jpeg")),
+    ]
+    return live.http.post("/v1/jobs/gatys", params=params, files=files, data={"options": json.dumps(options)})
+
+
+def wait_state(live: LiveServer, job_id: str, states: set[str], timeout: float = 60) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        body: dict[str, Any] = live.http.get(f"/v1/jobs/{job_id}").json()
+        if body["state"] in states:
+            return body
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never reached {states}")
+
+
+def read_events(live: LiveServer, url: str) -> list[dict[str, Any]]:
+    """The whole SSE stream as a list of {event, id, data} (the stream ends after ``done``)."""
+    events, current = [], {}
+    with live.http.stream("GET", url) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith(sse.MEDIA_TYPE)
+        for line in r.iter_lines():
+            if not line:
+                if "data" in current:
+                    events.append(current)
+                current = {}
+            elif not line.startswith(":") and ":" in line:
+                key, _, value = line.partition(":")
+                current[key] = json.loads(value) if key == "data" else value.strip()
+    return events
+
+
+def test_gatys_job_life(live: LiveServer, images: tuple[bytes, bytes]) -> None:
+    r = submit_gatys(live, images, {**QUICK, "preview_every": 1}, format="png")
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["kind"] == "gatys" and job["state"] in {"queued", "running"}
+    assert r.headers["location"] == job["urls"]["status"] == f"/v1/jobs/{job['id']}"
+
+    events = read_events(live, job["urls"]["events"])
+    assert [e["event"] for e in events[:-1]] == ["progress"] * (len(events) - 1) and events[-1][
+        "event"
+    ] == "done"
+    steps = [e["data"]["progress"]["step"] for e in events if "progress" in e["data"]]
+    assert steps == sorted(steps) and steps[-1] == QUICK["steps"]
+    assert any(e["data"].get("preview", "").startswith("data:image/jpeg;base64,") for e in events)
+    assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
+    done = events[-1]["data"]
+    assert done["state"] == "succeeded" and set(done["progress"]["losses"]) >= {"content", "style"}
+
+    status = live.http.get(job["urls"]["status"]).json()
+    assert status["state"] == "succeeded" and status["timings"]["running"] > 0
+    assert status["timings"]["total"] >= status["timings"]["queued"] + status["timings"]["running"] - 1e-3
+    result = live.http.get(job["urls"]["result"])
+    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
+    image = decode_image(result.content)
+    assert image.shape == (status["result"]["height"], status["result"]["width"], 3)
+    assert max(image.shape[:2]) == QUICK["size"] and len(result.content) == status["result"]["bytes"]
+
+
+def test_deepdream_job_from_a_raw_body(live: LiveServer, images: tuple[bytes, bytes]) -> None:
+    options = json.dumps({"octaves": 1, "steps": 2})
+    r = live.http.post(
+        "/v1/jobs/deepdream",
+        params={"options": options, "format": "jpeg"},
+        content=images[0],
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert r.status_code == 202, r.text
+    status = wait_state(live, r.json()["id"], {"succeeded", "failed"})
+    assert status["state"] == "succeeded", status
+    result = live.http.get(status["urls"]["result"])
+    assert result.headers["content-type"] == "image/jpeg"
+    assert decode_image(result.content).shape == decode_image(images[0]).shape
+
+
+def test_cancel_a_running_job(live: LiveServer, images: tuple[bytes, bytes]) -> None:
+    job = submit_gatys(live, images, ENDLESS).json()
+    wait_state(live, job["id"], {"running"})
+    early = live.http.get(job["urls"]["result"])
+    assert (
+        early.status_code == 503 and early.headers["retry-after"] and error_of(early)["reason"] == "not_ready"
+    )
+    r = live.http.delete(job["urls"]["status"])
+    assert r.status_code == 200 and r.json()["id"] == job["id"]
+    events = read_events(live, job["urls"]["events"])  # ends once the worker has stopped
+    assert events[-1]["event"] == "done" and events[-1]["data"]["state"] == "cancelled"
+    assert events[-1]["data"]["error"]["reason"] == "cancelled"
+    result = live.http.get(job["urls"]["result"])
+    assert result.status_code == status_for(Cancelled("")).http and error_of(result)["reason"] == "cancelled"
+    # The worker is free again.
+    quick = submit_gatys(live, images, QUICK).json()
+    assert wait_state(live, quick["id"], {"succeeded", "failed"})["state"] == "succeeded"
+
+
+def test_429_when_the_job_queue_is_full(live: LiveServer, images: tuple[bytes, bytes]) -> None:
+    running = submit_gatys(live, images, ENDLESS).json()
+    wait_state(live, running["id"], {"running"})
+    queued = submit_gatys(live, images, ENDLESS).json()
+    assert queued["state"] == "queued"
+    try:
+        refused = submit_gatys(live, images, QUICK)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert error_of(refused)["reason"] == "resource_exhausted"
+    finally:
+        cancelled = live.http.delete(queued["urls"]["status"]).json()
+        assert cancelled["state"] == "cancelled"  # a queued job is cancelled at once
+        live.http.delete(running["urls"]["status"])
+        wait_state(live, running["id"], {"cancelled"})
+
+
+def test_finished_results_expire(live: LiveServer, images: tuple[bytes, bytes]) -> None:
+    job = submit_gatys(live, images, QUICK).json()
+    wait_state(live, job["id"], {"succeeded"})
+    assert live.http.get(job["urls"]["result"]).status_code == 200
+    deadline = time.monotonic() + TTL_S + 10
+    while (r := live.http.get(job["urls"]["status"])).status_code == 200:
+        assert time.monotonic() < deadline, "the result never expired"
+        time.sleep(0.2)
+    assert r.status_code == 404 and "expired" in error_of(r)["message"]
+    assert live.http.get(job["urls"]["result"]).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "form,status,needle",
+    [
+        ({"content": True, "style": False, "options": "{}"}, 400, "field 'style'"),
+        ({"content": False, "style": True, "options": "{}"}, 400, "field 'content'"),
+        ({"content": True, "style": True, "options": "[1, 2]"}, None, "JSON object"),
+        ({"content": True, "style": True, "options": '{"stepz": 3}'}, None, "Unknown option 'stepz'"),
+        ({"content": True, "style": True, "options": '{"steps": "many"}'}, None, "integer"),
+        ({"content": True, "style": True, "options": "{}", "quality": "high"}, None, "quality"),
+    ],
+    ids=["no-style", "no-content", "options-list", "unknown-option", "option-type", "quality"],
+)
+def test_bad_job_requests(
+    live: LiveServer, images: tuple[bytes, bytes], form: dict[str, Any], status: int | None, needle: str
+) -> None:
+    files = [(name, (f"{name}.jpg", images[0], "image/jpeg")) for name in ("content", "style") if form[name]]
+    data = {k: v for k, v in form.items() if k not in ("content", "style")}
+    r = live.http.post("/v1/jobs/gatys", files=files, data=data)
+    assert r.status_code == (status or status_for(InvalidArgument("")).http), r.text
+    assert needle in error_of(r)["message"]
+
+
+# --- SSE framing ---------------------------------------------------------------------------------------
+def test_sse_format() -> None:
+    block = sse.format_event({"state": "running", "text": "a\nb"}, "progress", 7)
+    assert block == b'id: 7\nevent: progress\ndata: {"state":"running","text":"a\\nb"}\n\n'
+
+
+def test_sse_keepalive_keeps_every_item() -> None:
+    async def slow() -> AsyncIterator[int]:
+        for i in range(3):
+            await asyncio.sleep(0.05)
+            yield i
+
+    async def collect() -> list[int | None]:
+        return [item async for item in sse.with_keepalive(slow(), keepalive_s=0.01)]
+
+    out = asyncio.run(collect())
+    assert [x for x in out if x is not None] == [0, 1, 2]
+    assert None in out  # keep-alives were sent while waiting
