@@ -31,6 +31,7 @@ from fastapi.routing import APIRoute
 from service.core.errors import InvalidArgument
 from service.server import sse
 from service.server.dataplane import DataPlane
+from service.server.errormap import log_unexpected
 from service.server.jobs import Job
 from service.server.rest_io import (
     Upload,
@@ -50,6 +51,8 @@ from service.server.rest_schemas import (
     PredictionOut,
     StyleOut,
     StylesOut,
+    image_body,
+    image_response,
     job_out,
 )
 
@@ -57,24 +60,6 @@ __all__ = ["build_router", "install_error_handlers"]
 
 MAX_STYLE_IMAGES = 4  # Gatys style images per job (blended); bounds one request's memory
 RESERVED_FIELDS = ("options", "format", "quality", "backbone")
-
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
-
-
-def _image_body(*fields: str, required: tuple[str, ...] = ("image",), raw: bool = True) -> dict[str, Any]:
-    """OpenAPI for a raw image body and/or a multipart form with the given file fields."""
-    props: dict[str, Any] = {f: {"type": "string", "format": "binary"} for f in fields}
-    props["options"] = {"type": "string", "description": "JSON object of algorithm options"}
-    content: dict[str, Any] = {"multipart/form-data": {"schema": {"type": "object", "properties": props}}}
-    content["multipart/form-data"]["schema"]["required"] = list(required)
-    if raw:
-        content = {"image/jpeg": _BINARY, "image/png": _BINARY, "image/webp": _BINARY, **content}
-    return {"requestBody": {"required": True, "content": content}}
-
-
-def _image_response(*types: str) -> dict[int | str, dict[str, Any]]:
-    return {200: {"content": {t: {} for t in types}, "description": "the image"}}
-
 
 Format = Annotated[str, Query(alias="format", description="png, jpeg or webp")]
 Quality = Annotated[int, Query(description="JPEG/WebP quality, 1-100")]
@@ -117,7 +102,8 @@ def _route_class(plane: DataPlane) -> type[APIRoute]:
                     err = InvalidArgument(validation_message(exc))
                     plane.metrics.errors.labels(transport="rest", method=method, reason=err.reason).inc()
                     return error_response(err)
-                except Exception as exc:  # typed errors and bugs alike; plane.track counted and logged them
+                except Exception as exc:  # typed errors and bugs alike, as JSON through the error table
+                    log_unexpected(exc, f"rest {method}")  # bugs only; typed errors are not logged
                     return error_response(exc)
 
             return run
@@ -143,8 +129,8 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         "/stylize",
         summary="Stylise an image with a fast style model",
         response_class=Response,
-        openapi_extra=_image_body("image"),
-        responses=_image_response("image/png", "image/jpeg", "image/webp"),
+        openapi_extra=image_body("image"),
+        responses=image_response("image/png", "image/jpeg", "image/webp"),
     )
     async def stylize(
         request: Request,
@@ -175,7 +161,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         "/classify",
         response_model=ClassifyOut,
         summary="Top-k ImageNet classes",
-        openapi_extra=_image_body("image"),
+        openapi_extra=image_body("image"),
     )
     async def classify(
         request: Request,
@@ -194,8 +180,8 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         "/saliency",
         summary="A saliency map: which pixels the classifier's decision rests on",
         response_class=Response,
-        openapi_extra=_image_body("image"),
-        responses=_image_response("image/png", "application/x-npy", "application/json"),
+        openapi_extra=image_body("image"),
+        responses=image_response("image/png", "application/x-npy", "application/json"),
     )
     async def saliency(
         request: Request,
@@ -260,7 +246,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         summary="Start a Gatys et al. style transfer job",
         response_model=JobOut,
         responses=job_responses,
-        openapi_extra=_image_body("content", "style", required=("content", "style"), raw=False),
+        openapi_extra=image_body("content", "style", required=("content", "style"), raw=False),
     )
     async def submit_gatys(
         request: Request,
@@ -287,7 +273,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         summary="Start a DeepDream job",
         response_model=JobOut,
         responses=job_responses,
-        openapi_extra=_image_body("image", "guide"),
+        openapi_extra=image_body("image", "guide"),
     )
     async def submit_deepdream(
         request: Request,
@@ -323,7 +309,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         "/jobs/{job_id}/result",
         summary="The finished job's image",
         response_class=Response,
-        responses=_image_response("image/png", "image/jpeg", "image/webp"),
+        responses=image_response("image/png", "image/jpeg", "image/webp"),
     )
     async def job_result(job_id: str) -> Response:
         """503 with Retry-After while the job runs; the job's own error if it failed or was cancelled."""

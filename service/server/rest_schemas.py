@@ -102,6 +102,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def image_body(*fields: str, required: tuple[str, ...] = ("image",), raw: bool = True) -> dict[str, Any]:
+    """OpenAPI for a raw image body and/or a multipart form with the given file fields."""
+    props: dict[str, Any] = {f: {"type": "string", "format": "binary"} for f in fields}
+    props["options"] = {"type": "string", "description": "JSON object of algorithm options"}
+    content: dict[str, Any] = {"multipart/form-data": {"schema": {"type": "object", "properties": props}}}
+    content["multipart/form-data"]["schema"]["required"] = list(required)
+    if raw:
+        content = {"image/jpeg": _BINARY, "image/png": _BINARY, "image/webp": _BINARY, **content}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def image_response(*types: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {t: {} for t in types}, "description": "the image"}}
+
+
 def job_urls(job_id: str) -> JobUrls:
     base = f"{API_PREFIX}/jobs/{job_id}"
     return JobUrls(status=base, result=f"{base}/result", events=f"{base}/events")
