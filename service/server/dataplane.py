@@ -31,60 +31,28 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from service.core.errors import DeadlineExceeded, InvalidArgument, NotReady, ResourceExhausted
+from service.core.errors import InvalidArgument, NotReady, ResourceExhausted
 from service.core.imageio import MIME_TYPES, decode_image, encode_image, normalize_format
 from service.server.batching import MicroBatcher
 from service.server.config import PlaneConfig
-from service.server.errormap import log_unexpected, reason_of, status_for
 from service.server.jobs import Job, JobManager
 from service.server.metrics import Metrics
 from service.server.renders import prepare_deepdream, prepare_gatys, prepare_saliency
+from service.server.results import SaliencyOutput, StylizeResult
+from service.server.tracking import RequestScope, deadline_scope, track_call
 
 if TYPE_CHECKING:
     from service.core.classify import Prediction
     from service.core.stylize.engine import StyleEngine, StyleInfo
 
 log = logging.getLogger(__name__)
+__all__ = ["DataPlane", "RequestScope", "SaliencyOutput", "StylizeResult"]
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StylizeResult:
-    image: bytes
-    content_type: str
-    model: str
-    version: str
-    provider: str
-    timings: dict[str, float]  # milliseconds: decode, queue, inference, encode, total
-    width: int = 0
-    height: int = 0
-    batch_size: int = 1
-
-
-@dataclass(frozen=True)
-class SaliencyOutput:
-    data: bytes  # PNG (overlay, heatmap), raw float32, .npy or JSON, by ``output``
-    content_type: str
-    width: int
-    height: int
-    method: str
-    target: int
-    predictions: list[Prediction]
-    map: np.ndarray = field(repr=False)  # float32 (H, W) in [0, 1]
-
-
-@dataclass
-class RequestScope:
-    """Filled in by the transport while a call runs; ``DataPlane.track`` records it on exit."""
-
-    model: str = ""
-    code: str = "OK"
 
 
 class DataPlane:
@@ -149,31 +117,12 @@ class DataPlane:
             self.engine.close()
 
     # --- request accounting ---------------------------------------------------------------------------
-    @asynccontextmanager
-    async def track(self, transport: str, method: str, model: str = "") -> AsyncIterator[RequestScope]:
-        """Time one call: in-flight gauge, latency histogram by code, error counter by reason."""
-        scope = RequestScope(model=model)
-        gauge = self.metrics.requests_in_flight.labels(transport=transport)
-        gauge.inc()
-        start = time.monotonic()
-        try:
-            yield scope
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError | GeneratorExit):  # the client went away
-                scope.code = "CANCELLED" if transport == "grpc" else "499"
-                reason = "cancelled"
-            else:
-                status = status_for(exc)
-                scope.code = status.grpc.name if transport == "grpc" else str(status.http)
-                reason = reason_of(exc)
-                log_unexpected(exc, f"{transport} {method}")
-            self.metrics.errors.labels(transport=transport, method=method, reason=reason).inc()
-            raise
-        finally:
-            gauge.dec()
-            self.metrics.request_duration.labels(
-                transport=transport, method=method, model=scope.model, code=scope.code
-            ).observe(time.monotonic() - start)
+    def track(
+        self, transport: str, method: str, model: str = ""
+    ) -> AbstractAsyncContextManager[RequestScope]:
+        """Time one call (``async with plane.track("rest", "Stylize", model) as scope``): in-flight gauge,
+        latency by status code, errors by reason. Set ``scope.model`` once the model is known."""
+        return track_call(self.metrics, transport, method, model)
 
     def _require_ready(self) -> StyleEngine:
         if not self._ready or self.engine is None:
@@ -226,7 +175,7 @@ class DataPlane:
             raise InvalidArgument(f"max_side must be between 16 and {cap}, got {max_side}.")
         info = engine.info(style)  # UnknownModel (NOT_FOUND) listing the known styles
         opts = StylizeOptions(strength=strength, preserve_color=preserve_color, max_side=max_side or cap)
-        async with _deadline(deadline), self._fast_slot():
+        async with deadline_scope(deadline), self._fast_slot():
             t0 = time.monotonic()
             prepared = await self._in(self.codec_executor, _decode_prepare, engine, image, opts, self.config)
             t1 = time.monotonic()
@@ -276,7 +225,7 @@ class DataPlane:
         if not 1 <= top_k <= 1000:
             raise InvalidArgument(f"top_k must be between 1 and 1000, got {top_k}.")
         cfg = self.config.slow()
-        async with _deadline(deadline), self._fast_slot():
+        async with deadline_scope(deadline), self._fast_slot():
             img = await self._in(self.codec_executor, decode_image, image, self.config.limits)
             net = await self._in(self.fast_executor, _get_backbone, cfg, backbone)
             start = time.monotonic()
@@ -314,7 +263,7 @@ class DataPlane:
         )
         job = self.jobs.submit("saliency", fn, deadline)
         try:
-            async with _deadline(deadline):
+            async with deadline_scope(deadline):
                 await job.final()
         except BaseException:
             self.jobs.cancel(job.id, "the caller went away")
@@ -404,19 +353,3 @@ def _get_backbone(cfg: Any, name: str | None) -> Any:
     from service.core.backbones import get_backbone
 
     return get_backbone(name or cfg.default_backbone, cfg.device, cfg.backbone_weights)
-
-
-@asynccontextmanager
-async def _deadline(deadline: float | None) -> AsyncIterator[None]:
-    """Cancel the enclosed work at ``deadline`` (monotonic) and raise ``DeadlineExceeded``."""
-    if deadline is None:
-        yield
-        return
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise DeadlineExceeded("The deadline passed before the work could start.")
-    try:
-        async with asyncio.timeout(remaining):
-            yield
-    except TimeoutError:
-        raise DeadlineExceeded(f"The work did not finish within its deadline ({remaining:.2f} s).") from None

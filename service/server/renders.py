@@ -88,11 +88,14 @@ def prepare_deepdream(
 ) -> JobFunction:
     """DeepDream (Mordvintsev, Olah & Tyka 2015) as a job; see ``service.core.render.deepdream``.
 
-    The input is downscaled to the server's ``max_side_slow`` (DeepDream works at the image's own size).
+    The input is downscaled to the server's ``max_side_slow`` (DeepDream works at the image's own size, or
+    at ``options.size``, which may not exceed that limit).
     """
     from service.core.render.deepdream import DreamOptions, deepdream
 
     opts = build_options(DreamOptions, options, blocked=("guide", "max_side", "max_pixels"))
+    opts.max_side = cfg.max_side
+    opts.max_pixels = cfg.limits.max_pixels
     img = resize_max_side(decode_image(image, cfg.limits), cfg.max_side)
     if guide:
         opts.guide = resize_max_side(decode_image(guide, cfg.limits), cfg.max_side)

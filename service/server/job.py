@@ -1,0 +1,147 @@
+"""One job of the slow path: its state, its progress events (for any number of asyncio subscribers), and
+its result. Created and driven by ``service.server.jobs.JobManager``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from service.core.errors import NotReady
+from service.core.progress import CancelToken, Progress, ProgressCallback
+
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "deadline_exceeded"})
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """What a job produces: encoded bytes plus anything a transport reports alongside them."""
+
+    data: bytes
+    content_type: str
+    width: int = 0
+    height: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A snapshot of a job, published on every progress report and on every state change.
+
+    ``progress`` never carries the preview array; a requested preview arrives JPEG-encoded in
+    ``preview_jpeg`` (encoded in the worker thread, not on the event loop).
+    """
+
+    job_id: str
+    kind: str
+    state: str
+    progress: Progress | None = None
+    preview_jpeg: bytes | None = None
+    output: JobOutput | None = None
+    error: BaseException | None = None
+    duration_s: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+JobFunction = Callable[[CancelToken, ProgressCallback], JobOutput]
+
+
+class Job:
+    """One submitted unit of slow work. Created by ``JobManager.submit``; read-only for callers."""
+
+    def __init__(self, kind: str, fn: JobFunction, deadline: float | None) -> None:
+        self.id = uuid.uuid4().hex
+        self.kind = kind
+        self.fn = fn
+        self.token = CancelToken(deadline=deadline)
+        self.created = time.monotonic()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self._lock = threading.Lock()
+        self._version = 0
+        self._event = JobEvent(self.id, kind, "queued")
+        self._done = threading.Event()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    # --- reading --------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._event.state
+
+    @property
+    def latest(self) -> JobEvent:
+        return self._event
+
+    @property
+    def result_bytes(self) -> int:
+        out = self._event.output
+        return len(out.data) if out is not None else 0
+
+    def snapshot(self) -> tuple[int, JobEvent]:
+        with self._lock:
+            return self._version, self._event
+
+    def output(self) -> JobOutput:
+        """The result of a succeeded job; raises the job's error otherwise (NotReady while unfinished)."""
+        event = self._event
+        if event.state == "succeeded" and event.output is not None:
+            return event.output
+        if event.error is not None:
+            raise event.error
+        raise NotReady(f"Job {self.id} is {event.state}; its result is not ready yet.")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block (a thread, never the event loop) until the job is finished."""
+        return self._done.wait(timeout)
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        """Yield the latest event now, then each newer one, ending after the terminal event."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        entry = (loop, wake)
+        with self._lock:
+            self._waiters.append(entry)
+        last = -1
+        try:
+            while True:
+                wake.clear()
+                version, event = self.snapshot()
+                if version != last:
+                    last = version
+                    yield event
+                if event.terminal:
+                    return
+                await wake.wait()
+        finally:
+            with self._lock:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+
+    async def final(self) -> JobEvent:
+        """Wait (asynchronously) for the terminal event."""
+        last = self._event
+        async for event in self.events():
+            last = event
+        return last
+
+    # --- writing (manager and worker) -----------------------------------------------------------------
+    def _publish(self, **changes: Any) -> JobEvent:
+        with self._lock:
+            self._event = replace(self._event, **changes)
+            self._version += 1
+            event = self._event
+            waiters = list(self._waiters)
+        if event.terminal:
+            self._done.set()
+        for loop, wake in waiters:
+            with contextlib.suppress(RuntimeError):  # a closed loop: its subscriber is gone
+                loop.call_soon_threadsafe(wake.set)
+        return event

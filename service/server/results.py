@@ -1,0 +1,36 @@
+"""What the data plane returns to the transports (plain dataclasses, no transport types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from service.core.classify import Prediction
+
+
+@dataclass(frozen=True)
+class StylizeResult:
+    image: bytes
+    content_type: str
+    model: str
+    version: str
+    provider: str
+    timings: dict[str, float]  # milliseconds: decode, queue, inference, encode, total
+    width: int = 0
+    height: int = 0
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class SaliencyOutput:
+    data: bytes  # PNG (overlay, heatmap), raw float32, .npy or JSON, by ``output``
+    content_type: str
+    width: int
+    height: int
+    method: str
+    target: int
+    predictions: list[Prediction]
+    map: np.ndarray = field(repr=False)  # float32 (H, W) in [0, 1]
