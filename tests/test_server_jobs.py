@@ -228,3 +228,20 @@ def test_batcher_failure_reaches_every_request() -> None:
 
     results = asyncio.run(main())
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+def test_batcher_does_not_wait_when_nothing_is_upstream() -> None:
+    sizes: list[int] = []
+
+    def run_batch(model: str, batch: list[np.ndarray]) -> list[np.ndarray]:
+        sizes.append(len(batch))
+        return batch
+
+    # A one-minute window: a lone request must not sit in it when no other request could join.
+    batcher = MicroBatcher(run_batch, ThreadPoolExecutor(1), max_size=4, max_delay_s=60.0, upstream=lambda: 0)
+
+    async def main() -> None:
+        await asyncio.wait_for(batcher.submit("m", np.zeros((4, 4, 3), np.uint8)), timeout=30)
+
+    asyncio.run(main())
+    assert sizes == [1]

@@ -12,6 +12,11 @@ Only inputs with identical prepared (H, W) share a lane. Padding or resizing to 
 requests batch together but would change each image's result (instance norm statistics, border effects),
 so exact-size batching is the price of outputs that match the unbatched engine bit for bit.
 
+The wait is only paid when it can help: a batch stops waiting as soon as no other admitted request is
+still upstream (being decoded and prepared), since nothing else could join it before the deadline. A lone
+request under light load therefore runs at once; under concurrent load batches fill while the executor is
+busy with the previous one.
+
 A lane whose queue is empty after a run ends its task; the next request starts a new one, so idle sizes cost
 nothing. Requests whose caller went away (future cancelled) while waiting are dropped before the run.
 ``max_delay_s = 0`` disables batching: every request runs alone.
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_WAIT_SLICE_S = 0.001
 RunBatch = Callable[[str, list[np.ndarray]], list[np.ndarray]]
 
 
@@ -66,7 +72,9 @@ class MicroBatcher:
         max_size: int = 8,
         max_delay_s: float = 0.005,
         observer: BatchObserver | None = None,
+        upstream: Callable[[], int] | None = None,
     ) -> None:
+        """``upstream()`` counts requests admitted but not yet submitted (None: always wait the full delay)."""
         if max_size < 1 or max_delay_s < 0:
             raise ValueError("max_size must be >= 1 and max_delay_s >= 0")
         self.run_batch = run_batch
@@ -74,6 +82,7 @@ class MicroBatcher:
         self.max_size = max_size if max_delay_s > 0 else 1
         self.max_delay_s = max_delay_s
         self.observer = observer
+        self.upstream = upstream
         self._lanes: dict[tuple[str, int, int], _Lane] = {}
 
     @property
@@ -103,12 +112,12 @@ class MicroBatcher:
                     batch.append(lane.queue.get_nowait())
                     continue
                 remaining = close_at - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or (self.upstream is not None and self.upstream() == 0):
                     break
-                try:
-                    batch.append(await asyncio.wait_for(lane.queue.get(), remaining))
+                try:  # short slices, so the upstream check above is repeated while waiting
+                    batch.append(await asyncio.wait_for(lane.queue.get(), min(remaining, _WAIT_SLICE_S)))
                 except TimeoutError:
-                    break
+                    continue
         return [item for item in batch if not item.future.done()]  # callers that went away are dropped
 
     async def _drain(self, key: tuple[str, int, int], lane: _Lane) -> None:

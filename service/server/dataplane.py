@@ -61,7 +61,8 @@ class DataPlane:
         self.metrics = metrics if metrics is not None else Metrics()
         self.engine: StyleEngine | None = None
         self._ready = False
-        self._fast_pending = 0
+        self._fast_pending = 0  # admitted fast-path requests (the admission limit applies to this)
+        self._upstream = 0  # of those, how many are still decoding (could still join a batch)
         self.fast_executor = ThreadPoolExecutor(config.fast_workers, thread_name_prefix="atelier-fast")
         # Decode/encode off the event loop but not behind inference in the fast executor.
         self.codec_executor = ThreadPoolExecutor(2, thread_name_prefix="atelier-codec")
@@ -71,6 +72,7 @@ class DataPlane:
             max_size=config.batch_max_size,
             max_delay_s=config.batch_max_delay_ms / 1000.0,
             observer=self._observe_batch,
+            upstream=lambda: self._upstream,
         )
         self.jobs = JobManager(
             workers=config.job_workers,
@@ -177,7 +179,13 @@ class DataPlane:
         opts = StylizeOptions(strength=strength, preserve_color=preserve_color, max_side=max_side or cap)
         async with deadline_scope(deadline), self._fast_slot():
             t0 = time.monotonic()
-            prepared = await self._in(self.codec_executor, _decode_prepare, engine, image, opts, self.config)
+            self._upstream += 1
+            try:
+                prepared = await self._in(
+                    self.codec_executor, _decode_prepare, engine, image, opts, self.config
+                )
+            finally:
+                self._upstream -= 1
             t1 = time.monotonic()
             if engine.needs_tiling(prepared):
                 # Tiled images run alone: one request is already several ONNX Runtime runs.
