@@ -270,6 +270,37 @@ def test_bad_option(live: LiveServer, photo: bytes, path: str, params: dict[str,
     assert "detail" not in r.json()
 
 
+@pytest.mark.parametrize(
+    "method,path,params",
+    [
+        ("POST", "/v1/stylize", {"style": "starry_night", "strength": "nan"}),
+        ("POST", "/v1/stylize", {"style": "starry_night", "strength": "inf"}),
+        ("POST", "/v1/stylize", {"style": "starry_night", "max_side": "99999999999999999999999"}),
+        ("POST", "/v1/stylize", {"style": "starry_night", "quality": "-1"}),
+        ("POST", "/v1/stylize", {"style": "../../etc/passwd"}),
+        ("POST", "/v1/stylize", {"style": "\u015b\u0000"}),
+        ("POST", "/v1/stylize", {"style": "starry_night", "format": ""}),
+        ("POST", "/v1/classify", {"top_k": "-1"}),
+        ("POST", "/v1/classify", {"backbone": "resnet9000"}),
+        ("POST", "/v1/saliency", {"method": "gradient", "target": "not a label"}),
+        ("POST", "/v1/saliency", {"method": "gradient", "target": "5000"}),
+        ("POST", "/v1/saliency", {"method": "gradient", "params": '{"bogus": 1}'}),
+        ("POST", "/v1/jobs/gatys", {}),
+        ("POST", "/v1/jobs/deepdream", {"options": '{"layers": "block5"}'}),
+        ("POST", "/v1/jobs/deepdream", {"options": '{"steps": 1e400}'}),
+        ("GET", "/v1/jobs/%00", {}),
+        ("GET", "/v1/jobs/" + "a" * 2000, {}),
+    ],
+)
+def test_odd_requests_never_get_a_500(
+    live: LiveServer, photo: bytes, method: str, path: str, params: dict[str, str]
+) -> None:
+    body = {"content": photo, "headers": {"Content-Type": "image/jpeg"}} if method == "POST" else {}
+    r = live.http.request(method, path, params=params, **body)
+    assert 400 <= r.status_code < 500, r.text
+    assert error_of(r)["reason"] in {"invalid_image", "invalid_argument", "unknown_model", "unknown_job"}
+
+
 def test_404_unknown_style_lists_the_known_ones(live: LiveServer, photo: bytes) -> None:
     r = post_image(live, "/v1/stylize", photo, style="mona_lisa")
     assert r.status_code == 404

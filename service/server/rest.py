@@ -28,13 +28,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
-from service.core.errors import InvalidArgument
+from service.core.errors import InvalidArgument, InvalidImage
 from service.server import sse
 from service.server.dataplane import DataPlane
 from service.server.errormap import log_unexpected
 from service.server.jobs import Job
 from service.server.rest_io import (
+    MULTIPART,
     Upload,
+    content_type_of,
     error_response,
     form_value,
     install_error_handlers,
@@ -256,6 +258,11 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         backbone: Backbone = None,
     ) -> JSONResponse:
         async with plane.track("rest", "Gatys") as scope:
+            if content_type_of(request) != MULTIPART:
+                raise InvalidImage(
+                    "A Gatys job takes multipart/form-data with a 'content' file and one or more 'style' files "
+                    "(curl -F content=@photo.jpg -F style=@painting.jpg ...)."
+                )
             upload, opts, fmt, quality, net = await _job_request(
                 request, 1 + MAX_STYLE_IMAGES, options, fmt, quality, backbone
             )
