@@ -146,9 +146,13 @@ def _load_one(
     provider = session.get_providers()[0]
     precision = "fp32"
     if provider == "CUDAExecutionProvider" and entry.fp16_file and entry.fp16_sha256:
-        fp16_path = _check_file(folder, entry.fp16_file, entry.fp16_sha256)
-        session = _open_session(fp16_path, providers, options)
-        provider, precision = session.get_providers()[0], "fp16"
+        try:
+            fp16_path = _check_file(folder, entry.fp16_file, entry.fp16_sha256)
+            fp16_session = _open_session(fp16_path, providers, options)
+        except ModelLoadError as exc:  # the fp32 graph is good: serve it rather than nothing
+            log.warning("model %s: fp16 graph not used (%s); serving fp32", entry.name, exc)
+        else:
+            session, provider, precision = fp16_session, fp16_session.get_providers()[0], "fp16"
     input_name, dtype, output_name = _io_names(session, entry.file)
     load_s = time.perf_counter() - t0
     info = StyleInfo(

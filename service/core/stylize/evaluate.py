@@ -365,10 +365,15 @@ def run_evaluation(
         if not chosen:
             raise InvalidArgument(f"No loaded model has its style image in {styles_dir}.")
         photo_paths = list(list_images(content_dir).items())[:max_photos]
-        photos = {name: load_image(path) for name, path in photo_paths}
+        photos = {name: np.array(load_image(path)) for name, path in photo_paths}  # writable for torch
         backbone = get_backbone(backbone_name, device)
         report = evaluate_styles(
-            engine, backbone, {m: load_image(p) for m, p in chosen.items()}, photos, options, progress
+            engine,
+            backbone,
+            {m: np.array(load_image(p)) for m, p in chosen.items()},
+            photos,
+            options,
+            progress,
         )
         report.skipped.update(engine.load_errors)
         report.skipped.update(
