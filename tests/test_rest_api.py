@@ -11,6 +11,7 @@ import io
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -419,3 +420,21 @@ def test_readme_grpcurl_examples_name_real_methods_and_fields() -> None:
             fields = {f.name for f in found.input_type.fields}
             for key in re.findall(r'\\?"(\w+)\\?":', line):
                 assert key in fields, f"{service}/{method} has no field {key!r}"
+
+
+def test_loadtest_tool_runs_against_both_transports(live: LiveServer, photo: bytes) -> None:
+    """deploy/loadtest.py, a few requests per transport: it parses the answers and reports batch sizes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("loadtest", ROOT / "deploy" / "loadtest.py")
+    assert spec is not None and spec.loader is not None
+    loadtest = importlib.util.module_from_spec(spec)
+    sys.modules["loadtest"] = loadtest  # dataclasses look their module up there
+    spec.loader.exec_module(loadtest)
+    for name, make in (
+        ("REST", loadtest.rest_caller(live.url, "starry_night", photo, {})),
+        ("gRPC", loadtest.grpc_caller(live.grpc_target, "starry_night", photo, None)),
+    ):
+        row = loadtest.run(name, make, concurrency=2, total=4, warmup=0)
+        assert row.requests == 4 and all(b >= 1 for b in row.batch_sizes)
+        assert row.markdown().startswith(f"| {name} | 2 | 4 |")
