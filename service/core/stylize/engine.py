@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from service.core.errors import InvalidArgument, ModelLoadError, UnknownModel
+from service.core.errors import AtelierError, InvalidArgument, ModelLoadError, UnknownModel
 from service.core.imageio import resize_max_side, resize_to
 from service.core.stylize.color import blend, preserve_color
 from service.core.stylize.manifest import ManifestEntry, read_card, read_manifest, sha256_file
@@ -186,7 +186,13 @@ def _load_one(
 def _run(model: _Model, batch: list[np.ndarray]) -> list[np.ndarray]:
     """One ONNX Runtime run on same-size (H, W, 3) uint8 images -> raw network outputs as uint8."""
     x = np.stack(batch).transpose(0, 3, 1, 2).astype(model.input_dtype)  # (N, 3, H, W), 0..255
-    y = model.session.run([model.output_name], {model.input_name: x})[0]
+    try:
+        y = model.session.run([model.output_name], {model.input_name: x})[0]
+    except Exception as exc:  # ORT's own exception classes (e.g. out of memory): a failure on our side
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AtelierError(
+            f"Style model {model.info.name} failed on a batch of {x.shape[0]} at {x.shape[3]}x{x.shape[2]}: {first}"
+        ) from None
     out = np.clip(np.rint(np.asarray(y, dtype=np.float32)), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
     h, w = batch[0].shape[:2]
     # The contract says same size out; a net whose strides round odd sizes is resized back, not refused.
