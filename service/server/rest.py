@@ -232,7 +232,9 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         quality_text = upload.fields.get("quality")
         if quality_text is not None:
             value = form_value(quality_text)
-            quality = value if isinstance(value, int) else -1  # -1: the plane's range check explains
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidArgument(f"quality must be an integer between 1 and 100, got {quality_text!r}.")
+            quality = value
         net = upload.fields.get("backbone") or backbone or plane.config.default_backbone
         return upload, options, fmt, quality, net
 
@@ -323,7 +325,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         async with plane.track("rest", "GetJobResult") as scope:
             job = plane.jobs.get(job_id)
             out = job.output()
-            scope.model, scope.code = job.kind, "200"
+            scope.code = "200"
         ext = out.content_type.rsplit("/", 1)[-1]
         headers = {"Content-Disposition": f'inline; filename="{job.kind}-{job.id}.{ext}"'}
         return Response(out.data, media_type=out.content_type, headers=headers)
