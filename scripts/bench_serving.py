@@ -1,0 +1,334 @@
+#!/usr/bin/env python
+"""Serving benchmarks: what the gRPC service adds to a stylize call, and throughput under concurrency.
+
+1. Overhead: median end-to-end gRPC ``Stylize`` latency for a 512x512 JPEG (output JPEG and PNG) against
+   ``StyleEngine.stylize`` called in this process on the same decoded image. The calls alternate (engine,
+   gRPC JPEG, gRPC PNG, ...) so drifting machine load hits all three alike. The server's own timing
+   breakdown (decode, queue, inference, encode) is reported beside it.
+2. Throughput and p50/p99 latency with 1, 4 and 16 concurrent clients (each a thread with its own channel,
+   sending its next request when the previous one returns) at 256x256, with micro-batching off
+   (``ATELIER_BATCH_MAX_DELAY_MS=0``) and on (the default 5 ms window, batches of up to 8), and the mean
+   batch size read from the server's ``atelier_batch_size`` histogram.
+
+The server is a real ``python -m service serve`` process on 127.0.0.1 (ports chosen by the OS). The style
+model is the first ``mobile`` model of ``models/manifest.json``; without one, the mobile net is built with
+random weights and exported like the shipped models (its speed does not depend on the weights).
+
+    python scripts/bench_serving.py --out docs/bench/serving_cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from service.api.v1 import atelier_pb2 as pb  # noqa: E402
+from service.api.v1 import atelier_pb2_grpc as pb_grpc  # noqa: E402
+from service.client import AtelierClient  # noqa: E402
+from service.core.imageio import decode_image, encode_image  # noqa: E402
+
+LISTENING = re.compile(r"listening: gRPC on [\d.]+:(\d+), HTTP on [\d.]+:(\d+)")
+
+
+def pick_model(models_dir: Path, tmp: Path) -> tuple[Path, str, str]:
+    """(models folder, model name, where it came from)."""
+    from service.core.stylize.manifest import read_manifest
+
+    if (models_dir / "manifest.json").exists():
+        entries = [e for e in read_manifest(models_dir) if e.arch == "mobile"]
+        if entries:
+            return models_dir, entries[0].name, f"shipped model `{entries[0].name}` ({models_dir})"
+    from service.core.stylize.export import export_onnx
+    from service.core.stylize.manifest import (
+        ManifestEntry,
+        ModelCard,
+        add_to_manifest,
+        sha256_file,
+        write_card,
+    )
+    from service.core.stylize.nets import build_net
+
+    path = export_onnx(build_net("mobile"), tmp / "bench.mobile.onnx")
+    digest = sha256_file(path)
+    write_card(
+        tmp / "bench.mobile.json", ModelCard(name="bench", arch="mobile", version="0", onnx_sha256=digest)
+    )
+    add_to_manifest(
+        tmp, ManifestEntry("bench", "bench", "mobile", "0", path.name, digest, "bench.mobile.json")
+    )
+    return tmp, "bench", "the `mobile` net with random weights (no shipped model found)"
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[str]
+    grpc_port: int
+    http_port: int
+
+    def batch_stats(self, model: str) -> tuple[float, float]:
+        """(sum, count) of the server's ``atelier_batch_size`` histogram for ``model``, from one scrape."""
+        text = httpx.get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30).text
+        found = {"sum": 0.0, "count": 0.0}
+        for line in text.splitlines():
+            for key in found:
+                if line.startswith(f'atelier_batch_size_{key}{{model="{model}"}}'):
+                    found[key] = float(line.rsplit(" ", 1)[1])
+        return found["sum"], found["count"]
+
+
+@contextmanager
+def server(models: Path, **env_overrides: str) -> Iterator[ServerProcess]:
+    env = {
+        **os.environ,
+        "ATELIER_HOST": "127.0.0.1",
+        "ATELIER_ORT_PROVIDERS": '["CPUExecutionProvider"]',
+        "ATELIER_DEVICE": "cpu",
+        "ATELIER_LOG_LEVEL": "INFO",
+        **env_overrides,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        "--grpc-port",
+        "0",
+        "--http-port",
+        "0",
+        "--models-dir",
+        str(models),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert proc.stderr is not None
+    ports = None
+    for line in proc.stderr:
+        m = LISTENING.search(line)
+        if m:
+            ports = int(m.group(1)), int(m.group(2))
+            break
+    if ports is None:
+        raise RuntimeError("the server exited before listening")
+    drain = threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True)  # type: ignore[union-attr]
+    drain.start()
+    try:
+        with AtelierClient(f"127.0.0.1:{ports[0]}") as c:
+            c.wait_ready(timeout=300)
+        yield ServerProcess(proc, *ports)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(np.ceil(q / 100 * len(s))) - 1))]
+
+
+def bench_overhead(models: Path, name: str, runs: int) -> list[str]:
+    from skimage import data
+
+    from service.core.stylize.engine import StyleEngine, StylizeOptions
+
+    jpeg = encode_image(data.astronaut(), "jpeg", 90)  # 512x512
+    image = decode_image(jpeg)
+    opts = StylizeOptions(max_side=4096)
+    times: dict[str, list[float]] = {"engine": [], "jpeg": [], "png": []}
+    parts: dict[str, dict[str, list[float]]] = {"jpeg": {}, "png": {}}
+    with (
+        server(models) as srv,
+        StyleEngine.load(models, providers=("CPUExecutionProvider",)) as engine,
+        AtelierClient(f"127.0.0.1:{srv.grpc_port}") as client,
+    ):
+        for i in range(runs + 3):
+            t0 = time.perf_counter()
+            engine.stylize(name, image, opts)
+            t1 = time.perf_counter()
+            as_jpeg = client.stylize(jpeg, name, fmt="jpeg")
+            t2 = time.perf_counter()
+            as_png = client.stylize(jpeg, name, fmt="png")
+            t3 = time.perf_counter()
+            if i < 3:
+                continue  # warm-up
+            times["engine"].append(t1 - t0)
+            times["jpeg"].append(t2 - t1)
+            times["png"].append(t3 - t2)
+            for fmt, reply in (("jpeg", as_jpeg), ("png", as_png)):
+                for k, v in reply.timings_ms.items():
+                    parts[fmt].setdefault(k, []).append(v)
+    base = statistics.median(times["engine"]) * 1e3
+    rows = [
+        "| path | median ms | vs in-process |",
+        "|---|---:|---:|",
+        f"| `StyleEngine.stylize` in process (decoded image in, array out) | {base:.1f} | - |",
+    ]
+    for key, label in (
+        ("jpeg", "gRPC `Stylize`, JPEG in, JPEG out"),
+        ("png", "gRPC `Stylize`, JPEG in, PNG out"),
+    ):
+        med = statistics.median(times[key]) * 1e3
+        rows.append(f"| {label} | {med:.1f} | {100 * (med - base) / base:+.1f} % |")
+    rows += [
+        "",
+        "Server-side timings of the same calls, median ms (encode includes the strength/colour step):",
+        "",
+    ]
+    rows += [
+        "| output | decode | queue | inference | encode | server total |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for fmt, p in parts.items():
+        keys = ("decode", "queue", "inference", "encode", "total")
+        rows.append(f"| {fmt} | " + " | ".join(f"{statistics.median(p[k]):.1f}" for k in keys) + " |")
+    return rows
+
+
+def _client_loop(
+    target: str,
+    request: pb.StylizeRequest,
+    n: int,
+    out: list[float],
+    warm: threading.Barrier,
+    go: threading.Barrier,
+) -> None:
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.AtelierStub(channel)
+        stub.Stylize(request, timeout=120)  # connect and warm this channel
+        warm.wait()  # all clients warm: the main thread reads the metrics baseline
+        go.wait()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            stub.Stylize(request, timeout=120)
+            out.append(time.perf_counter() - t0)
+
+
+def bench_throughput(models: Path, name: str, total: int) -> list[str]:
+    from skimage import data
+
+    photo = encode_image(np.ascontiguousarray(data.astronaut()[::2, ::2]), "jpeg", 90)  # 256x256
+    request = pb.StylizeRequest(image=photo, style=name, format=pb.IMAGE_FORMAT_JPEG)
+    rows = [
+        "| batching | clients | requests | throughput (img/s) | p50 ms | p99 ms | mean batch |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, delay in (("off", "0"), ("on (5 ms, max 8)", "5")):
+        with server(models, ATELIER_BATCH_MAX_DELAY_MS=delay, ATELIER_BATCH_MAX_SIZE="8") as srv:
+            target = f"127.0.0.1:{srv.grpc_port}"
+            for clients in (1, 4, 16):
+                per = max(2, total // clients)
+                lat: list[list[float]] = [[] for _ in range(clients)]
+                warm, go = threading.Barrier(clients + 1), threading.Barrier(clients + 1)
+                threads = [
+                    threading.Thread(target=_client_loop, args=(target, request, per, lat[i], warm, go))
+                    for i in range(clients)
+                ]
+                for t in threads:
+                    t.start()
+                warm.wait()
+                sum0, count0 = srv.batch_stats(name)
+                go.wait()
+                t0 = time.perf_counter()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - t0
+                sum1, count1 = srv.batch_stats(name)
+                flat = [x * 1e3 for xs in lat for x in xs]
+                rows.append(
+                    f"| {label} | {clients} | {len(flat)} | {len(flat) / wall:.1f} | {pct(flat, 50):.1f} | "
+                    f"{pct(flat, 99):.1f} | {(sum1 - sum0) / max(count1 - count0, 1):.2f} |"
+                )
+                print(rows[-1], flush=True)
+    return rows
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+    import torch
+
+    return (
+        f"{os.cpu_count()}-core {cpu}, Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, "
+        f"torch {torch.__version__}, grpcio {grpc.__version__}"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    ap.add_argument(
+        "--runs", type=int, default=30, help="overhead: measured calls per path (after 3 warm-up)"
+    )
+    ap.add_argument(
+        "--requests", type=int, default=64, help="throughput: requests per (batching, clients) cell"
+    )
+    ap.add_argument("--out", type=Path, default=None, help="write the markdown tables here too")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        models, name, origin = pick_model(args.models_dir, Path(tmp))
+        load0 = os.getloadavg()
+        overhead = bench_overhead(models, name, args.runs)
+        print("\n".join(overhead), flush=True)
+        load1 = os.getloadavg()
+        throughput = bench_throughput(models, name, args.requests)
+        load2 = os.getloadavg()
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    text = "\n".join(
+        [
+            "# Serving benchmark (CPU)",
+            "",
+            f"Machine: {machine()}. Model: {origin}. Server: `python -m service serve` on 127.0.0.1 with the",
+            "CPU execution provider and default settings unless stated; clients in a separate process, over loopback.",
+            f"Run {stamp} by `python scripts/bench_serving.py`; 1-minute load average "
+            f"{load0[0]:.1f} before, {load1[0]:.1f} between the parts, {load2[0]:.1f} after "
+            "(the CPU was shared with other work, so absolute numbers are noisy).",
+            "",
+            f"## Overhead of the service at 512x512 ({args.runs} alternating calls per path, median)",
+            "",
+            *overhead,
+            "",
+            f"## Throughput and latency at 256x256 (about {args.requests} requests per row)",
+            "",
+            *throughput,
+            "",
+            "p99 over so few requests is close to the maximum; it shows the tail, not a stable percentile.",
+            "",
+        ]
+    )
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
