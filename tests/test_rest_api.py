@@ -29,6 +29,7 @@ from service.server.app import Server, ServerOptions
 from service.server.config import PlaneConfig
 from service.server.dataplane import DataPlane
 from service.server.errormap import status_for
+from service.settings import Settings
 from tests.tinymodels import write_tiny_models
 
 T = TypeVar("T")
@@ -72,18 +73,20 @@ class LiveServer:
             self.loop.close()
 
 
-def plane_config(models_dir: Path, **overrides: Any) -> PlaneConfig:
+def plane_config(models_dir: Path, warmup: bool = True, **settings: Any) -> PlaneConfig:
+    """The server's configuration built the way ``atelier serve`` builds it: from ``Settings``."""
     values: dict[str, Any] = dict(
         models_dir=models_dir,
-        ort_providers=("CPUExecutionProvider",),
+        ort_providers=["CPUExecutionProvider"],
         ort_intra_threads=1,
-        limits=LIMITS,
+        max_image_bytes=LIMITS.max_bytes,
+        max_image_pixels=LIMITS.max_pixels,
         max_side_slow=256,
         device="cpu",
         batch_max_delay_ms=2.0,
     )
-    values.update(overrides)
-    return PlaneConfig(**values)
+    values.update(settings)
+    return PlaneConfig.from_settings(Settings(_env_file=None, **values), warmup=warmup)
 
 
 @pytest.fixture(scope="module")
