@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.core import errors
 from service.core.errors import InvalidArgument
 from service.core.imageio import ImageLimits, decode_image, encode_image
 from service.core.stylize.engine import StylizeOptions
@@ -29,6 +31,7 @@ from service.server.app import Server, ServerOptions
 from service.server.config import PlaneConfig
 from service.server.dataplane import DataPlane
 from service.server.errormap import status_for
+from service.server.rest_io import error_response
 from service.settings import Settings
 from tests.tinymodels import write_tiny_models
 
@@ -214,6 +217,34 @@ def test_rest_and_grpc_return_the_same_bytes(live: LiveServer, photo: bytes) -> 
 
 
 # --- the error table, entry by entry -------------------------------------------------------------------
+def _instance(cls: type[errors.AtelierError]) -> errors.AtelierError:
+    if cls is errors.UnknownModel:
+        return errors.UnknownModel("style", "nope", ["a", "b"])
+    if cls is errors.ResourceExhausted:
+        return errors.ResourceExhausted("The queue is full.", retry_after_s=2.5)
+    return cls(f"{cls.__name__} happened.")
+
+
+@pytest.mark.parametrize("cls", errors.ALL_ERRORS, ids=lambda c: c.__name__)
+def test_every_error_class_gets_its_table_status_as_json(cls: type[errors.AtelierError]) -> None:
+    exc = _instance(cls)
+    response = error_response(exc)
+    assert response.status_code == status_for(exc).http
+    body = json.loads(bytes(response.body))
+    assert body["error"]["reason"] == exc.reason and exc.message in body["error"]["message"]
+    if cls is errors.ResourceExhausted:
+        assert response.headers["retry-after"] == "3"  # rounded up, whole seconds
+    if cls is errors.NotReady:
+        assert response.headers["retry-after"] == "1"
+
+
+def test_a_bug_is_a_500_without_its_details() -> None:
+    response = error_response(ValueError("secret internals"))
+    assert response.status_code == 500
+    body = json.loads(bytes(response.body))
+    assert body["error"]["reason"] == "internal" and "secret" not in body["error"]["message"]
+
+
 @pytest.mark.parametrize(
     "kwargs,needle",
     [
