@@ -249,6 +249,12 @@ def test_classify_bad_options(
     assert code_of(stub.Classify, pb.ClassifyRequest(image=photo, **fields), timeout=30)[0] == expected
 
 
+@pytest.mark.parametrize("name", ["empty", "not-an-image", "truncated-png", "decompression-bomb", "pdf"])
+def test_classify_bad_image_is_invalid_argument(stub: pb_grpc.AtelierStub, name: str) -> None:
+    code, details = code_of(stub.Classify, pb.ClassifyRequest(image=BAD_IMAGES[name]), timeout=30)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+
+
 def test_saliency_float32_map_and_predictions(client: AtelierClient, photo: bytes) -> None:
     reply = client.saliency(photo, method="gradient", output="float32", top_k=2)
     smap = np.frombuffer(reply.map, "<f4").reshape(reply.height, reply.width)
@@ -309,6 +315,23 @@ def test_gatys_bad_options_are_invalid_argument(
     opts.update(options)
     req = pb.GatysRequest(content=photo, styles=[photo], options=opts)
     code, details = code_of(stub.Gatys, req, timeout=60)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"octaves": 0}, {"size": 10_000}, {"guide": 1}, {"layers": ["no_such_tap"]}],
+    ids=["octaves", "size", "guide-is-a-field", "layer"],
+)
+def test_deepdream_bad_options_are_invalid_argument(
+    stub: pb_grpc.AtelierStub, photo: bytes, options: dict[str, Any]
+) -> None:
+    pytest.importorskip("service.core.render.deepdream", reason="the DeepDream module is not installed")
+    from google.protobuf import struct_pb2
+
+    opts = struct_pb2.Struct()
+    opts.update(options)
+    code, details = code_of(stub.DeepDream, pb.DeepDreamRequest(image=photo, options=opts), timeout=60)
     assert code == grpc.StatusCode.INVALID_ARGUMENT, details
 
 
