@@ -15,6 +15,8 @@ ARG CUDA_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04
 # GPU build: the same CUDA base as the runtime stage, so the venv's interpreter path exists there too.
 FROM ${CUDA_IMAGE} AS gpu-build
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# The base image's own python3 (its Ubuntu release fixes the version); exact apt pins break on base updates.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
@@ -26,6 +28,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; skip = {'torch', 'torchvision', 'onnxruntime', 'onnxruntime-gpu'}; print('\n'.join(d for d in deps if re.split(r'[<>=!~;\[ ]', d)[0].strip() not in skip))" > /tmp/requirements.txt
 # PyPI's default torch wheels are the CUDA builds (CUDA libraries come as nvidia-* wheels).
+# hadolint ignore=DL3059
 RUN pip install torch==2.14.1 torchvision==0.29.1 "onnxruntime-gpu>=1.20" -r /tmp/requirements.txt
 COPY service ./service
 RUN pip install --no-deps . \
@@ -34,6 +37,7 @@ RUN pip install --no-deps . \
 # ------------------------------------------------------------------------------------------------------
 FROM ${CUDA_IMAGE} AS gpu
 ENV DEBIAN_FRONTEND=noninteractive
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 \
     && rm -rf /var/lib/apt/lists/* \
@@ -67,8 +71,11 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; skip = {'torch', 'torchvision', 'onnxruntime', 'onnxruntime-gpu'}; print('\n'.join(d for d in deps if re.split(r'[<>=!~;\[ ]', d)[0].strip() not in skip))" > /tmp/requirements.txt
+# Separate layers on purpose: torch is the large one and changes least, so it stays cached.
+# hadolint ignore=DL3059
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1
 # The plain onnxruntime wheel (CPU provider only) instead of the 250 MB onnxruntime-gpu one.
+# hadolint ignore=DL3059
 RUN pip install "onnxruntime>=1.20" -r /tmp/requirements.txt
 COPY service ./service
 RUN pip install --no-deps . \

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
@@ -74,34 +75,65 @@ def test_promql_check_rejects_what_the_service_lacks() -> None:
         "atelier_errors",  # a counter is queried with _total
         "atelier_request_duration_seconds",  # a histogram has no bare series
         "sum by (model) (atelier_queue_depth)",  # the queue gauge has no model label
-        'atelier_jobs{queue="fast"}',
+        'atelier_jobs{queue="fast"}',  # a label the jobs gauge lacks
+        "sum(rate(atelier_errors_total[5m])",  # unbalanced
+        "rate(atelier_errors_total)",  # rate needs a range
     ):
         with pytest.raises(AssertionError):
             check_promql(bad, names, "bad")
 
 
-def promql_metrics(expr: str) -> set[str]:
-    return set(re.findall(r"\batelier_[a-z0-9_]+\b", expr))
+# Grafana's template variables, replaced by representative values before parsing.
+GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$instance": ".*"}
+# Series Prometheus makes itself (alert rules may use them).
+PROMETHEUS_SERIES = {"up": {"job", "instance"}}
 
 
-def check_promql(expr: str, exported: dict[str, set[str]], where: str) -> None:
-    used = promql_metrics(expr)
-    unknown = used - exported.keys()
+@dataclass
+class PromQLUse:
+    metrics: set[str] = field(default_factory=set)
+    labels: set[str] = field(default_factory=set)  # matched in selectors or named in by/without
+
+
+def promql_use(expr: str, where: str) -> PromQLUse:
+    """Parse ``expr`` (a syntax error fails the test) and collect the series and labels it refers to."""
+    for var, value in GRAFANA_VARS.items():
+        expr = expr.replace(var, value)
+    try:
+        tree = promql_parser.parse(expr)
+    except Exception as exc:  # the parser raises ValueError-like errors from Rust
+        raise AssertionError(f"{where}: not valid PromQL: {exc}\n{expr}") from None
+    use = PromQLUse()
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.name:
+                use.metrics.add(node.name)
+            use.labels |= {m.name for m in node.matchers.matchers if m.name != "__name__"}
+        elif isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
+            use.labels |= set(node.modifier.labels)
+        return True
+
+    promql_parser.walk(tree, visit)
+    return use
+
+
+def check_promql(expr: str, exported: dict[str, set[str]], where: str) -> set[str]:
+    """Every series is exported by the service (or made by Prometheus), every label exists on one of them."""
+    known_series = {**exported, **PROMETHEUS_SERIES}
+    use = promql_use(expr, where)
+    unknown = use.metrics - known_series.keys()
     assert not unknown, f"{where}: metrics the service does not export: {sorted(unknown)}"
-    assert expr.count("(") == expr.count(")"), f"{where}: unbalanced parentheses in {expr!r}"
-    # Aggregation labels must exist on at least one metric of the expression.
     known = set(SCRAPE_LABELS)
-    for name in used:
-        known |= exported[name]
-    for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
-        for label in filter(None, (x.strip() for x in group.split(","))):
-            assert label in known, f"{where}: label {label!r} is not on {sorted(used)}"
-    for label in re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)\s*\"", expr):
-        assert label in known, f"{where}: matcher on label {label!r} that {sorted(used)} lack"
+    for name in use.metrics:
+        known |= known_series[name]
+    missing = use.labels - known
+    assert not missing, f"{where}: labels {sorted(missing)} are on none of {sorted(use.metrics)}"
+    return use.metrics
 
 
 def compose_mounts(service: dict[str, Any]) -> dict[str, str]:
-    """Container path -> host path of a compose service's bind mounts (``./src:/dst[:ro]``)."""
+    """Container path -> host path of a compose service's volumes (``./src:/dst[:ro]``)."""
     mounts = {}
     for volume in service.get("volumes", []):
         src, dst = volume.split(":")[:2]
@@ -124,8 +156,7 @@ def test_dashboard_queries_only_exported_metrics(exported: dict[str, set[str]]) 
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     used: set[str] = set()
     for title, target in dashboard_targets(dash["panels"]):
-        check_promql(target["expr"], exported, f"panel {title!r}")
-        used |= promql_metrics(target["expr"])
+        used |= check_promql(target["expr"], exported, f"panel {title!r}")
     # The issue's list: latency per endpoint and model, throughput, batch sizes, queue depth, jobs,
     # errors by reason, execution provider.
     for needed in (
