@@ -86,3 +86,26 @@ for _m in (
     register(_m)
 
 METHODS: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def parse_method_spec(spec: str) -> tuple[str, dict[str, object]]:
+    """``"integrated_gradients[baseline=blur,steps=64]"`` -> (name, params); a plain name has no params.
+
+    Lets a report or a command line name a method variant in one string; values stay strings and are
+    coerced by the method's options.
+    """
+    text = spec.strip()
+    if "[" not in text:
+        get_method(text)
+        return text, {}
+    if not text.endswith("]"):
+        raise InvalidArgument(f"Method spec {spec!r} must look like name[key=value,...].")
+    name, _, body = text[:-1].partition("[")
+    get_method(name)
+    params: dict[str, object] = {}
+    for item in filter(None, (p.strip() for p in body.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise InvalidArgument(f"Method spec {spec!r}: expected key=value, got {item!r}.")
+        params[key.strip()] = value.strip()
+    return name, params
