@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -472,3 +473,20 @@ def test_loadtest_tool_runs_against_both_transports(live: LiveServer, photo: byt
         row = loadtest.run(name, make, concurrency=2, total=4, warmup=0)
         assert row.requests == 4 and all(b >= 1 for b in row.batch_sizes)
         assert row.markdown().startswith(f"| {name} | 2 | 4 |")
+
+
+def test_readme_grpc_python_example_runs(live: LiveServer, tmp_path: Path) -> None:
+    section = (ROOT / "README.md").read_text().split("<!-- section: rest-deploy", 1)[1]
+    (code,) = re.findall(r"```python\n(.*?)```", section.split("<!-- /section: rest-deploy", 1)[0], re.S)
+    (tmp_path / "docs").symlink_to(ROOT / "docs")
+    script = code.replace("localhost:50051", live.grpc_target)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert decode_image((tmp_path / "chelsea.grpc.png").read_bytes()).ndim == 3
