@@ -304,3 +304,21 @@ def test_a_model_that_fails_its_warmup_is_skipped(tmp_path: Path) -> None:
     eng = StyleEngine.load(tmp_path, providers=CPU)
     assert [s.name for s in eng.styles()] == ["tiny_a"]
     assert "warm-up" in eng.load_errors["fixed"]
+
+
+def test_tiles_start_on_the_alignment_grid() -> None:
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (301, 413, 3), dtype=np.uint8)  # sizes off the grid: padded, then cropped
+    seen: list[tuple[int, int]] = []
+
+    def fn(tiles: list[np.ndarray]) -> list[np.ndarray]:
+        seen.extend(t.shape[:2] for t in tiles)
+        return [255 - t for t in tiles]
+
+    out = run_tiled(image, fn, tile_size=128, overlap=16, align=8)
+    np.testing.assert_array_equal(out, 255 - image)
+    assert set(seen) == {(128, 128)}
+    for length in (301 + 3, 413 + 3):  # the padded lengths: length - tile is a multiple of 8
+        assert all(s % 8 == 0 for s in tile_starts(length, 128, 16, align=8))
+    with pytest.raises(InvalidArgument, match="multiple of align"):
+        tile_starts(301, 128, 16, align=8)

@@ -22,18 +22,24 @@ from service.core.errors import InvalidArgument
 TileFn = Callable[[list[np.ndarray]], list[np.ndarray]]  # same-size uint8 tiles -> same-size outputs
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets covering ``[0, length)`` with tiles of ``tile`` overlapping by at least ``overlap``."""
-    if tile <= 0 or overlap < 0:
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Start offsets covering ``[0, length)`` with tiles of ``tile`` overlapping by at least ``overlap``.
+
+    Every start is a multiple of ``align`` (``length - tile`` must be one too; ``run_tiled`` pads to make
+    it so), so each tile sees the same sampling grid as the whole image does in a strided network.
+    """
+    if tile <= 0 or overlap < 0 or align < 1:
         raise InvalidArgument(f"tile size must be positive and overlap non-negative, got {tile}, {overlap}.")
     if length <= tile:
         return [0]
-    if overlap >= tile:
+    if overlap + align > tile:
         raise InvalidArgument(f"tile overlap ({overlap}) must be smaller than the tile size ({tile}).")
-    stride = tile - overlap
+    if (length - tile) % align:
+        raise InvalidArgument(f"length - tile ({length - tile}) must be a multiple of align ({align}).")
+    stride = tile - overlap - (align - 1)  # room for rounding each start to the grid
     count = -(-(length - tile) // stride) + 1  # ceil division: enough tiles to reach the end
     # Spread the tiles evenly so every overlap is at least ``overlap`` (the last one is not a sliver).
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+    return [align * round(i * (length - tile) / (count - 1) / align) for i in range(count)]
 
 
 def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
@@ -65,22 +71,29 @@ def run_tiled(
     tile_size: int,
     overlap: int,
     batch_size: int = 4,
+    align: int = 8,
 ) -> np.ndarray:
     """Apply ``fn`` tile by tile to an (H, W, 3) uint8 image and blend the outputs into one image.
 
     ``fn`` receives lists of up to ``batch_size`` same-size tiles (one network run each). The result equals
-    ``fn([image])[0]`` when the image fits in one tile.
+    ``fn([image])[0]`` when the image fits in one tile. ``align`` should be a multiple of the network's
+    total stride (4 for the shipped nets): tiles then start on the same pixel grid as the whole image.
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise InvalidArgument(f"Expected an (H, W, 3) image, got shape {image.shape}.")
     if batch_size < 1:
         raise InvalidArgument(f"batch_size must be at least 1, got {batch_size}.")
+    h0, w0 = image.shape[:2]
+    th, tw = min(tile_size, h0), min(tile_size, w0)
+    # Reflect-pad so every tile starts on the ``align`` grid (cropped off at the end).
+    pad_h, pad_w = (-(h0 - th)) % align, (-(w0 - tw)) % align
+    if pad_h or pad_w:
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
     h, w = image.shape[:2]
-    th, tw = min(tile_size, h), min(tile_size, w)
-    ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
+    ys, xs = tile_starts(h, th, overlap, align), tile_starts(w, tw, overlap, align)
     boxes = [(y, x) for y in ys for x in xs]
     if len(boxes) == 1:
-        return fn([image])[0]
+        return fn([image])[0][:h0, :w0]
     acc = np.zeros((h, w, 3), dtype=np.float64)
     total = np.zeros((h, w, 1), dtype=np.float64)
     for i in range(0, len(boxes), batch_size):
@@ -93,4 +106,4 @@ def run_tiled(
             acc[y : y + th, x : x + tw] += out.astype(np.float64) * wts
             total[y : y + th, x : x + tw] += wts
     # Every weight is > 0 (ramps are sampled at pixel centres), so the division is safe.
-    return np.clip(np.rint(acc / total), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.clip(np.rint(acc / total), 0, 255).astype(np.uint8)[:h0, :w0])
