@@ -245,3 +245,25 @@ def test_batcher_does_not_wait_when_nothing_is_upstream() -> None:
 
     asyncio.run(main())
     assert sizes == [1]
+
+
+def test_late_subscriber_replays_history_and_previews_are_trimmed(manager: JobManager) -> None:
+    def with_previews(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
+        clock = ProgressClock(20)
+        for i in range(20):
+            p = clock.report(i + 1, {"loss": 1.0})
+            p.preview = np.zeros((8, 8, 3), np.uint8)
+            progress(p)
+        return JobOutput(b"done", "text/plain")
+
+    job = manager.submit("gatys", with_previews)
+    assert job.wait(10)
+
+    async def collect(from_start: bool) -> list[JobEvent]:
+        return [e async for e in job.events(from_start=from_start)]
+
+    replay = asyncio.run(collect(True))
+    assert [e.state for e in replay][:2] == ["queued", "running"] and replay[-1].state == "succeeded"
+    assert [e.progress.step for e in replay if e.progress is not None][:20] == list(range(1, 21))
+    assert not any(e.preview_jpeg for e in replay)  # a finished job holds no preview images
+    assert [e.state for e in asyncio.run(collect(False))] == ["succeeded"]

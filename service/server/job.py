@@ -4,6 +4,7 @@ its result. Created and driven by ``service.server.jobs.JobManager``."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 import time
@@ -14,6 +15,9 @@ from typing import Any
 
 from service.core.errors import NotReady
 from service.core.progress import CancelToken, Progress, ProgressCallback
+
+HISTORY = 256  # events held per job for subscribers (replay on subscribe, slack for slow readers)
+PREVIEWS_KEPT = 8  # of those, how many newest keep their preview JPEG
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "deadline_exceeded"})
 
@@ -68,6 +72,8 @@ class Job:
         self._lock = threading.Lock()
         self._version = 0
         self._event = JobEvent(self.id, kind, "queued")
+        self._history: collections.deque[tuple[int, JobEvent]] = collections.deque(maxlen=HISTORY)
+        self._history.append((0, self._event))
         self._done = threading.Event()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
@@ -102,24 +108,31 @@ class Job:
         """Block (a thread, never the event loop) until the job is finished."""
         return self._done.wait(timeout)
 
-    async def events(self) -> AsyncIterator[JobEvent]:
-        """Yield the latest event now, then each newer one, ending after the terminal event."""
+    async def events(self, from_start: bool = True) -> AsyncIterator[JobEvent]:
+        """Yield the job's events in order, ending after the terminal one.
+
+        ``from_start``: begin with the oldest event still held (the last ``HISTORY`` events, so a stream
+        opened just after ``submit`` misses nothing); otherwise with the latest one. A subscriber that falls
+        more than ``HISTORY`` events behind skips ahead instead of holding the worker back.
+        """
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         entry = (loop, wake)
         with self._lock:
             self._waiters.append(entry)
-        last = -1
+            after = (self._history[0][0] if from_start else self._version) - 1
         try:
             while True:
                 wake.clear()
-                version, event = self.snapshot()
-                if version != last:
-                    last = version
+                with self._lock:
+                    pending = [(v, e) for v, e in self._history if v > after]
+                for version, event in pending:
+                    after = version
                     yield event
-                if event.terminal:
-                    return
-                await wake.wait()
+                    if event.terminal:
+                        return
+                if not pending:
+                    await wake.wait()
         finally:
             with self._lock:
                 if entry in self._waiters:
@@ -134,10 +147,19 @@ class Job:
 
     # --- writing (manager and worker) -----------------------------------------------------------------
     def _publish(self, **changes: Any) -> JobEvent:
+        if changes.get("state") in TERMINAL_STATES:
+            changes.setdefault("preview_jpeg", None)  # the result replaces any preview
         with self._lock:
             self._event = replace(self._event, **changes)
             self._version += 1
             event = self._event
+            self._history.append((self._version, event))
+            # Previews are the bulky part: keep them on the newest few events only, none once finished.
+            keep = 0 if event.terminal else PREVIEWS_KEPT
+            for i in range(len(self._history) - keep):
+                v, e = self._history[i]
+                if e.preview_jpeg is not None:
+                    self._history[i] = (v, replace(e, preview_jpeg=None))
             waiters = list(self._waiters)
         if event.terminal:
             self._done.set()
