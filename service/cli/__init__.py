@@ -15,7 +15,7 @@ from service import __version__
 from service.core.errors import AtelierError
 
 # Modules under service.cli that define ``register(subparsers)``; order is the order in --help.
-COMMAND_MODULES: tuple[str, ...] = ("classify", "serve", "train", "stylize")
+COMMAND_MODULES: tuple[str, ...] = ("classify", "serve", "train", "stylize", "render", "saliency")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -176,7 +176,7 @@ def explain(
     preds: list[list[Prediction]] = [[] for _ in images]
     for batch in batches:
         h, w = shapes[batch[0]]
-        x = images_to_batch([resize_to(images[i], w, h) for i in batch], backbone.device)
+        x = images_to_batch([np.array(resize_to(images[i], w, h)) for i in batch], backbone.device)
         with torch.no_grad():
             logits = backbone(x)
         top1 = logits.argmax(dim=1).tolist()

@@ -159,7 +159,7 @@ def evaluate_faithfulness(
     clock = ProgressClock(len(images) * len(names))
     for i, image in enumerate(images):
         h, w = working_size(image.shape[0], image.shape[1], size)
-        x = images_to_batch([resize_to(image, w, h)], backbone.device)
+        x = images_to_batch([np.array(resize_to(image, w, h))], backbone.device)
         with torch.no_grad():
             target = backbone(x).argmax(dim=1)
         for j, name in enumerate(names):

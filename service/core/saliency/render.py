@@ -121,7 +121,7 @@ def resize_to_map(saliency: np.ndarray, height: int, width: int) -> np.ndarray:
 
     if saliency.shape == (height, width):
         return saliency
-    pic = Image.fromarray(saliency.astype(np.float32), mode="F").resize(
+    pic = Image.fromarray(np.ascontiguousarray(saliency, dtype=np.float32)).resize(
         (width, height), Image.Resampling.BILINEAR
     )
     return np.asarray(pic, dtype=np.float32)

@@ -104,7 +104,7 @@ def cascading_randomisation(
     batches = []
     for image in images:
         h, w = working_size(image.shape[0], image.shape[1], size)
-        x = images_to_batch([resize_to(image, w, h)], backbone.device)
+        x = images_to_batch([np.array(resize_to(image, w, h))], backbone.device)
         with torch.no_grad():
             batches.append((x, backbone(x).argmax(dim=1)))
     models = [backbone, *(randomised_copy(backbone, n, seed) for n in stages)]
