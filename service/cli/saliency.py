@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
     p.add_argument("--size", type=int, default=224, help="shorter side the network sees (default 224)")
     p.add_argument("--top", type=int, default=3, help="predictions to print per image (default 3)")
+    p.add_argument("--sheet", default=None, metavar="FILE", help="also write a contact sheet (first image)")
     add_backbone_arg(p)
     p.set_defaults(func=run_saliency)
 
@@ -107,6 +108,7 @@ def run_saliency(args: argparse.Namespace) -> int:
     settings, backbone = _backbone(args)
     images = [load_image(p, settings.image_limits()) for p in args.images]
     target = args.target
+    sheet: list[tuple[str, Any]] = []
     for (name, spec_params), label in zip(specs, methods, strict=True):
         params = {**spec_params, **_params(args.param)}
         with progress_bar(label, 1) as bar:
@@ -122,6 +124,15 @@ def run_saliency(args: argparse.Namespace) -> int:
             )
             top = ", ".join(f"{p.label} {p.probability:.1%}" for p in preds)
             print(f"{dest.with_suffix('.' + fmt)}: {label} for {backbone.labels[t]!r} ({t}); top: {top}")
+        sheet.append((label, res.maps[0]))
+    if args.sheet:
+        from service.core.imageio import save_image
+        from service.core.saliency.render import contact_sheet
+
+        save_image(
+            contact_sheet(images[0], sheet, columns=4, alpha=args.alpha, cmap=args.cmap), args.sheet, 85
+        )
+        print(f"contact sheet: {args.sheet}")
     return 0
 
 
