@@ -17,6 +17,7 @@ About 0.1 M parameters; roughly 1.6 GMAC at 512 px against 40 GMAC for ``johnson
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from service.core.stylize.nets import TransformNet, register_net
@@ -54,6 +55,19 @@ class SeparableResidual(nn.Module):
         return x + self.body(x)
 
 
+def _icnr_(conv: nn.Module, scale: int) -> None:
+    """ICNR initialisation (Aitken et al. 2017, "Checkerboard artifact free sub-pixel convolution",
+    arXiv:1707.02937): the ``scale**2`` sub-pixel filters of each output channel start equal, so the conv +
+    pixel shuffle begins as nearest upsampling and does not start out drawing a checkerboard."""
+    assert isinstance(conv, nn.Conv2d)
+    n = scale * scale
+    with torch.no_grad():
+        base = conv.weight[::n].clone()  # (out / n, in, k, k)
+        conv.weight.copy_(base.repeat_interleave(n, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias[::n].clone().repeat_interleave(n))
+
+
 class MobileNet(TransformNet):
     arch = "mobile"
     total_stride = 4
@@ -76,6 +90,7 @@ class MobileNet(TransformNet):
             nn.Conv2d(dec, 12, 3),
             nn.PixelShuffle(2),  # (B, 3, H, W) from 12 channels at 1/2 resolution
         )
+        _icnr_(self.decoder[-2], 2)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, 3, H, W) in [0, 255], H and W divisible by 4
         h = self.encoder(x / 127.5 - 1.0)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The exact commands that trained the shipped default styles in models/, then exported them.
+#
+# Machine: a 2-core CPU shared with other jobs (no GPU was available), so the schedule is short:
+# mobile nets at 160 px crops, batch 4; johnson nets at 128 px crops, batch 2. The first net of each
+# architecture (Starry Night) trains from scratch; the other styles start from its weights at step 100
+# (--init-from; snapshot the base run's checkpoint when it reaches step 100: the run is deterministic, so
+# that snapshot equals a 100-step run) with a fresh optimiser, which converges much faster than a random
+# start on a small step budget.
+#
+# Usage: scripts/train_defaults.sh PHASE   (phases below; run them in this order, in parallel where noted)
+#   DATA   folder of training photos (default ../shared/data/photos; a 320 px downscaled copy is faster)
+#   STYLES folder of the paintings    (default ../shared/data/styles)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-../shared/data/photos}
+STYLES=${STYLES:-../shared/data/styles}
+OUT=${OUT:-runs/defaults}
+COMMON=(--data "$DATA" --out "$OUT" --threads 1 --checkpoint-every 50)
+MOBILE=(--arch mobile --batch 4 --size 160 --style-size 320 --lr 2e-3 "${COMMON[@]}")
+JOHNSON=(--arch johnson --batch 2 --size 128 --style-size 256 --lr 1e-3 "${COMMON[@]}")
+
+mobile() {  # NAME PAINTING STYLE_WEIGHT STEPS [INIT]
+  local init=()
+  [[ -n "${5:-}" ]] && init=(--init-from "$OUT/$5.ckpt")
+  "$PY" -m service train --name "$1" --style-image "$STYLES/$2" --style-weight "$3" --steps "$4" \
+    "${MOBILE[@]}" "${init[@]}"
+}
+
+johnson() {  # NAME PAINTING STYLE_WEIGHT STEPS [INIT]
+  local init=()
+  [[ -n "${5:-}" ]] && init=(--init-from "$OUT/$5.ckpt")
+  "$PY" -m service train --name "$1-johnson" --style-image "$STYLES/$2" --style-weight "$3" --steps "$4" \
+    "${JOHNSON[@]}" "${init[@]}"
+}
+
+export_all() {
+  for s in starry_night:van_gogh_starry_night great_wave:hokusai_great_wave the_scream:munch_the_scream \
+    udnie:picabia_udnie composition_vii:kandinsky_composition_vii woman_with_a_hat:matisse_woman_with_a_hat; do
+    "$PY" -m service export "$OUT/${s%%:*}.ckpt" --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" -o models --fp16
+  done
+  for s in starry_night:van_gogh_starry_night great_wave:hokusai_great_wave; do
+    "$PY" -m service export "$OUT/${s%%:*}-johnson.ckpt" --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" \
+      -o models --fp16
+  done
+  cp "$OUT"/*.loss.csv "$OUT"/*.loss.png models/
+}
+
+case "${1:-}" in
+  # Phase 1, two processes in parallel: the two from-scratch nets.
+  base-mobile) mobile starry_night van_gogh_starry_night.jpg 3 400 ;;
+  base-johnson) johnson starry_night van_gogh_starry_night.jpg 5 300 ;;
+  # Phase 2, once the base checkpoints exist (each line a separate process).
+  snapshot) cp "$OUT/starry_night.ckpt" "$OUT/starry_night.step100.ckpt" ;;
+  styles-a)
+    mobile great_wave hokusai_great_wave.jpg 2 200 starry_night.step100
+    mobile the_scream munch_the_scream.jpg 2 200 starry_night.step100
+    mobile udnie picabia_udnie.jpg 2 200 starry_night.step100
+    ;;
+  styles-b)
+    mobile composition_vii kandinsky_composition_vii.jpg 2 200 starry_night.step100
+    mobile woman_with_a_hat matisse_woman_with_a_hat.jpg 2 200 starry_night.step100
+    ;;
+  johnson-b) johnson great_wave hokusai_great_wave.jpg 3 150 starry_night-johnson ;;
+  export) export_all ;;
+  *) echo "usage: $0 base-mobile|base-johnson|styles-a|styles-b|johnson-b|export" >&2; exit 2 ;;
+esac

@@ -1,0 +1,138 @@
+"""ONNX export: parity with PyTorch at odd sizes, dynamic batch/height/width, model card and manifest."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from service.core.errors import InvalidArgument, ModelLoadError
+from service.core.stylize.export import ExportOptions, export_checkpoint, export_onnx, parity_check
+from service.core.stylize.manifest import read_card, read_manifest, sha256_file
+from service.core.stylize.nets import PaddedTransform, build_net
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tiny graphs: with two threads, synchronisation costs more than it saves on a shared 2-core runner.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def mobile_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
+    torch.manual_seed(0)
+    net = build_net("mobile").eval()
+    # Randomise the instance-norm affine parameters too, so the check covers more than the defaults.
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d) and m.weight is not None:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    path = export_onnx(net, tmp_path_factory.mktemp("onnx") / "m.onnx")
+    return net, path
+
+
+def test_parity_with_pytorch_at_odd_sizes(mobile_onnx: tuple[torch.nn.Module, Path]) -> None:
+    net, path = mobile_onnx
+    errors = parity_check(net, path, ((33, 47), (257, 383), (517, 389)))  # type: ignore[arg-type]
+    assert set(errors) == {"33x47", "257x383", "517x389"}
+    assert max(errors.values()) <= 1.0
+
+
+def test_graph_io_contract_and_dynamic_axes(mobile_onnx: tuple[torch.nn.Module, Path]) -> None:
+    net, path = mobile_onnx
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version >= 17
+    (inp,) = model.graph.input
+    (out,) = model.graph.output
+    assert (inp.name, out.name) == ("input", "output")
+    for value in (inp, out):
+        dims = value.type.tensor_type.shape.dim
+        assert [bool(d.dim_param) for d in dims] == [True, False, True, True]  # N, 3, H, W
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for shape in ((2, 3, 21, 34), (1, 3, 40, 16)):
+        x = rng.uniform(0, 255, shape).astype(np.float32)
+        y = session.run(["output"], {"input": x})[0]
+        assert y.shape == shape
+        assert y.min() >= 0.0 and y.max() <= 255.0
+        with torch.no_grad():
+            ref = PaddedTransform(net)(torch.from_numpy(x)).numpy()  # type: ignore[arg-type]
+        assert np.abs(y - ref).max() <= 1.0
+    # Batch items are independent (instance norm, no batch statistics).
+    x = rng.uniform(0, 255, (2, 3, 24, 24)).astype(np.float32)
+    both = session.run(["output"], {"input": x})[0]
+    single = session.run(["output"], {"input": x[1:]})[0]
+    assert np.abs(both[1:] - single).max() <= 1e-3
+
+
+def test_johnson_exports_with_parity_at_an_odd_size(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    net = build_net("johnson").eval()
+    path = export_onnx(net, tmp_path / "j.onnx")
+    errors = parity_check(net, path, ((33, 47),))
+    assert errors["33x47"] <= 1.0
+
+
+def _checkpoint(tmp_path: Path) -> Path:
+    torch.manual_seed(2)
+    net = build_net("mobile")
+    history = [
+        {"step": float(i + 1), "total": 3.0, "content": 1.0, "style": 2.0, "tv": 1e-4} for i in range(3)
+    ]
+    ckpt = {
+        "arch": "mobile",
+        "model": net.state_dict(),
+        "step": 3,
+        "history": history,
+        "config": {"backbone": "x"},
+    }
+    path = tmp_path / "s.ckpt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_export_checkpoint_writes_card_and_registers(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    opts = ExportOptions(
+        name="starry_night",
+        style_image=Path("van_gogh_starry_night.jpg"),
+        fp16=True,
+        parity_sizes=((33, 47), (64, 80)),
+    )
+    card = export_checkpoint(_checkpoint(tmp_path), models, opts)
+    (entry,) = read_manifest(models)
+    assert (entry.name, entry.arch, entry.file) == ("starry_night", "mobile", "starry_night.mobile.onnx")
+    assert entry.sha256 == sha256_file(models / entry.file) == card["onnx_sha256"]
+    assert entry.fp16_file and entry.fp16_sha256 == sha256_file(models / entry.fp16_file)
+    saved = read_card(models / entry.card)
+    assert (saved.title, saved.artist, saved.year) == ("The Starry Night", "Vincent van Gogh", "1889")
+    assert set(saved.parity_max_abs) == {"33x47", "64x80"} and max(saved.parity_max_abs.values()) <= 1.0
+    assert saved.opset == 17 and saved.final_losses["total"] == 3.0
+    # fp16: checked where a provider can run it, otherwise the card says why not (never silently "ok").
+    fp16 = json.loads((models / entry.card).read_text())["fp16_parity"]
+    assert fp16["checked"] is False or max(fp16["max_abs_error"].values()) <= 2.0
+    # Re-exporting replaces the entry instead of adding a second one.
+    export_checkpoint(_checkpoint(tmp_path), models, ExportOptions(name="starry_night", title="T", artist="A",
+                      year="1", licence="L", parity_sizes=((20, 20),)))  # fmt: skip
+    assert [e.name for e in read_manifest(models)] == ["starry_night"]
+
+
+def test_export_refuses_unknown_painting_and_bad_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="--title"):
+        export_checkpoint(_checkpoint(tmp_path), tmp_path / "m", ExportOptions(name="x"))
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"weights": 1}, bad)
+    with pytest.raises(ModelLoadError, match="not an atelier training checkpoint"):
+        export_checkpoint(bad, tmp_path / "m", ExportOptions(name="x"))
+    with pytest.raises(InvalidArgument, match="Opset 11"):
+        export_onnx(build_net("mobile"), tmp_path / "old.onnx", opset=11)

@@ -1,0 +1,135 @@
+"""Training: the loss falls, a seed gives a bit-identical run, resume equals an uninterrupted run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from service.core.backbones import Backbone
+from service.core.errors import InvalidArgument, ModelLoadError
+from service.core.stylize.dataset import CropSampler, list_photos
+from service.core.stylize.losses import gram_matrix
+from service.core.stylize.train import TrainConfig, load_checkpoint, train
+
+TINY = {"arch": "mobile", "batch": 2, "size": 32, "style_size": 64, "checkpoint_every": 0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tiny nets and batches: with two threads, synchronisation costs more than it saves on a 2-core runner.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        img = Image.fromarray(getattr(data, name)()).convert("RGB")
+        img.thumbnail((64, 64))
+        img.save(folder / f"{name}.jpg", quality=90)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def style() -> np.ndarray:
+    # Diagonal colour stripes: a style with strong, easily measured Gram statistics.
+    yy, xx = np.mgrid[0:64, 0:64]
+    stripes = ((xx + yy) // 6) % 3
+    palette = np.array([[230, 40, 30], [30, 60, 220], [250, 220, 40]], np.uint8)
+    return palette[stripes]
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def test_gram_matrix_matches_definition() -> None:
+    f = torch.arange(24, dtype=torch.float32).reshape(1, 2, 3, 4)
+    flat = f.reshape(2, 12)
+    assert torch.allclose(gram_matrix(f)[0], flat @ flat.T / 24)
+
+
+def test_a_few_steps_lower_the_loss(photos: Path, style: np.ndarray, lite0: Backbone, tmp_path: Path) -> None:
+    cfg = TrainConfig(steps=12, lr=1e-2, seed=1, **TINY)  # type: ignore[arg-type]
+    result = train(cfg, style, photos, tmp_path, "falls", lite0)
+    totals = [r["total"] for r in result.history]
+    assert len(totals) == 12
+    assert np.mean(totals[-3:]) < 0.7 * np.mean(totals[:3])
+    assert (tmp_path / "falls.loss.csv").read_text().count("\n") == 13  # header + one row per step
+    assert (tmp_path / "falls.loss.png").stat().st_size > 1000
+
+
+def test_same_seed_gives_the_identical_run(
+    photos: Path, style: np.ndarray, lite0: Backbone, tmp_path: Path
+) -> None:
+    cfg = TrainConfig(steps=3, seed=7, **TINY)  # type: ignore[arg-type]
+    a = train(cfg, style, photos, tmp_path / "a", "s", lite0)
+    b = train(cfg, style, photos, tmp_path / "b", "s", lite0)
+    assert a.history == b.history
+    sa, sb = _state(a.checkpoint), _state(b.checkpoint)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    other = train(TrainConfig(steps=3, seed=8, **TINY), style, photos, tmp_path / "c", "s", lite0)  # type: ignore[arg-type]
+    assert not torch.equal(_state(other.checkpoint)["encoder.2.weight"], sa["encoder.2.weight"])
+
+
+def test_resume_continues_to_the_same_result(
+    photos: Path, style: np.ndarray, lite0: Backbone, tmp_path: Path
+) -> None:
+    whole = train(TrainConfig(steps=4, seed=3, **TINY), style, photos, tmp_path / "whole", "r", lite0)  # type: ignore[arg-type]
+    part = tmp_path / "part"
+    train(TrainConfig(steps=2, seed=3, **TINY), style, photos, part, "r", lite0)  # type: ignore[arg-type]
+    assert load_checkpoint(part / "r.ckpt")["step"] == 2
+    resumed = train(TrainConfig(steps=4, seed=3, **TINY), style, photos, part, "r", lite0, resume=True)  # type: ignore[arg-type]
+    assert [r["step"] for r in resumed.history] == [1.0, 2.0, 3.0, 4.0]
+    assert resumed.history == whole.history
+    sw, sr = _state(whole.checkpoint), _state(resumed.checkpoint)
+    assert all(torch.equal(sw[k], sr[k]) for k in sw)
+
+
+def test_sampler_batches_depend_only_on_seed_and_step(photos: Path) -> None:
+    files = list_photos(photos)
+    a, b = CropSampler(files, 32, seed=5), CropSampler(files, 32, seed=5)
+    assert torch.equal(a.batch(9, 3), b.batch(9, 3))
+    assert not torch.equal(a.batch(9, 3), a.batch(10, 3))
+    assert a.batch(0, 2).shape == (2, 3, 32, 32)
+
+
+def test_bad_settings_and_inputs_are_typed_errors(
+    photos: Path, style: np.ndarray, lite0: Backbone, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidArgument, match="multiple of 4"):
+        TrainConfig(size=30).validate()
+    with pytest.raises(InvalidArgument, match="style weight"):
+        TrainConfig(style_weight=-1).validate()
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        list_photos(tmp_path / "missing")
+    with pytest.raises(InvalidArgument, match="No images"):
+        list_photos(tmp_path)
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        train(TrainConfig(steps=2, **TINY), style, photos, tmp_path, "none", lite0, resume=True)  # type: ignore[arg-type]
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelLoadError, match="Could not read checkpoint"):
+        load_checkpoint(tmp_path / "junk.ckpt")
+
+
+def test_cli_train_writes_checkpoint_and_curve(photos: Path, tmp_path: Path) -> None:
+    from service.cli import main
+
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(tmp_path / "style.png")
+    code = main(
+        ["train", "--style-image", str(tmp_path / "style.png"), "--data", str(photos), "--name", "cli",
+         "--steps", "2", "--batch", "1", "--size", "32", "--style-size", "48", "--out", str(tmp_path / "runs")]
+    )  # fmt: skip
+    assert code == 0
+    assert load_checkpoint(tmp_path / "runs" / "cli.ckpt")["step"] == 2
+    assert (tmp_path / "runs" / "cli.loss.csv").exists()
