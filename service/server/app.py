@@ -10,8 +10,10 @@ calls and jobs are cancelled, the HTTP server closes, the executors are released
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -43,10 +45,9 @@ class _Uvicorn(uvicorn.Server):
     def install_signal_handlers(self) -> None:  # older uvicorn
         pass
 
-    def capture_signals(self):  # type: ignore[no-untyped-def]  # newer uvicorn: a context manager
-        import contextlib
-
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # newer uvicorn
+        yield
 
 
 class Server:

@@ -8,7 +8,6 @@ events; if the client cancels or its deadline passes, the job is cancelled and i
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,13 +71,15 @@ class AtelierServicer(pb_grpc.AtelierServicer):
     async def _rpc(
         self, context: grpc.aio.ServicerContext, method: str, model: str = ""
     ) -> AsyncIterator[RequestScope]:
-        """Time the call and turn a typed error into ``context.abort`` with the mapped status."""
+        """Time the call and turn an error into ``context.abort`` with the mapped status.
+
+        ``abort`` raises, so an error never falls through to the code after the ``async with`` block.
+        Cancellation (client gone, deadline) is a ``BaseException`` and passes through untouched.
+        """
         try:
             async with self.plane.track("grpc", method, model) as scope:
                 yield scope
         except Exception as exc:
-            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-                raise
             status = status_for(exc)
             if isinstance(exc, ResourceExhausted):
                 context.set_trailing_metadata(((RETRY_AFTER_KEY, f"{exc.retry_after_s:g}"),))
@@ -98,18 +99,17 @@ class AtelierServicer(pb_grpc.AtelierServicer):
                 quality=_quality(request.quality),
                 deadline=_deadline(context),
             )
-            return pb.StylizeResponse(
-                image=res.image,
-                content_type=res.content_type,
-                model=res.model,
-                version=res.version,
-                provider=res.provider,
-                timings_ms=res.timings,
-                width=res.width,
-                height=res.height,
-                batch_size=res.batch_size,
-            )
-        raise AssertionError("unreachable: _rpc aborts on error")
+        return pb.StylizeResponse(
+            image=res.image,
+            content_type=res.content_type,
+            model=res.model,
+            version=res.version,
+            provider=res.provider,
+            timings_ms=res.timings,
+            width=res.width,
+            height=res.height,
+            batch_size=res.batch_size,
+        )
 
     async def ListStyles(
         self, request: pb.ListStylesRequest, context: grpc.aio.ServicerContext
@@ -130,8 +130,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
                 )
                 for s in self.plane.list_styles()
             ]
-            return pb.ListStylesResponse(styles=styles)
-        raise AssertionError("unreachable: _rpc aborts on error")
+        return pb.ListStylesResponse(styles=styles)
 
     async def Classify(
         self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext
@@ -141,8 +140,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
             preds = await self.plane.classify(
                 request.image, top_k=request.top_k or 5, backbone=backbone, deadline=_deadline(context)
             )
-            return pb.ClassifyResponse(predictions=_predictions(preds), backbone=backbone)
-        raise AssertionError("unreachable: _rpc aborts on error")
+        return pb.ClassifyResponse(predictions=_predictions(preds), backbone=backbone)
 
     async def Saliency(
         self, request: pb.SaliencyRequest, context: grpc.aio.ServicerContext
@@ -161,16 +159,15 @@ class AtelierServicer(pb_grpc.AtelierServicer):
                 backbone=backbone,
                 deadline=_deadline(context),
             )
-            return pb.SaliencyResponse(
-                map=out.data,
-                content_type=out.content_type,
-                width=out.width,
-                height=out.height,
-                target=out.target,
-                predictions=_predictions(out.predictions),
-                method=out.method,
-            )
-        raise AssertionError("unreachable: _rpc aborts on error")
+        return pb.SaliencyResponse(
+            map=out.data,
+            content_type=out.content_type,
+            width=out.width,
+            height=out.height,
+            target=out.target,
+            predictions=_predictions(out.predictions),
+            method=out.method,
+        )
 
     async def Gatys(
         self, request: pb.GatysRequest, context: grpc.aio.ServicerContext
