@@ -419,6 +419,7 @@ class _Probe(http.server.BaseHTTPRequestHandler):
 def test_healthcheck_command_runs(stages: dict[str, Stage], status: int, healthy: bool) -> None:
     """The HEALTHCHECK's python -c, run as written against a stand-in /readyz."""
     health = stages["cpu"].all("HEALTHCHECK")[0]
+    assert stages["gpu"].all("HEALTHCHECK") == [health]  # one command for both images
     argv = json.loads(health[health.index("CMD") + 3 :])
     assert argv[:2] == ["python", "-c"]
     handler = type("Probe", (_Probe,), {"status": status})
