@@ -7,6 +7,7 @@ names are collected from a real ``Metrics`` registry, not from a list kept by ha
 from __future__ import annotations
 
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -172,6 +173,16 @@ def test_dashboard_queries_only_exported_metrics(exported: dict[str, set[str]]) 
         assert needed in used, f"the dashboard shows nothing from {needed}"
     exprs = " ".join(t["expr"] for _, t in dashboard_targets(dash["panels"]))
     assert "by (le, method)" in exprs and "by (le, model)" in exprs and "by (reason)" in exprs
+
+
+def test_dashboard_json_is_what_its_script_writes() -> None:
+    spec = importlib.util.spec_from_file_location("make_dashboard", DEPLOY / "grafana" / "make_dashboard.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_dashboard"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    on_disk = (DEPLOY / "grafana" / "dashboards" / "atelier.json").read_text()
+    assert module.render() == on_disk, "run: python deploy/grafana/make_dashboard.py"
 
 
 def test_grafana_provisioning_matches_compose() -> None:
