@@ -11,7 +11,9 @@ from service.cli.common import settings_from_args
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve gRPC and REST (with /metrics) until SIGTERM")
     p.add_argument("--grpc-port", type=int, default=None, help="gRPC port (default 50051; 0 = any free port)")
-    p.add_argument("--http-port", type=int, default=None, help="HTTP port for REST and /metrics (default 8080)")
+    p.add_argument(
+        "--http-port", type=int, default=None, help="HTTP port for REST and /metrics (default 8080)"
+    )
     p.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
     p.add_argument("--models-dir", type=Path, default=None, help="folder with manifest.json (default models)")
     p.set_defaults(func=run)
