@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.core.errors import Cancelled, InvalidArgument
+from service.core.errors import Cancelled, DeadlineExceeded, InvalidArgument
 from service.core.imageio import decode_image, encode_image
 from service.server import sse
 from service.server.errormap import status_for
@@ -209,3 +209,13 @@ def test_sse_keepalive_keeps_every_item() -> None:
     out = asyncio.run(collect())
     assert [x for x in out if x is not None] == [0, 1, 2]
     assert None in out  # keep-alives were sent while waiting
+
+
+def test_timeout_caps_a_job(live: LiveServer, images: tuple[bytes, bytes]) -> None:
+    job = submit_gatys(live, images, ENDLESS, timeout_s=0.5).json()
+    status = wait_state(live, job["id"], {"deadline_exceeded", "succeeded", "failed", "cancelled"})
+    assert status["state"] == "deadline_exceeded" and status["error"]["reason"] == "deadline_exceeded"
+    result = live.http.get(job["urls"]["result"])
+    assert result.status_code == status_for(DeadlineExceeded("")).http  # 504
+    bad = submit_gatys(live, images, QUICK, timeout_s=0)
+    assert bad.status_code == status_for(InvalidArgument("")).http and "timeout_s" in error_of(bad)["message"]

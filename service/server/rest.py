@@ -15,35 +15,34 @@ so one dashboard panel shows both transports.
 | ``GET /v1/jobs/{id}``, ``DELETE /v1/jobs/{id}`` | status; DELETE cancels |
 | ``GET /v1/jobs/{id}/result`` | the finished image |
 | ``GET /v1/jobs/{id}/events`` | Server-Sent Events: ``progress`` ... then one ``done`` |
+
+Every POST takes an optional ``timeout_s``: the call's deadline (504 when it passes), or a job's run cap.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
 
 from service.core.errors import InvalidArgument, InvalidImage
 from service.server import sse
 from service.server.dataplane import DataPlane
-from service.server.errormap import log_unexpected
 from service.server.jobs import Job
 from service.server.rest_io import (
     MULTIPART,
     Upload,
     content_type_of,
-    error_response,
     form_value,
     install_error_handlers,
     parse_json_object,
     parse_target,
     read_upload,
-    validation_message,
+    route_class,
 )
 from service.server.rest_schemas import (
     API_PREFIX,
@@ -55,6 +54,7 @@ from service.server.rest_schemas import (
     StylesOut,
     image_body,
     image_response,
+    job_event_stream,
     job_out,
 )
 
@@ -66,6 +66,10 @@ RESERVED_FIELDS = ("options", "format", "quality", "backbone")
 Format = Annotated[str, Query(alias="format", description="png, jpeg or webp")]
 Quality = Annotated[int, Query(description="JPEG/WebP quality, 1-100")]
 OptionsQuery = Annotated[str | None, Query(alias="options", description="algorithm options as JSON")]
+Timeout = Annotated[
+    float | None,
+    Query(gt=0, description="seconds until the server gives up (504); for a job, a cap on its run"),
+]
 Backbone = Annotated[str | None, Query(description="efficientnet_lite0 (default), vgg16 or vgg19")]
 
 
@@ -84,38 +88,11 @@ METHOD_NAMES = {
 }
 
 
-def _route_class(plane: DataPlane) -> type[APIRoute]:
-    """Routes that answer their own errors as JSON through the error table, whatever app includes them.
-
-    FastAPI validates query values inside the route, so a non-numeric ``strength`` is caught here too and
-    answered as ``InvalidArgument`` (never FastAPI's default 422 body).
-    """
-
-    class RestRoute(APIRoute):
-        def get_route_handler(self) -> Any:
-            handler = super().get_route_handler()
-            method = METHOD_NAMES.get(self.name, self.name)
-
-            async def run(request: Request) -> Response:
-                try:
-                    response: Response = await handler(request)
-                    return response
-                except RequestValidationError as exc:
-                    err = InvalidArgument(validation_message(exc))
-                    plane.metrics.errors.labels(transport="rest", method=method, reason=err.reason).inc()
-                    return error_response(err)
-                except Exception as exc:  # typed errors and bugs alike, as JSON through the error table
-                    log_unexpected(exc, f"rest {method}")  # bugs only; typed errors are not logged
-                    return error_response(exc)
-
-            return run
-
-    return RestRoute
-
-
 def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     """The ``/v1`` routes over ``plane``. ``keepalive_s``: SSE comment interval on a quiet stream."""
-    router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=_route_class(plane))
+    router = APIRouter(
+        prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=route_class(_counter(plane), METHOD_NAMES)
+    )
     max_bytes = plane.config.limits.max_bytes
 
     @router.get("/styles", response_model=StylesOut, summary="List the loaded styles")
@@ -144,10 +121,13 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         ] = None,
         fmt: Format = "png",
         quality: Quality = 90,
+        timeout_s: Timeout = None,
     ) -> Response:
         async with plane.track("rest", "Stylize") as scope:
             image = (await read_upload(request, max_bytes)).one("image")
-            res = await plane.stylize(image, style, strength, preserve_color, max_side, fmt, quality)
+            res = await plane.stylize(
+                image, style, strength, preserve_color, max_side, fmt, quality, deadline=_deadline(timeout_s)
+            )
             scope.model, scope.code = res.model, "200"
         timing = ", ".join(f"{k};dur={v:.1f}" for k, v in res.timings.items())
         headers = {
@@ -169,11 +149,12 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         request: Request,
         top_k: Annotated[int, Query(description="how many classes, 1-1000")] = 5,
         backbone: Backbone = None,
+        timeout_s: Timeout = None,
     ) -> ClassifyOut:
         net = backbone or plane.config.default_backbone
         async with plane.track("rest", "Classify", net) as scope:
             image = (await read_upload(request, max_bytes)).one("image")
-            preds = await plane.classify(image, top_k=top_k, backbone=net)
+            preds = await plane.classify(image, top_k=top_k, backbone=net, deadline=_deadline(timeout_s))
             scope.code = "200"
         out = [PredictionOut(index=p.index, label=p.label, probability=p.probability) for p in preds]
         return ClassifyOut(backbone=net, predictions=out)
@@ -199,13 +180,21 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         ] = None,
         top_k: Annotated[int, Query(description="predictions reported in X-Atelier-Predictions")] = 5,
         backbone: Backbone = None,
+        timeout_s: Timeout = None,
     ) -> Response:
         net = backbone or plane.config.default_backbone
         async with plane.track("rest", "Saliency", net) as scope:
             image = (await read_upload(request, max_bytes)).one("image")
             extra = parse_json_object(params, "params")
             out = await plane.saliency(
-                image, method, parse_target(target), output, extra, top_k=top_k, backbone=net
+                image,
+                method,
+                parse_target(target),
+                output,
+                extra,
+                top_k=top_k,
+                backbone=net,
+                deadline=_deadline(timeout_s),
             )
             scope.code = "200"
         preds = [
@@ -258,6 +247,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         fmt: Format = "png",
         quality: Quality = 90,
         backbone: Backbone = None,
+        timeout_s: Timeout = None,
     ) -> JSONResponse:
         async with plane.track("rest", "Gatys") as scope:
             if content_type_of(request) != MULTIPART:
@@ -272,7 +262,9 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
             styles = upload.files.get("style", [])
             if not styles:
                 upload.one("style")  # raises: explains which fields were sent
-            job = await plane.submit_gatys(upload.one("content"), styles, opts, fmt, quality, net)
+            job = await plane.submit_gatys(
+                upload.one("content"), styles, opts, fmt, quality, net, deadline=_deadline(timeout_s)
+            )
             scope.code = "202"
         return _accepted(job)
 
@@ -290,12 +282,15 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         fmt: Format = "png",
         quality: Quality = 90,
         backbone: Backbone = None,
+        timeout_s: Timeout = None,
     ) -> JSONResponse:
         async with plane.track("rest", "DeepDream") as scope:
             upload, opts, fmt, quality, net = await _job_request(request, 2, options, fmt, quality, backbone)
             scope.model = net
             guide = upload.optional("guide")
-            job = await plane.submit_deepdream(upload.one("image"), opts, fmt, quality, net, guide)
+            job = await plane.submit_deepdream(
+                upload.one("image"), opts, fmt, quality, net, guide, deadline=_deadline(timeout_s)
+            )
             scope.code = "202"
         return _accepted(job)
 
@@ -343,19 +338,18 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
             job = plane.jobs.get(job_id)
             scope.code = "200"
         return StreamingResponse(
-            _event_stream(job, keepalive_s), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS
+            job_event_stream(job, keepalive_s), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS
         )
 
     return router
 
 
-async def _event_stream(job: Job, keepalive_s: float) -> AsyncIterator[bytes]:
-    yield b"retry: 2000\n\n"  # reconnect delay for EventSource clients
-    seq = 0
-    async for event in sse.with_keepalive(job.events(), keepalive_s):
-        if event is None:
-            yield sse.KEEPALIVE
-            continue
-        seq += 1
-        body = job_out(job, event, with_preview=True).model_dump(mode="json", exclude_none=True)
-        yield sse.format_event(body, "done" if event.terminal else "progress", seq)
+def _deadline(timeout_s: float | None) -> float | None:
+    return None if timeout_s is None else time.monotonic() + timeout_s
+
+
+def _counter(plane: DataPlane) -> Callable[[str, str], None]:
+    def count(method: str, reason: str) -> None:
+        plane.metrics.errors.labels(transport="rest", method=method, reason=reason).inc()
+
+    return count

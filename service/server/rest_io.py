@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -247,3 +248,35 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def route_class(count_error: Callable[[str, str], None], method_names: Mapping[str, str]) -> type[APIRoute]:
+    """Routes that answer their own errors as JSON through the error table, whatever app includes them.
+
+    ``count_error(method, reason)`` counts requests refused before the route's body ran (validation), with
+    ``method_names[route function name]`` as the method.
+
+    FastAPI validates query values inside the route, so a non-numeric ``strength`` is caught here too and
+    answered as ``InvalidArgument`` (never FastAPI's default 422 body).
+    """
+
+    class RestRoute(APIRoute):
+        def get_route_handler(self) -> Any:
+            handler = super().get_route_handler()
+            method = method_names.get(self.name, self.name)
+
+            async def run(request: Request) -> Response:
+                try:
+                    response: Response = await handler(request)
+                    return response
+                except RequestValidationError as exc:
+                    err = errors.InvalidArgument(validation_message(exc))
+                    count_error(method, err.reason)
+                    return error_response(err)
+                except Exception as exc:  # typed errors and bugs alike, as JSON through the error table
+                    log_unexpected(exc, f"rest {method}")  # bugs only; typed errors are not logged
+                    return error_response(exc)
+
+            return run
+
+    return RestRoute

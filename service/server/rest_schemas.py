@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from service.server import sse
 from service.server.errormap import public_message, reason_of
 from service.server.jobs import Job, JobEvent
 
@@ -170,3 +172,16 @@ def job_out(job: Job, event: JobEvent | None = None, with_preview: bool = False)
         preview=preview,
         urls=job_urls(job.id),
     )
+
+
+async def job_event_stream(job: Job, keepalive_s: float) -> AsyncIterator[bytes]:
+    """A job's statuses as Server-Sent Events: ``progress`` per published step, then one ``done``."""
+    yield b"retry: 2000\n\n"  # reconnect delay for EventSource clients
+    seq = 0
+    async for event in sse.with_keepalive(job.events(), keepalive_s):
+        if event is None:
+            yield sse.KEEPALIVE
+            continue
+        seq += 1
+        body = job_out(job, event, with_preview=True).model_dump(mode="json", exclude_none=True)
+        yield sse.format_event(body, "done" if event.terminal else "progress", seq)
