@@ -269,6 +269,10 @@ def test_k8s_manifests_fit_together() -> None:
     assert container["livenessProbe"]["grpc"]["port"] == 50051
     assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
     assert container["args"] == ["atelier", "serve"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    pre_stop = float(container["lifecycle"]["preStop"]["exec"]["command"][-1].split("sleep(")[1].rstrip(")"))
+    grace = pod["spec"]["terminationGracePeriodSeconds"]
+    assert pre_stop + float(env["ATELIER_GRACE_PERIOD_S"]) < grace, "the drain must end before SIGKILL"
     security = pod["spec"]["securityContext"]
     assert security["runAsNonRoot"] is True
     uid = next(s.user for s in parse_dockerfile() if s.name == "cpu").split(":")[0]
