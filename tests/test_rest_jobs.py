@@ -219,3 +219,24 @@ def test_timeout_caps_a_job(live: LiveServer, images: tuple[bytes, bytes]) -> No
     assert result.status_code == status_for(DeadlineExceeded("")).http  # 504
     bad = submit_gatys(live, images, QUICK, timeout_s=0)
     assert bad.status_code == status_for(InvalidArgument("")).http and "timeout_s" in error_of(bad)["message"]
+
+
+def test_leaving_an_event_stream_keeps_the_job(live: LiveServer, images: tuple[bytes, bytes]) -> None:
+    """A REST job outlives its watchers: closing the SSE connection neither cancels nor breaks it."""
+    job = submit_gatys(live, images, ENDLESS).json()
+    with live.http.stream("GET", job["urls"]["events"]) as r:
+        for line in r.iter_lines():
+            if line.startswith("event: progress"):
+                break  # hang up after the first event
+    try:
+        assert live.http.get(job["urls"]["status"]).json()["state"] == "running"
+        # The server let go of the subscription (no waiter left behind for the gone client).
+        server_job = live.plane.jobs.get(job["id"])
+        end = time.monotonic() + 10
+        while server_job._waiters and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not server_job._waiters
+        assert live.http.get(job["urls"]["status"]).json()["state"] == "running"
+    finally:
+        live.http.delete(job["urls"]["status"])
+        assert wait_state(live, job["id"], {"cancelled"})["state"] == "cancelled"
