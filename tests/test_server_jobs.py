@@ -267,3 +267,23 @@ def test_late_subscriber_replays_history_and_previews_are_trimmed(manager: JobMa
     assert [e.progress.step for e in replay if e.progress is not None][:20] == list(range(1, 21))
     assert not any(e.preview_jpeg for e in replay)  # a finished job holds no preview images
     assert [e.state for e in asyncio.run(collect(False))] == ["succeeded"]
+
+
+def test_fast_path_admission_is_bounded() -> None:
+    from service.server.config import PlaneConfig
+    from service.server.dataplane import DataPlane
+
+    plane = DataPlane(PlaneConfig(fast_queue_limit=1))
+
+    async def main() -> None:
+        async with plane._fast_slot():
+            with pytest.raises(ResourceExhausted) as info:
+                async with plane._fast_slot():
+                    pass
+            assert info.value.retry_after_s > 0
+        async with plane._fast_slot():  # the slot is free again once the first call is done
+            pass
+        await plane.close(1.0)
+
+    asyncio.run(main())
+    assert plane.metrics.registry.get_sample_value("atelier_rejected_total", {"queue": "fast"}) == 1
