@@ -152,3 +152,11 @@ def test_resolve_class() -> None:
         resolve_class(1000)
     with pytest.raises(InvalidArgument):
         resolve_class("no such class")
+
+
+def test_shipped_labels_match_torchvision() -> None:
+    from torchvision.models import ResNet18_Weights
+
+    from service.core.labels import imagenet_labels
+
+    assert imagenet_labels() == list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])

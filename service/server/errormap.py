@@ -31,7 +31,7 @@ ERROR_TABLE: dict[type[errors.AtelierError], Status] = {
     # The caller can fix it (send a smaller image), so INVALID_ARGUMENT rather than RESOURCE_EXHAUSTED,
     # which clients treat as "retry later"; HTTP has a dedicated code.
     errors.ImageTooLarge: Status(grpc.StatusCode.INVALID_ARGUMENT, 413),
-    errors.InvalidArgument: Status(grpc.StatusCode.INVALID_ARGUMENT, 422),
+    errors.InvalidArgument: Status(grpc.StatusCode.INVALID_ARGUMENT, 400),
     errors.UnknownModel: Status(grpc.StatusCode.NOT_FOUND, 404),
     errors.UnknownJob: Status(grpc.StatusCode.NOT_FOUND, 404),
     errors.NotFound: Status(grpc.StatusCode.NOT_FOUND, 404),

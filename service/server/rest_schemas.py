@@ -97,7 +97,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "invalid image, option or request body",
         404: "unknown style, model or job (or the job's result expired)",
         413: "image larger than the server's limits",
-        422: "an option value out of range",
         429: "a queue is full; retry after the Retry-After header's seconds",
         503: "the server is starting (models loading) or shutting down",
     }.items()
