@@ -252,15 +252,19 @@ def _cell(srv: ServerProcess, name: str, request: pb.StylizeRequest, clients: in
     return [len(flat) / wall, pct(flat, 50), pct(flat, 99), batch, len(flat)]
 
 
-def bench_throughput(models: Path, name: str, total: int) -> list[str]:
+Cells = dict[tuple[str, int], list[float]]
+BATCHING = {"0": "off", "5": "on (5 ms, max 8)"}
+
+
+def bench_throughput(models: Path, name: str, total: int) -> tuple[list[str], Cells]:
     """Both servers run side by side (one idle while the other is measured) and the cells alternate
     between them, so load that drifts during the run hits batching off and on alike."""
     from skimage import data
 
     photo = encode_image(np.ascontiguousarray(data.astronaut()[::2, ::2]), "jpeg", 90)  # 256x256
     request = pb.StylizeRequest(image=photo, style=name, format=pb.IMAGE_FORMAT_JPEG)
-    labels = {"0": "off", "5": "on (5 ms, max 8)"}
-    results: dict[tuple[str, int], list[float]] = {}
+    labels = BATCHING
+    results: Cells = {}
     with (
         server(models, ATELIER_BATCH_MAX_DELAY_MS="0") as off,
         server(models, ATELIER_BATCH_MAX_DELAY_MS="5", ATELIER_BATCH_MAX_SIZE="8") as on,
@@ -277,7 +281,35 @@ def bench_throughput(models: Path, name: str, total: int) -> list[str]:
         rows.append(
             f"| {labels[delay]} | {clients} | {n:.0f} | {tput:.1f} | {p50:.1f} | {p99:.1f} | {batch:.2f} |"
         )
-    return rows
+    return rows, results
+
+
+def plot(results: Cells, path: Path) -> None:
+    """Throughput and p50/p99 latency against the number of clients, batching off and on."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for delay, label in BATCHING.items():
+        xs = sorted(c for d, c in results if d == delay)
+        cells = [results[(delay, c)] for c in xs]
+        ax_t.plot(xs, [c[0] for c in cells], marker="o", label=f"batching {label}")
+        line = ax_l.plot(xs, [c[1] for c in cells], marker="o", label=f"p50, batching {label}")[0]
+        ax_l.plot(xs, [c[2] for c in cells], marker="x", linestyle="--", color=line.get_color(), label="p99")
+    for ax, title, unit in ((ax_t, "throughput", "images / s"), (ax_l, "latency", "ms")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([1, 4, 16], ["1", "4", "16"])
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel(unit)
+        ax.set_title(f"Stylize 256x256: {title}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_t.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def machine() -> str:
@@ -315,7 +347,7 @@ def main() -> int:
         overhead = bench_overhead(models, name, args.runs)
         print("\n".join(overhead), flush=True)
         load1 = os.getloadavg()
-        throughput = bench_throughput(models, name, args.requests)
+        throughput, cells = bench_throughput(models, name, args.requests)
         load2 = os.getloadavg()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     text = "\n".join(
@@ -338,12 +370,18 @@ def main() -> int:
             "",
             "p99 over so few requests is close to the maximum; it shows the tail, not a stable percentile.",
             "",
+            *(
+                [f"![throughput and latency by concurrency]({args.out.with_suffix('.png').name})", ""]
+                if args.out
+                else []
+            ),
         ]
     )
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
+        plot(cells, args.out.with_suffix(".png"))
     return 0
 
 
