@@ -2,9 +2,11 @@
 """Serving benchmarks: what the gRPC service adds to a stylize call, and throughput under concurrency.
 
 1. Overhead: median end-to-end gRPC ``Stylize`` latency for a 512x512 JPEG (output JPEG and PNG) against
-   ``StyleEngine.stylize`` called in this process on the same decoded image. The calls alternate (engine,
-   gRPC JPEG, gRPC PNG, ...) so drifting machine load hits all three alike. The server's own timing
-   breakdown (decode, queue, inference, encode) is reported beside it.
+   ``StyleEngine.stylize`` called in this process on the same decoded image, with ``DataPlane.stylize``
+   in this process (bytes in, bytes out, no transport) in between to separate the data plane's share from
+   the transport's. The calls alternate (engine, plane, gRPC JPEG, gRPC PNG, ...) so drifting machine load
+   hits all of them alike. The server's own timing breakdown (decode, queue, inference, encode) is
+   reported beside it.
 2. Throughput and p50/p99 latency with 1, 4 and 16 concurrent clients (each a thread with its own channel,
    sending its next request when the previous one returns) at 256x256, with micro-batching off
    (``ATELIER_BATCH_MAX_DELAY_MS=0``) and on (the default 5 ms window, batches of up to 8), and the mean
@@ -148,15 +150,23 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_overhead(models: Path, name: str, runs: int) -> list[str]:
+    import asyncio
+
     from skimage import data
 
     from service.core.stylize.engine import StyleEngine, StylizeOptions
+    from service.server.config import PlaneConfig
+    from service.server.dataplane import DataPlane
 
     jpeg = encode_image(data.astronaut(), "jpeg", 90)  # 512x512
     image = decode_image(jpeg)
     opts = StylizeOptions(max_side=4096)
-    times: dict[str, list[float]] = {"engine": [], "jpeg": [], "png": []}
+    times: dict[str, list[float]] = {"engine": [], "plane": [], "jpeg": [], "png": []}
     parts: dict[str, dict[str, list[float]]] = {"jpeg": {}, "png": {}}
+    # The data plane in this process isolates decode/encode and the executors from the gRPC transport.
+    loop = asyncio.new_event_loop()
+    plane = DataPlane(PlaneConfig(models_dir=models, ort_providers=("CPUExecutionProvider",)))
+    loop.run_until_complete(plane.start())
     with (
         server(models) as srv,
         StyleEngine.load(models, providers=("CPUExecutionProvider",)) as engine,
@@ -166,18 +176,23 @@ def bench_overhead(models: Path, name: str, runs: int) -> list[str]:
             t0 = time.perf_counter()
             engine.stylize(name, image, opts)
             t1 = time.perf_counter()
-            as_jpeg = client.stylize(jpeg, name, fmt="jpeg")
+            loop.run_until_complete(plane.stylize(jpeg, name, fmt="jpeg"))
             t2 = time.perf_counter()
-            as_png = client.stylize(jpeg, name, fmt="png")
+            as_jpeg = client.stylize(jpeg, name, fmt="jpeg")
             t3 = time.perf_counter()
+            as_png = client.stylize(jpeg, name, fmt="png")
+            t4 = time.perf_counter()
             if i < 3:
                 continue  # warm-up
             times["engine"].append(t1 - t0)
-            times["jpeg"].append(t2 - t1)
-            times["png"].append(t3 - t2)
+            times["plane"].append(t2 - t1)
+            times["jpeg"].append(t3 - t2)
+            times["png"].append(t4 - t3)
             for fmt, reply in (("jpeg", as_jpeg), ("png", as_png)):
                 for k, v in reply.timings_ms.items():
                     parts[fmt].setdefault(k, []).append(v)
+    loop.run_until_complete(plane.close(1.0))
+    loop.close()
     base = statistics.median(times["engine"]) * 1e3
     rows = [
         "| path | median ms | vs in-process | min ms |",
@@ -186,6 +201,7 @@ def bench_overhead(models: Path, name: str, runs: int) -> list[str]:
         f"{min(times['engine']) * 1e3:.1f} |",
     ]
     for key, label in (
+        ("plane", "`DataPlane.stylize` in process (JPEG bytes in, JPEG bytes out, no transport)"),
         ("jpeg", "gRPC `Stylize`, JPEG in, JPEG out"),
         ("png", "gRPC `Stylize`, JPEG in, PNG out"),
     ):
