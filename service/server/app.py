@@ -134,7 +134,10 @@ async def serve_until_signal(plane: DataPlane, options: ServerOptions) -> int:
     waiting = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)
     if starting in done:
-        starting.result()  # a failure to bind or load ends the process here, with its error
+        if starting.exception() is not None:  # failed to bind or to load: release what started, then fail
+            waiting.cancel()
+            await server.stop(0)
+            starting.result()
         await waiting
     else:
         starting.cancel()
