@@ -498,3 +498,16 @@ def test_metrics_page_has_the_contract_names_and_labels(
     assert {"model": "tiny_a", "provider": "CPUExecutionProvider"} in samples[
         "atelier_inference_duration_seconds_count"
     ]
+
+
+def test_start_fails_with_a_typed_error_when_the_backbone_is_missing(models: Path, tmp_path: Path) -> None:
+    from service.core.errors import WeightsNotFound
+
+    config = plane_config(models, default_backbone="vgg16", backbone_weights={"vgg16": tmp_path / "none.pth"})
+    s = ServerThread(config)
+    try:
+        with pytest.raises(WeightsNotFound, match=r"none\.pth"):
+            s.run(s.server.start())
+        assert not s.plane.ready
+    finally:
+        s.close()
