@@ -43,6 +43,7 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     p.add_argument(
         "-o", "--output", required=out_required, type=Path, help="output image (.png, .jpg, .webp)"
     )
+    p.add_argument("--quality", type=int, default=90, help="JPEG/WebP quality 1..100 (default 90)")
     add_backbone_arg(p)
     p.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default=None, help="torch device (default: auto)"
@@ -111,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--size", type=int, default=224)
     i.add_argument("--steps", type=int, default=200)
     i.add_argument("--optimizer", choices=("lbfgs", "adam"), default="adam")
-    i.add_argument("--tv-weight", type=float, default=0.5)
+    i.add_argument("--tv-weight", type=float, default=30.0)
     i.set_defaults(func=run_invert)
 
     t = vs.add_parser("texture", help="texture synthesis by Gram matching (Gatys et al. 2015)")
@@ -182,10 +183,10 @@ def _render(args: argparse.Namespace, desc: str, total: int, work: Callable[[Pro
         return work(report)
 
 
-def _save(image: np.ndarray, out: Path) -> int:
+def _save(image: np.ndarray, out: Path, quality: int = 90) -> int:
     from service.core.imageio import save_image
 
-    save_image(image, out)
+    save_image(image, out, quality)
     print(f"wrote {out} ({image.shape[1]}x{image.shape[0]})")
     return 0
 
@@ -215,7 +216,7 @@ def run_gatys(args: argparse.Namespace) -> int:
     )
     total = sum(o.scale_steps) if o.scale_steps else o.steps * len(o.scales or (o.size,))
     out = _render(args, "gatys", total, lambda cb: gatys(backbone, content, styles, o, progress=cb))
-    return _save(out, args.output)
+    return _save(out, args.output, args.quality)
 
 
 def run_dream(args: argparse.Namespace) -> int:
@@ -239,7 +240,7 @@ def run_dream(args: argparse.Namespace) -> int:
         max_side=settings.max_side_slow,
     )
     out = _render(args, "dream", o.octaves * o.steps, lambda cb: deepdream(backbone, image, o, progress=cb))
-    return _save(out, args.output)
+    return _save(out, args.output, args.quality)
 
 
 def run_class(args: argparse.Namespace) -> int:
@@ -260,7 +261,7 @@ def run_class(args: argparse.Namespace) -> int:
     out = _render(
         args, "class", o.steps, lambda cb: class_visualization(backbone, args.target, o, progress=cb)
     )
-    return _save(out, args.output)
+    return _save(out, args.output, args.quality)
 
 
 def run_invert(args: argparse.Namespace) -> int:
@@ -279,7 +280,7 @@ def run_invert(args: argparse.Namespace) -> int:
         max_side=settings.max_side_slow,
     )
     out = _render(args, "invert", o.steps, lambda cb: feature_inversion(backbone, image, o, progress=cb))
-    return _save(out, args.output)
+    return _save(out, args.output, args.quality)
 
 
 def run_texture(args: argparse.Namespace) -> int:
@@ -298,7 +299,7 @@ def run_texture(args: argparse.Namespace) -> int:
         max_side=settings.max_side_slow,
     )
     out = _render(args, "texture", o.steps, lambda cb: texture_synthesis(backbone, source, o, progress=cb))
-    return _save(out, args.output)
+    return _save(out, args.output, args.quality)
 
 
 def run_filters(args: argparse.Namespace) -> int:
