@@ -30,7 +30,7 @@ class IntegratedGradientsOptions:
     steps: int = 32  # points on the straight path from the baseline to the image
     baseline: str = "black"  # "black" or "blur"
     blur: float = HEAVY_BLUR  # blur sigma as a fraction of the shorter side (baseline "blur")
-    batch_size: int = 32  # path points (over all images of the batch) per forward/backward
+    batch_size: int = 8  # path points per forward/backward (activations of each are kept for backward)
 
     def __post_init__(self) -> None:
         check_range("steps", self.steps, 1, 4096)

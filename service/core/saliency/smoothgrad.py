@@ -24,7 +24,7 @@ class SmoothGradOptions:
     samples: int = 16  # noisy copies per image
     noise: float = 0.15  # noise standard deviation as a fraction of the image's value range
     seed: int = 0
-    batch_size: int = 32  # noisy images (over all images of the batch) per forward/backward
+    batch_size: int = 8  # noisy images per forward/backward (activations of each are kept for backward)
 
     def __post_init__(self) -> None:
         check_range("samples", self.samples, 1, 1024)
