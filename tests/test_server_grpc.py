@@ -511,3 +511,24 @@ def test_start_fails_with_a_typed_error_when_the_backbone_is_missing(models: Pat
         assert not s.plane.ready
     finally:
         s.close()
+
+
+def test_strength_zero_returns_the_content_without_a_network_run(client: AtelierClient, photo: bytes) -> None:
+    reply = client.stylize(photo, "tiny_a", strength=0.0)
+    assert np.array_equal(decode_image(reply.image), decode_image(photo))
+    assert reply.batch_size == 0 and reply.timings_ms["inference"] == 0.0
+
+
+def test_large_images_are_tiled_like_the_engine_tiles_them(models: Path, photo: bytes) -> None:
+    tiling = {"tile_threshold": 128, "tile_size": 64, "tile_overlap": 8}
+    s = ServerThread(plane_config(models, **tiling))
+    try:
+        s.run(s.server.start())
+        with AtelierClient(s.target, timeout=60) as c:
+            reply = c.stylize(photo, "tiny_a")
+        assert reply.batch_size == 1
+        with StyleEngine.load(models, providers=("CPUExecutionProvider",), warmup=False, **tiling) as engine:
+            expected = engine.stylize("tiny_a", decode_image(photo), StylizeOptions(max_side=4096))
+        assert np.array_equal(decode_image(reply.image), expected)
+    finally:
+        s.close()

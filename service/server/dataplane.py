@@ -187,7 +187,11 @@ class DataPlane:
             finally:
                 self._upstream -= 1
             t1 = time.monotonic()
-            if engine.needs_tiling(prepared):
+            if strength == 0.0:  # nothing of the style is kept: skip the network, as the engine does
+                queue_s, run_s, batch, t2 = 0.0, 0.0, 0, t1
+                out = prepared
+                data = await self._in(self.codec_executor, encode_image, out, fmt, quality)
+            elif engine.needs_tiling(prepared):
                 # Tiled images run alone: one request is already several ONNX Runtime runs.
                 out = await self._in(self.fast_executor, engine.stylize, style, prepared, opts)
                 t2 = time.monotonic()
