@@ -19,6 +19,7 @@ STYLES=${STYLES:-../shared/data/styles}
 OUT=${OUT:-runs/defaults}
 COMMON=(--data "$DATA" --out "$OUT" --threads 1 --checkpoint-every 50)
 MOBILE=(--arch mobile --batch 4 --size 160 --style-size 320 --lr 2e-3 "${COMMON[@]}")
+NOTE=${NOTE:-"trained on a shared 2-core CPU (AVX-512), torch 2.14.1, 1 thread per run; no GPU was available"}
 JOHNSON=(--arch johnson --batch 2 --size 128 --style-size 256 --lr 1e-3 "${COMMON[@]}")
 
 mobile() {  # NAME PAINTING STYLE_WEIGHT STEPS [INIT]
@@ -38,31 +39,34 @@ johnson() {  # NAME PAINTING STYLE_WEIGHT STEPS [INIT]
 export_all() {
   for s in starry_night:van_gogh_starry_night great_wave:hokusai_great_wave the_scream:munch_the_scream \
     udnie:picabia_udnie composition_vii:kandinsky_composition_vii woman_with_a_hat:matisse_woman_with_a_hat; do
-    "$PY" -m service export "$OUT/${s%%:*}.ckpt" --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" -o models --fp16
+    "$PY" -m service export "$OUT/${s%%:*}.ckpt" --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" -o models --fp16 \
+      --note "$NOTE"
   done
   for s in starry_night:van_gogh_starry_night great_wave:hokusai_great_wave; do
     "$PY" -m service export "$OUT/${s%%:*}-johnson.ckpt" --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" \
-      -o models --fp16
+      -o models --fp16 --note "$NOTE"
   done
   cp "$OUT"/*.loss.csv "$OUT"/*.loss.png models/
 }
 
 case "${1:-}" in
   # Phase 1, two processes in parallel: the two from-scratch nets.
-  base-mobile) mobile starry_night van_gogh_starry_night.jpg 3 400 ;;
+  base-mobile) mobile starry_night van_gogh_starry_night.jpg 3 300 ;;
   base-johnson) johnson starry_night van_gogh_starry_night.jpg 5 300 ;;
   # Phase 2, once the base checkpoints exist (each line a separate process).
-  snapshot) cp "$OUT/starry_night.ckpt" "$OUT/starry_night.step100.ckpt" ;;
-  styles-a)
-    mobile great_wave hokusai_great_wave.jpg 2 200 starry_night.step100
-    mobile the_scream munch_the_scream.jpg 2 200 starry_night.step100
-    mobile udnie picabia_udnie.jpg 2 200 starry_night.step100
+  snapshot)  # when the base runs reach step 100 (mobile) and 150 (johnson)
+    cp "$OUT/starry_night.ckpt" "$OUT/starry_night.step100.ckpt"
+    cp "$OUT/starry_night-johnson.ckpt" "$OUT/starry_night-johnson.step150.ckpt"
     ;;
-  styles-b)
-    mobile composition_vii kandinsky_composition_vii.jpg 2 200 starry_night.step100
-    mobile woman_with_a_hat matisse_woman_with_a_hat.jpg 2 200 starry_night.step100
+  styles)  # the five fine-tuned mobile styles, one process each
+    mobile great_wave hokusai_great_wave.jpg 2 150 starry_night.step100 &
+    mobile the_scream munch_the_scream.jpg 2 150 starry_night.step100 &
+    mobile udnie picabia_udnie.jpg 2 150 starry_night.step100 &
+    mobile composition_vii kandinsky_composition_vii.jpg 2 150 starry_night.step100 &
+    mobile woman_with_a_hat matisse_woman_with_a_hat.jpg 2 150 starry_night.step100 &
+    wait
     ;;
-  johnson-b) johnson great_wave hokusai_great_wave.jpg 3 150 starry_night-johnson ;;
+  johnson-b) johnson great_wave hokusai_great_wave.jpg 3 120 starry_night-johnson.step150 ;;
   export) export_all ;;
-  *) echo "usage: $0 base-mobile|base-johnson|styles-a|styles-b|johnson-b|export" >&2; exit 2 ;;
+  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|export" >&2; exit 2 ;;
 esac

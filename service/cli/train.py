@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--version", default="1", help="model version (default 1)")
     e.add_argument("--fp16", action="store_true", help="also write an fp16 variant for GPU providers")
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    e.add_argument("--note", help="free text for the model card (e.g. training machine and time)")
     e.set_defaults(func=run_export)
 
 
@@ -119,6 +120,7 @@ def run_export(args: argparse.Namespace) -> int:
         artist=args.artist,
         year=args.year,
         licence=args.licence,
+        note=args.note,
     )
     card = export_checkpoint(args.checkpoint, args.out, options)
     parity = ", ".join(f"{k}: {v:.3g}" for k, v in dict(card["parity_max_abs_error"]).items())

@@ -69,6 +69,7 @@ class ExportOptions:
     year: str | None = None
     licence: str | None = None
     parity_sizes: tuple[tuple[int, int], ...] = PARITY_SIZES
+    note: str | None = None  # free text for the card, e.g. the machine and wall time of the training run
 
 
 def export_onnx(net: TransformNet, path: str | Path, opset: int = 17) -> Path:
@@ -247,7 +248,8 @@ def export_checkpoint(
     }
     if fp16_info is not None:
         extra.update(fp16_file=fp16_file, fp16_sha256=fp16_sha, fp16_parity=fp16_info)
-    extra.update(ckpt.get("card_extra", {}))
+    if options.note:
+        extra["training_note"] = options.note
     card = ModelCard(
         name=model_name,
         arch=arch,
