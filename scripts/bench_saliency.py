@@ -30,12 +30,20 @@ from service.core.backbones import get_backbone
 from service.core.backbones.base import Backbone
 from service.core.saliency import METHODS, attribute, get_method, normalise
 
-# Settings used for every method (the defaults of explain(), written out so the table says what ran).
-SETTINGS: dict[str, dict[str, object]] = {
-    "smoothgrad": {"samples": 16},
-    "integrated_gradients": {"steps": 32},
-    "occlusion": {"window": 32, "stride": 16},
-    "rise": {"masks": 1000},
+# Reduced counts for the four sampling methods so the whole table runs in minutes on a shared CPU; their
+# cost is linear in the count (one forward, or forward + backward, per sample/step/window/mask), so the
+# script also prints the per-map time scaled to explain()'s defaults (DEFAULTS) in its own column.
+SETTINGS: dict[str, dict[str, int]] = {
+    "smoothgrad": {"samples": 4},
+    "integrated_gradients": {"steps": 4},
+    "occlusion": {"window": 64, "stride": 32},  # 6 x 6 = 36 windows at 224 px
+    "rise": {"masks": 64},
+}
+DEFAULT_COUNTS: dict[str, float] = {  # defaults / bench setting, per map
+    "smoothgrad": 16 / 4,
+    "integrated_gradients": 32 / 4,
+    "occlusion": 169 / 36,  # window 32, stride 16: 13 x 13 windows at 224 px
+    "rise": 1000 / 64,
 }
 
 
@@ -59,9 +67,16 @@ def sync(device: str) -> None:
 
 
 def time_method(
-    backbone: Backbone, method: str, batch: int, size: int, device: str, min_time: float, max_repeats: int
+    backbone: Backbone,
+    method: str,
+    batch: int,
+    size: int,
+    device: str,
+    min_time: float,
+    max_repeats: int,
+    warmup: bool = True,
 ) -> float:
-    """Median seconds for one batch (after one untimed warm-up run)."""
+    """Median seconds for one batch (after one untimed warm-up run unless ``warmup`` is False)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand((batch, 3, size, size), generator=gen).to(device)
     targets = torch.randint(0, 1000, (batch,), generator=gen).to(device)
@@ -71,8 +86,9 @@ def time_method(
     def run() -> None:
         normalise(attribute(backbone, x, method, targets, params).detach(), m)
 
-    run()
-    sync(device)
+    if warmup:
+        run()
+        sync(device)
     times: list[float] = []
     while len(times) < max_repeats and (not times or sum(times) < min_time):
         t0 = time.perf_counter()
@@ -115,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--min-time", type=float, default=2.0, help="repeat until this many seconds (median)")
     ap.add_argument("--max-repeats", type=int, default=5)
+    ap.add_argument("--no-warmup", action="store_true", help="skip the per-method warm-up run")
     ap.add_argument("--out", default=None, help="also write the markdown table here")
     args = ap.parse_args(argv)
     if args.threads:
@@ -124,22 +141,33 @@ def main(argv: list[str] | None = None) -> int:
     batches = [int(b) for b in args.batches.split(",")]
     header = describe(args.device, torch.get_num_threads())
     cols = " | ".join(f"batch {b} (ms/map)" for b in batches)
+    cols += " | " + " | ".join(f"batch {b}, scaled to defaults" for b in batches)
+    for b in batches:  # one shared warm-up per batch size (allocator, kernels)
+        time_method(backbone, "gradient", b, args.size, args.device, 0.0, 1)
     lines = [
         f"Saliency speed, {args.backbone} at {args.size}x{args.size}, device {args.device}: {header}.",
         "",
         f"| method | settings | {cols} |",
-        "|---|---|" + "---:|" * len(batches),
+        "|---|---|" + "---:|" * (2 * len(batches)),
     ]
     for method in args.methods.split(","):
-        cells = []
+        cells, scaled = [], []
         for b in batches:
             seconds = time_method(
-                backbone, method, b, args.size, args.device, args.min_time, args.max_repeats
+                backbone,
+                method,
+                b,
+                args.size,
+                args.device,
+                args.min_time,
+                args.max_repeats,
+                not args.no_warmup,
             )
             cells.append(f"{1000 * seconds / b:.1f}")
+            scaled.append(f"{1000 * seconds / b * DEFAULT_COUNTS.get(method, 1.0):.0f}")
             print(f"{method} batch {b}: {1000 * seconds / b:.1f} ms/map", file=sys.stderr, flush=True)
         settings = ", ".join(f"{k}={v}" for k, v in (SETTINGS.get(method) or {}).items()) or "-"
-        lines.append(f"| {method} | {settings} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | {settings} | " + " | ".join(cells + scaled) + " |")
     end = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     lines.append("")
     lines.append(f"Load average at the end: {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f}.")
