@@ -150,7 +150,7 @@ def test_eval_style_end_to_end(
     save_image(np.ascontiguousarray(data.astronaut()), styles / "tiny_a.png")  # tiny_a's "painting"
     out, cache = tmp_path / "table.md", tmp_path / "cache"
     argv = ["eval-style", "--models-dir", str(models_dir), "--content-dir", str(photos),
-            "--styles-dir", str(styles), "--size", "64", "--gatys-steps", "2", "--device", "cpu",
+            "--styles-dir", str(styles), "--size", "48", "--gatys-steps", "1", "--device", "cpu",
             "--cache-dir", str(cache), "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     table = out.read_text()
