@@ -97,14 +97,28 @@ def available_providers(preferred: Sequence[str]) -> list[str]:
     import onnxruntime as ort
 
     have = set(ort.get_available_providers())
-    chosen = [p for p in preferred if p in have]
-    missing = [p for p in preferred if p not in have]
-    if missing:
-        log.warning("ONNX Runtime providers not available in this build: %s", ", ".join(missing))
+    unusable = {p: "not in this onnxruntime build" for p in preferred if p not in have}
+    if "CUDAExecutionProvider" in have and "CUDAExecutionProvider" in preferred and not _cuda_driver_loads():
+        # onnxruntime-gpu lists CUDA even on machines without a GPU, then fails noisily per session.
+        unusable["CUDAExecutionProvider"] = "no CUDA driver (libcuda) on this machine"
+    for provider, why in unusable.items():
+        log.warning("ONNX Runtime provider %s not usable: %s", provider, why)
+    chosen = [p for p in preferred if p not in unusable]
     if not chosen:
         log.warning("None of the preferred providers is available; using CPUExecutionProvider")
         chosen = ["CPUExecutionProvider"]
     return chosen
+
+
+def _cuda_driver_loads() -> bool:
+    import ctypes
+    import sys
+
+    try:
+        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+    except OSError:
+        return False
+    return True
 
 
 def _check_file(folder: Path, rel: str, expected: str) -> Path:
