@@ -143,3 +143,15 @@ def test_cancel_frees_memory(
     assert steps == [1, 2]
     gc.collect()
     assert seen and all(ref() is None for ref in seen)
+
+
+def test_gaussian_blur_keeps_flat_images_flat_and_smooths_noise() -> None:
+    from service.core.render.common import gaussian_blur
+
+    flat = torch.full((1, 3, 20, 30), 0.7)
+    torch.testing.assert_close(gaussian_blur(flat, 1.0), flat)
+    noise = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(0))
+    blurred = gaussian_blur(noise, 1.0)
+    assert blurred.shape == noise.shape
+    assert blurred.std() < 0.6 * noise.std()
+    assert abs(float(blurred.mean() - noise.mean())) < 0.02

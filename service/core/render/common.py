@@ -218,10 +218,12 @@ def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     c = x.shape[1]
     pad_h = min(radius, x.shape[2] - 1)
     pad_w = min(radius, x.shape[3] - 1)
-    kh = k[radius - pad_h : radius + pad_h + 1].view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-    kw = k[radius - pad_w : radius + pad_w + 1].view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    x = F.conv2d(F.pad(x, (0, 0, pad_h, pad_h), mode="reflect"), kh / kh.sum(), groups=c)
-    return F.conv2d(F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect"), kw / kw.sum(), groups=c)
+    # Truncate the kernel for images smaller than it, renormalised so a flat image stays flat.
+    kh, kw = k[radius - pad_h : radius + pad_h + 1], k[radius - pad_w : radius + pad_w + 1]
+    kh = (kh / kh.sum()).view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    kw = (kw / kw.sum()).view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (0, 0, pad_h, pad_h), mode="reflect"), kh, groups=c)
+    return F.conv2d(F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect"), kw, groups=c)
 
 
 def seeded_noise(shape: tuple[int, ...], seed: int, device: torch.device, scale: float = 1.0) -> Tensor:
