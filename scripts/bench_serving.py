@@ -59,7 +59,9 @@ def pick_model(models_dir: Path, tmp: Path) -> tuple[Path, str, str]:
     if (models_dir / "manifest.json").exists():
         entries = [e for e in read_manifest(models_dir) if e.arch == "mobile"]
         if entries:
-            return models_dir, entries[0].name, f"shipped model `{entries[0].name}` ({models_dir})"
+            where = models_dir.resolve()
+            shown = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
+            return models_dir, entries[0].name, f"shipped model `{entries[0].name}` ({shown}/)"
     from service.core.stylize.export import export_onnx
     from service.core.stylize.manifest import (
         ManifestEntry,
