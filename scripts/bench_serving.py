@@ -330,6 +330,27 @@ def plot(results: Cells, path: Path) -> None:
     plt.close(fig)
 
 
+def bench_batch_cost(models: Path, name: str, reps: int = 5) -> list[str]:
+    """Per-image time of one ONNX Runtime run by batch size at 256x256: whether batching can pay here."""
+    from service.core.stylize.engine import StyleEngine
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    rows = ["| batch | run ms (median) | per image ms |", "|---:|---:|---:|"]
+    with StyleEngine.load(models, providers=("CPUExecutionProvider",)) as engine:
+        for size in (1, 2, 4, 8):
+            batch = [image] * size
+            engine.run_batch(name, batch)  # warm-up at this batch size
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                engine.run_batch(name, batch)
+                times.append(time.perf_counter() - t0)
+            med = statistics.median(times) * 1e3
+            rows.append(f"| {size} | {med:.1f} | {med / size:.1f} |")
+    return rows
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -358,7 +379,16 @@ def main() -> int:
         "--requests", type=int, default=64, help="throughput: requests per (batching, clients) cell"
     )
     ap.add_argument("--out", type=Path, default=None, help="write the markdown tables here too")
+    ap.add_argument(
+        "--batch-cost-only", action="store_true", help="print only the batch-size table (no server)"
+    )
     args = ap.parse_args()
+    if args.batch_cost_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            models, name, origin = pick_model(args.models_dir, Path(tmp))
+            print(f"{origin}, load average {os.getloadavg()[0]:.1f}")
+            print("\n".join(bench_batch_cost(models, name)))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         models, name, origin = pick_model(args.models_dir, Path(tmp))
         load0 = os.getloadavg()
@@ -366,6 +396,7 @@ def main() -> int:
         print("\n".join(overhead), flush=True)
         load1 = os.getloadavg()
         throughput, cells = bench_throughput(models, name, args.requests)
+        batch_cost = bench_batch_cost(models, name)
         load2 = os.getloadavg()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     text = "\n".join(
@@ -387,6 +418,10 @@ def main() -> int:
             *throughput,
             "",
             "p99 over so few requests is close to the maximum; it shows the tail, not a stable percentile.",
+            "",
+            "## One ONNX Runtime run by batch size (256x256, in process)",
+            "",
+            *batch_cost,
             "",
             *(
                 [f"![throughput and latency by concurrency]({args.out.with_suffix('.png').name})", ""]
