@@ -36,14 +36,14 @@ from service.core.saliency import METHODS, attribute, get_method, normalise
 SETTINGS: dict[str, dict[str, int]] = {
     "smoothgrad": {"samples": 4},
     "integrated_gradients": {"steps": 4},
-    "occlusion": {"window": 64, "stride": 32},  # 6 x 6 = 36 windows at 224 px
-    "rise": {"masks": 64},
+    "occlusion": {"window": 112, "stride": 56},  # 3 x 3 = 9 windows at 224 px
+    "rise": {"masks": 16},
 }
 DEFAULT_COUNTS: dict[str, float] = {  # defaults / bench setting, per map
     "smoothgrad": 16 / 4,
     "integrated_gradients": 32 / 4,
-    "occlusion": 169 / 36,  # window 32, stride 16: 13 x 13 windows at 224 px
-    "rise": 1000 / 64,
+    "occlusion": 169 / 9,  # window 32, stride 16: 13 x 13 windows at 224 px
+    "rise": 1000 / 16,
 }
 
 

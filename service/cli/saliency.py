@@ -144,7 +144,7 @@ def _report_images(paths: list[str], limits: Any) -> tuple[list[str], list[Any]]
     from service.core.imageio import load_image
 
     if paths:
-        return paths, [load_image(p, limits) for p in paths]
+        return [Path(p).name for p in paths], [load_image(p, limits) for p in paths]
     try:
         from skimage import data
     except ImportError:
