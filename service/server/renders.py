@@ -43,6 +43,13 @@ def _backbone(cfg: SlowConfig, name: str | None) -> Any:
     return get_backbone(name or cfg.default_backbone, cfg.device, cfg.backbone_weights)
 
 
+def _decode_within(data: bytes, cfg: SlowConfig) -> np.ndarray:
+    """Decode, downscale to the slow path's side limit, and return a writable array (PIL's resize output
+    is read-only, and torch warns on tensors made from read-only memory)."""
+    image = resize_max_side(decode_image(data, cfg.limits), cfg.max_side)
+    return image if image.flags.writeable else image.copy()
+
+
 def _encode(image: np.ndarray, fmt: str, quality: int, **extra: Any) -> JobOutput:
     return JobOutput(
         encode_image(image, fmt, quality), MIME_TYPES[fmt], int(image.shape[1]), int(image.shape[0]), extra
@@ -96,9 +103,9 @@ def prepare_deepdream(
     opts = build_options(DreamOptions, options, blocked=("guide", "max_side", "max_pixels"))
     opts.max_side = cfg.max_side
     opts.max_pixels = cfg.limits.max_pixels
-    img = resize_max_side(decode_image(image, cfg.limits), cfg.max_side)
+    img = _decode_within(image, cfg)
     if guide:
-        opts.guide = resize_max_side(decode_image(guide, cfg.limits), cfg.max_side)
+        opts.guide = _decode_within(guide, cfg)
     net = _backbone(cfg, backbone)
 
     def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
@@ -134,7 +141,7 @@ def prepare_saliency(
         )
     if not 1 <= top_k <= 1000:
         raise InvalidArgument(f"top_k must be between 1 and 1000, got {top_k}.")
-    img = resize_max_side(decode_image(image, cfg.limits), cfg.max_side)
+    img = _decode_within(image, cfg)
     net = _backbone(cfg, backbone)
     args = dict(params or {})
 
