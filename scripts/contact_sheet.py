@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--content", type=Path, required=True, help="the content photo")
     parser.add_argument("--models", type=Path, default=Path("models"), help="models folder (default models/)")
     parser.add_argument("-o", "--out", type=Path, default=Path("docs/images/contact_sheet.jpg"))
-    parser.add_argument("--columns", type=int, default=4)
+    parser.add_argument("--columns", type=int, default=3)
     parser.add_argument("--width", type=int, default=1600, help="maximum sheet width in px (default 1600)")
     parser.add_argument("--max-kb", type=int, default=480, help="maximum file size in KB (default 480)")
     args = parser.parse_args()

@@ -250,11 +250,15 @@ def export_checkpoint(
         extra.update(fp16_file=fp16_file, fp16_sha256=fp16_sha, fp16_parity=fp16_info)
     if options.note:
         extra["training_note"] = options.note
+    style_sha = str(ckpt.get("style_sha256", ""))  # sha256 of the decoded pixels the run trained on
+    if options.style_image is not None and options.style_image.is_file():
+        extra["style_pixels_sha256"] = style_sha
+        style_sha = sha256_file(options.style_image)  # the painting's file, as a person would check it
     card = ModelCard(
         name=model_name,
         arch=arch,
         version=options.version,
-        style_sha256=str(ckpt.get("style_sha256", "")),
+        style_sha256=style_sha,
         title=info["title"],
         artist=info["artist"],
         year=info["year"],
