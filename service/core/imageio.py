@@ -195,7 +195,8 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 90) -> byte
     buf = io.BytesIO()
     pil = Image.fromarray(arr)
     if key == "png":
-        pil.save(buf, format="PNG", compress_level=6)
+        # zlib level 1: ~4x faster than the default 6 at 512 px for ~10% larger files (latency matters more)
+        pil.save(buf, format="PNG", compress_level=1)
     elif key == "jpeg":
         pil.save(buf, format="JPEG", quality=quality, optimize=True)
     else:
