@@ -64,13 +64,13 @@ def counted(lite0: Backbone, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[w
 def test_loss_falls(lite0: Backbone, content: np.ndarray, style: np.ndarray, optimizer: str) -> None:
     rec = Recorder()
     o = GatysOptions(
-        size=48, steps=8, optimizer=optimizer, learning_rate=0.05 if optimizer == "adam" else None
+        size=40, steps=6, optimizer=optimizer, learning_rate=0.05 if optimizer == "adam" else None
     )
     out = gatys(lite0, content, [style], o, progress=rec)
     totals = [r.losses["total"] for r in rec.reports]
-    assert len(totals) == 8 and [r.step for r in rec.reports] == list(range(1, 9))
+    assert len(totals) == 6 and [r.step for r in rec.reports] == list(range(1, 7))
     assert totals[-1] < 0.7 * totals[0], totals
-    assert out.shape == content.shape and out.dtype == np.uint8
+    assert out.shape == (27, 40, 3) and out.dtype == np.uint8
     # The returned image really is better than the start under the same objective.
     assert gatys_loss(lite0, out, content, [style], o)["total"] < totals[0]
 
@@ -85,19 +85,19 @@ def test_multiscale_schedule(lite0: Backbone, content: np.ndarray, style: np.nda
 
 
 def test_same_seed_same_image(lite0: Backbone, content: np.ndarray, style: np.ndarray) -> None:
-    o = GatysOptions(size=32, steps=3, init="noise", seed=7)
+    o = GatysOptions(size=24, steps=3, init="noise", seed=7)
     a = gatys(lite0, content, [style], o)
     b = gatys(lite0, content, [style], o)
-    c = gatys(lite0, content, [style], GatysOptions(size=32, steps=3, init="noise", seed=8))
+    c = gatys(lite0, content, [style], GatysOptions(size=24, steps=3, init="noise", seed=8))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 1.0
 
 
 def test_blend_weight_zero_ignores_a_style(lite0: Backbone, content: np.ndarray, style: np.ndarray) -> None:
-    o = GatysOptions(size=32, steps=3)
+    o = GatysOptions(size=24, steps=2)
     single = gatys(lite0, content, [style], o)
     other = np.full_like(style, 200)
-    blended = gatys(lite0, content, [style, other], GatysOptions(size=32, steps=3, style_blend=(1.0, 0.0)))
+    blended = gatys(lite0, content, [style, other], GatysOptions(size=24, steps=2, style_blend=(1.0, 0.0)))
     np.testing.assert_array_equal(single, blended)
 
 
@@ -173,6 +173,6 @@ def test_vgg_preset_loss_falls(content: np.ndarray, style: np.ndarray) -> None:
     vgg = VGG("vgg19").eval().requires_grad_(False)
     vgg.classifier = torch.nn.Sequential()  # the 100M-parameter head is never used by these taps
     rec = Recorder()
-    gatys(vgg, content, [style], GatysOptions(size=32, steps=5), progress=rec)
+    gatys(vgg, content, [style], GatysOptions(size=32, steps=3), progress=rec)
     totals = [r.losses["total"] for r in rec.reports]
     assert totals[-1] < totals[0]
