@@ -120,6 +120,7 @@ class Stepper:
         self.step += 1
         if self._progress is None:
             return
+        self._clock.total = self.total  # a caller may learn the total as it goes (a lazy folder of images)
         preview = None
         if image is not None and self.wants_preview():
             preview = tensor_to_image(image() if callable(image) else image)
