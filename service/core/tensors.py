@@ -16,7 +16,11 @@ def image_to_tensor(image: np.ndarray, device: str | torch.device = "cpu") -> Te
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise InvalidArgument(f"Expected an (H, W, 3) image, got shape {image.shape}.")
-    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    # Decoded or bundled arrays may be read-only; torch warns on (and must not write to) those.
+    arr = np.ascontiguousarray(image)
+    if not arr.flags.writeable:
+        arr = arr.copy()
+    t = torch.from_numpy(arr).to(device)
     return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
