@@ -89,6 +89,9 @@ def session_options(intra_threads: int, inter_threads: int) -> Any:
     so.intra_op_num_threads = intra_threads  # 0 = one per physical core (ORT's default)
     so.inter_op_num_threads = inter_threads
     so.log_severity_level = 3  # errors only: provider fallbacks are reported by this module instead
+    # ORT's pool threads spin after each run by default; in a server the event loop, the decode/encode
+    # threads and the next batch compete with those spinning threads for the same cores.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 
