@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,8 @@ from service.core.errors import Cancelled  # noqa: E402
 from service.core.imageio import load_image, resize_max_side  # noqa: E402
 from service.core.progress import CancelToken, Progress  # noqa: E402
 from service.core.render.deepdream import DreamOptions, deepdream  # noqa: E402
-from service.core.render.gatys import GatysOptions, gatys, gatys_loss  # noqa: E402
+from service.core.render.gatys import GatysOptions, gatys, gatys_loss, preset_for  # noqa: E402
+from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side, tensor_to_image  # noqa: E402
 
 SHARED = Path("/work/shared/data")
 DEFAULT_CONTENT = SHARED / "content/tubingen.jpg"
@@ -161,10 +163,13 @@ def time_to_quality(args: argparse.Namespace) -> str:
     content, style = images(args)
     size = args.quality_size
 
+    trace: list[tuple[int, float, float]] = []  # (step, 512 px loss, seconds) of the latest run
+
     def timed_run(o: GatysOptions, target: float | None) -> tuple[np.ndarray | None, float, float, int, str]:
         """(result, seconds to reach target or to finish, last 512 px loss, iterations, stage)."""
         token = CancelToken()
-        state = {"t": 0.0, "loss": float("inf"), "step": 0, "stage": ""}
+        trace.clear()
+        state: dict[str, Any] = {"t": 0.0, "loss": float("inf"), "step": 0, "stage": ""}
         start = time.perf_counter()
 
         def progress(p: Progress) -> None:
@@ -173,6 +178,7 @@ def time_to_quality(args: argparse.Namespace) -> str:
                 state.update(
                     loss=p.losses["total"], step=p.step, stage=p.stage, t=time.perf_counter() - start
                 )
+                trace.append((p.step, p.losses["total"], time.perf_counter() - start))
                 if target is not None and p.losses["total"] <= target:
                     token.cancel("target reached")
 
@@ -186,6 +192,8 @@ def time_to_quality(args: argparse.Namespace) -> str:
     out, t_single, loss_single, _, _ = timed_run(single, None)
     assert out is not None
     final_single = gatys_loss(backbone, out, content, [style], single)["total"]
+    every = max(1, args.steps // 6)
+    curve = ", ".join(f"{s}: {loss:.3g} ({t:.0f} s)" for s, loss, t in trace if s % every == 0 or s == 1)
     lines = [
         f"Gatys time-to-quality at {size} px (L-BFGS, Lite0 defaults): target = the loss single-scale reaches "
         f"in {args.steps} iterations",
@@ -209,6 +217,86 @@ def time_to_quality(args: argparse.Namespace) -> str:
         verdict = f"{t_single / t:.1f}x" if reached else "target not reached"
         lines.append(f"| {name} | {step} | {t:.1f} | {loss:.4g} | {verdict} |")
         print(lines[-1], file=sys.stderr)
+    lines += ["", f"Single-scale {size} px loss by iteration (seconds): {curve}."]
+    return "\n".join(lines)
+
+
+def reflect_tile(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, C, h, w) mirrored and repeated until it covers (height, width), then cropped to it."""
+    while x.shape[2] < height:
+        x = torch.cat([x, x.flip(2)], 2)
+    while x.shape[3] < width:
+        x = torch.cat([x, x.flip(3)], 3)
+    return x[:, :, :height, :width]
+
+
+def blur_diagnosis(args: argparse.Namespace) -> str:
+    """Why a coarse start helps so little: the 512 px style loss of images that only lack fine detail.
+
+    Each row is evaluated with the 512 px targets of the time-to-quality runs, one style tap at a time
+    (weighted as in the objective). A painting resampled down to 256 px and back up carries no new
+    content at all, only less detail, so its loss measures how much the taps penalise blur alone.
+    """
+    device = args.device
+    backbone = get_backbone("efficientnet_lite0", device)
+    content, style = images(args)
+    size = args.quality_size
+    taps = GatysOptions().style_taps or preset_for(backbone).style_taps
+
+    def there_and_back(img: np.ndarray, side: int) -> np.ndarray:
+        x = image_to_tensor(img, device)
+        h, w = scale_to_side(img.shape[0], img.shape[1], side)
+        return tensor_to_image(resize_tensor(resize_tensor(x, h, w), x.shape[2], x.shape[3]))
+
+    def bilinear(img: np.ndarray) -> np.ndarray:  # the resampling the targets are built with
+        h, w = scale_to_side(img.shape[0], img.shape[1], size)
+        return tensor_to_image(resize_tensor(image_to_tensor(img, device), h, w))
+
+    photo = bilinear(content)
+    painting = bilinear(style)
+    rows = [
+        ("the photo (single-scale start)", photo),
+        ("the painting itself (the target)", painting),
+        ("the painting, resampled with Lanczos instead", resize_max_side(style, size)),
+        (f"the painting, {size // 2} px and back", there_and_back(painting, size // 2)),
+        (f"the photo, {size // 2} px and back", there_and_back(photo, size // 2)),
+    ]
+    # The start of a 256 -> 512 schedule's second stage, and two ways of putting fine detail back.
+    coarse = gatys(backbone, content, [style], GatysOptions(size=size // 2, steps=args.diagnose_steps))
+    up = resize_tensor(image_to_tensor(coarse, device), photo.shape[0], photo.shape[1])
+    photo_t = image_to_tensor(photo, device)
+    painting_t = image_to_tensor(painting, device)
+    h2, w2 = scale_to_side(painting.shape[0], painting.shape[1], size // 2)
+    painting_detail = reflect_tile(
+        painting_t - resize_tensor(resize_tensor(painting_t, h2, w2), *painting_t.shape[2:]),
+        photo.shape[0],
+        photo.shape[1],
+    )
+    h2, w2 = scale_to_side(photo.shape[0], photo.shape[1], size // 2)
+    photo_detail = photo_t - resize_tensor(resize_tensor(photo_t, h2, w2), photo.shape[0], photo.shape[1])
+    rows += [
+        (
+            f"{size // 2} px result ({args.diagnose_steps} L-BFGS its), upsampled (the schedule's start)",
+            tensor_to_image(up),
+        ),
+        ("the same + the photo's fine detail", tensor_to_image((up + photo_detail).clamp(0, 1))),
+        (
+            "the same + the painting's fine detail (tiled)",
+            tensor_to_image((up + photo_detail + painting_detail).clamp(0, 1)),
+        ),
+    ]
+    lines = [
+        f"{size} px style loss (weighted) of images that differ only in fine detail, per style tap",
+        "",
+        "| image | " + " | ".join(f"`{t}`" for t in taps) + " | style total |",
+        "|---" * (len(taps) + 2) + "|",
+    ]
+    for name, img in rows:
+        per_tap = [
+            gatys_loss(backbone, img, content, [style], GatysOptions(size=size, style_taps=(t,)))["style"]
+            for t in taps
+        ]
+        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in per_tap) + f" | {sum(per_tap):.1f} |")
     return "\n".join(lines)
 
 
@@ -240,6 +328,8 @@ def main() -> int:
     ap.add_argument("--quality-size", type=int, default=512, help="side of the time-to-quality runs")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--diagnose", action="store_true", help="only the blur-sensitivity table")
+    ap.add_argument("--diagnose-steps", type=int, default=150, help="iterations of the coarse result")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     ap.add_argument("--cell-algo", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--cell-size", type=int, default=0, help=argparse.SUPPRESS)
@@ -253,6 +343,9 @@ def main() -> int:
     parts = [
         f"Machine: {machine(args.device)}, {platform.python_version()}. Load average at start: {load_avg()}.",
     ]
+    if args.diagnose:
+        args.skip_speed = args.skip_quality = True
+        parts.append(blur_diagnosis(args))
     if not args.skip_speed:
         parts.append(run_cells(args))
     if not args.skip_quality:
