@@ -121,6 +121,37 @@ def test_deepdream_job_from_a_raw_body(live: LiveServer, images: tuple[bytes, by
     assert decode_image(result.content).shape == decode_image(images[0]).shape
 
 
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"size": 48, "scales": [32, 48], "scale_steps": [1]}, "step count per scale"),
+        ({"size": 48, "style_taps": ["no_such_tap"]}, "no_such_tap"),
+    ],
+    ids=["schedule", "tap"],
+)
+def test_gatys_options_only_the_algorithm_checks_are_refused_up_front(
+    live: LiveServer, images: tuple[bytes, bytes], options: dict[str, Any], words: str
+) -> None:
+    # Well-typed options that only the render's own planning rejects: refused with 400 at submission,
+    # not accepted as a job that then fails.
+    r = submit_gatys(live, images, options)
+    assert r.status_code == 400, r.text
+    assert error_of(r)["reason"] == "invalid_argument" and words in error_of(r)["message"]
+
+
+def test_deepdream_channel_out_of_range_is_refused_up_front(
+    live: LiveServer, images: tuple[bytes, bytes]
+) -> None:
+    r = live.http.post(
+        "/v1/jobs/deepdream",
+        params={"options": json.dumps({"octaves": 1, "steps": 2, "channel": 100_000})},
+        content=images[0],
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert r.status_code == 400, r.text
+    assert "channel 100000 is out of range" in error_of(r)["message"]
+
+
 def test_cancel_a_running_job(live: LiveServer, images: tuple[bytes, bytes]) -> None:
     job = submit_gatys(live, images, ENDLESS).json()
     wait_state(live, job["id"], {"running"})

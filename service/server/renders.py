@@ -66,7 +66,7 @@ def prepare_gatys(
     backbone: str | None,
 ) -> JobFunction:
     """Gatys et al. (2015) style transfer as a job; see ``service.core.render.gatys``."""
-    from service.core.render.gatys import GatysOptions, gatys
+    from service.core.render.gatys import GatysOptions, check_gatys, gatys
 
     opts = build_options(GatysOptions, options, blocked=("max_side", "max_pixels"))
     opts.max_side = cfg.max_side
@@ -76,6 +76,7 @@ def prepare_gatys(
     content_img = decode_image(content, cfg.limits)
     style_imgs = [decode_image(s, cfg.limits) for s in styles]
     net = _backbone(cfg, backbone)
+    check_gatys(net, content_img, style_imgs, opts)  # a bad option is refused before the job is accepted
 
     def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
         out = gatys(net, content_img, style_imgs, opts, progress=progress, cancel=cancel)
@@ -98,7 +99,7 @@ def prepare_deepdream(
     The input is downscaled to the server's ``max_side_slow`` (DeepDream works at the image's own size, or
     at ``options.size``, which may not exceed that limit).
     """
-    from service.core.render.deepdream import DreamOptions, deepdream
+    from service.core.render.deepdream import DreamOptions, check_deepdream, deepdream
 
     opts = build_options(DreamOptions, options, blocked=("guide", "max_side", "max_pixels"))
     opts.max_side = cfg.max_side
@@ -107,6 +108,7 @@ def prepare_deepdream(
     if guide:
         opts.guide = _decode_within(guide, cfg)
     net = _backbone(cfg, backbone)
+    check_deepdream(net, img, opts)  # a bad option is refused before the job is accepted
 
     def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
         out = deepdream(net, img, opts, progress=progress, cancel=cancel)

@@ -7,9 +7,9 @@ backbone's device and returns (H, W, 3) uint8 images.
 from __future__ import annotations
 
 from service.core.render.class_viz import ClassVizOptions, class_visualization
-from service.core.render.deepdream import DreamOptions, deepdream
+from service.core.render.deepdream import DreamOptions, check_deepdream, deepdream
 from service.core.render.filters import filter_grid
-from service.core.render.gatys import GatysOptions, gatys, gatys_loss, preserve_colors
+from service.core.render.gatys import GatysOptions, check_gatys, gatys, gatys_loss, preserve_colors
 from service.core.render.inversion import InversionOptions, feature_inversion
 from service.core.render.patches import Patch, PatchOptions, max_activating_patches, patch_grid
 from service.core.render.texture import TextureOptions, texture_synthesis
@@ -22,6 +22,8 @@ __all__ = [
     "Patch",
     "PatchOptions",
     "TextureOptions",
+    "check_deepdream",
+    "check_gatys",
     "class_visualization",
     "deepdream",
     "feature_inversion",

@@ -102,6 +102,12 @@ def _validate(backbone: Backbone, image: np.ndarray, o: DreamOptions) -> tuple[t
     return layers, h, w
 
 
+def check_deepdream(backbone: Backbone, image: np.ndarray, options: DreamOptions | None = None) -> None:
+    """Raise what ``deepdream`` would raise for these inputs and options, without dreaming (a server
+    calls it before accepting the job)."""
+    _validate(backbone, image, options or DreamOptions())
+
+
 def octave_sizes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
     """Sizes from coarse to fine; octaves that would be smaller than MIN_OCTAVE_SIDE are dropped."""
     sizes = []

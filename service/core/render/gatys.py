@@ -192,6 +192,15 @@ def _features(backbone: Backbone, x: Tensor, p: LossPreset) -> dict[str, Tensor]
     return feats
 
 
+def check_gatys(
+    backbone: Backbone, content: np.ndarray, styles: list[np.ndarray], options: GatysOptions | None = None
+) -> None:
+    """Raise what ``gatys`` would raise for these inputs and options (``InvalidArgument``,
+    ``ImageTooLarge``) without rendering: a server calls it before accepting the job, so a bad option is
+    refused up front instead of failing a job it already accepted."""
+    _plan(backbone, content, styles, options or GatysOptions())
+
+
 @torch.no_grad()
 def _targets(
     backbone: Backbone,
