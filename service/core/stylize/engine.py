@@ -272,6 +272,7 @@ class StyleEngine:
             entries = [e for e in entries if e.name in names]
         chosen = available_providers(providers)
         options = session_options(intra_threads, inter_threads)
+        fell_back = False
         for entry in entries:
             try:
                 model, _ = _load_one(folder, entry, chosen, options, warmup)
@@ -281,15 +282,21 @@ class StyleEngine:
                 continue
             engine._models[entry.name] = model
             used = model.info.provider
-            if providers and used != providers[0]:
+            if providers and used != providers[0] and not fell_back:
+                # Said once per load, not once per model: every further model lands on the same provider.
+                fell_back = True
                 log.warning(
-                    "style model %s runs on %s, not on the preferred %s", entry.name, used, providers[0]
+                    "style model %s runs on %s, not on the preferred %s (so will the models after it)",
+                    entry.name,
+                    used,
+                    providers[0],
                 )
             if used in chosen and chosen.index(used) > 0:
                 # The preferred provider is compiled in but cannot run here (no GPU, missing CUDA
                 # libraries): stop asking for it, so each further model does not fail and retry it.
                 chosen = chosen[chosen.index(used) :]
-            log.info(
+            # DEBUG: the server and the CLI report each model themselves (with metrics and versions).
+            log.debug(
                 "style model %s ready on %s (%s; load %.2fs, warm-up %.2fs)",
                 entry.name,
                 model.info.provider,
