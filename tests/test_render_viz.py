@@ -38,11 +38,30 @@ def run(fn: object, *args: object, key: str) -> list[float]:
     return [r.losses[key] for r in reports]
 
 
-def test_class_visualization_raises_the_class_score(lite0: Backbone) -> None:
-    scores = run(
-        class_visualization, lite0, "goldfish", ClassVizOptions(size=48, steps=6, blur_every=3), key="score"
-    )
+@pytest.mark.parametrize("parametrization", ["fourier", "pixel"])
+def test_class_visualization_raises_the_class_score(lite0: Backbone, parametrization: str) -> None:
+    o = ClassVizOptions(size=48, steps=6, blur_every=3, parametrization=parametrization)
+    scores = run(class_visualization, lite0, "goldfish", o, key="score")
     assert len(scores) == 6 and scores[-1] > scores[0], scores
+
+
+def test_fourier_image_starts_grey_stays_in_range_and_follows_the_seed() -> None:
+    from service.core.render.params import FourierImage
+
+    a, b, c = FourierImage(40, 56, seed=1), FourierImage(40, 56, seed=1), FourierImage(40, 56, seed=2)
+    x = a().detach()
+    assert x.shape == (1, 3, 40, 56) and float(x.min()) > 0 and float(x.max()) < 1
+    assert abs(float(x.mean()) - 0.5) < 0.05 and float(x.std()) < 0.05  # a nearly uniform grey start
+    assert torch.equal(x, b().detach()) and not torch.equal(x, c().detach())
+    with torch.no_grad():  # a large spectrum still maps into (0, 1): the sigmoid, not clipping
+        a.spectrum.mul_(1e4)
+    y = a().detach()
+    assert float(y.min()) >= 0 and float(y.max()) <= 1 and float(y.std()) > 0.2
+
+
+def test_class_visualization_refuses_an_unknown_parametrization(lite0: Backbone) -> None:
+    with pytest.raises(InvalidArgument, match="parametrization"):
+        class_visualization(lite0, 1, ClassVizOptions(size=32, steps=1, parametrization="wavelet"))
 
 
 def test_feature_inversion_loss_falls(lite0: Backbone, chelsea: np.ndarray) -> None:

@@ -99,10 +99,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(c)
     c.add_argument("--size", type=int, default=224)
     c.add_argument("--steps", type=int, default=200)
-    c.add_argument("--step-size", type=float, default=0.01)
-    c.add_argument("--l2-weight", type=float, default=1e-3)
-    c.add_argument("--blur-every", type=int, default=10)
-    c.add_argument("--blur-sigma", type=float, default=0.5)
+    c.add_argument(
+        "--parametrization",
+        choices=["fourier", "pixel"],
+        default="fourier",
+        help="fourier: decorrelated spectrum + Adam (Olah et al. 2017, default); pixel: Simonyan et al. 2014",
+    )
+    c.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (fourier)")
+    c.add_argument("--jitter", type=int, default=32, help="largest random roll in px before each step")
+    c.add_argument("--scale-jitter", type=float, default=0.25, help="random rescale fraction (fourier)")
+    c.add_argument("--step-size", type=float, default=0.01, help="pixel method: step per iteration")
+    c.add_argument("--l2-weight", type=float, default=1e-3, help="pixel method: L2 penalty")
+    c.add_argument("--blur-every", type=int, default=10, help="pixel method: blur every N steps")
+    c.add_argument("--blur-sigma", type=float, default=0.5, help="pixel method: blur sigma")
     c.set_defaults(func=run_class)
 
     i = vs.add_parser("invert", help="reconstruct an image from one tap (Mahendran & Vedaldi 2015)")
@@ -254,6 +263,10 @@ def run_class(args: argparse.Namespace) -> int:
         l2_weight=args.l2_weight,
         blur_every=args.blur_every,
         blur_sigma=args.blur_sigma,
+        parametrization=args.parametrization,
+        learning_rate=args.lr,
+        jitter=args.jitter,
+        scale_jitter=args.scale_jitter,
         seed=args.seed,
         preview_every=args.preview_every,
         max_side=settings.max_side_slow,
