@@ -51,6 +51,19 @@ def test_padding_does_not_leak_into_the_crop() -> None:
         assert torch.equal(PaddedTransform(net)(x), net(x).clamp(0, 255))
 
 
+@pytest.mark.parametrize("arch", ["mobile", "johnson"])
+def test_a_flat_image_stays_flat_up_to_the_border(arch: str) -> None:
+    # Zero padding inside the net makes the border rows and columns differ from the interior: a frame
+    # around every stylised image. With reflection padding everywhere (and ICNR at the sub-pixel output),
+    # a flat grey input gives a flat output, border included.
+    torch.manual_seed(0)
+    net = build_net(arch).eval()
+    with torch.no_grad():
+        y = net(torch.full((1, 3, 64, 96), 100.0))
+    spread = (y - y.mean(dim=(2, 3), keepdim=True)).abs().amax()
+    assert float(spread) < 1e-2, float(spread)
+
+
 def test_mobile_is_much_smaller_than_johnson() -> None:
     count = {a: sum(p.numel() for p in build_net(a).parameters()) for a in ("mobile", "johnson")}
     assert count["mobile"] * 10 < count["johnson"]

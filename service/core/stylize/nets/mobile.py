@@ -28,11 +28,16 @@ def _norm_act(ch: int) -> list[nn.Module]:
 
 
 class SeparableConv(nn.Module):
-    """3x3 depthwise + 1x1 pointwise conv (zero padding: cheap, and borders are far from the output)."""
+    """3x3 depthwise + 1x1 pointwise conv.
+
+    Reflection padding, as everywhere in Johnson et al.'s net: the first version zero-padded here, and
+    with ten such convolutions at 1/4 resolution the zeros reached 20-40 px into the image and drew a
+    dark frame around every stylised photo (a flat grey input came out with a different border).
+    """
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.dw = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.dw = nn.Conv2d(cin, cin, 3, padding=1, padding_mode="reflect", groups=cin, bias=False)
         self.pw = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: Tensor) -> Tensor:
