@@ -113,18 +113,44 @@ def test_export_checkpoint_writes_card_and_registers(tmp_path: Path) -> None:
     (entry,) = read_manifest(models)
     assert (entry.name, entry.arch, entry.file) == ("starry_night", "mobile", "starry_night.mobile.onnx")
     assert entry.sha256 == sha256_file(models / entry.file) == card["onnx_sha256"]
-    assert entry.fp16_file and entry.fp16_sha256 == sha256_file(models / entry.fp16_file)
+    fp16 = json.loads((models / entry.card).read_text())["fp16_parity"]
+    if fp16["checked"]:  # the fp16 copy is registered only when it passes the same parity limit
+        assert max(fp16["max_abs_error"].values()) <= 1.0
+        assert entry.fp16_file and entry.fp16_sha256 == sha256_file(models / entry.fp16_file)
+    else:
+        assert entry.fp16_file is None and "refused" in fp16
     saved = read_card(models / entry.card)
     assert (saved.title, saved.artist, saved.year) == ("The Starry Night", "Vincent van Gogh", "1889")
     assert set(saved.parity_max_abs) == {"33x47", "64x80"} and max(saved.parity_max_abs.values()) <= 1.0
     assert saved.opset == 17 and saved.final_losses["total"] == 3.0
-    # fp16: checked where a provider can run it, otherwise the card says why not (never silently "ok").
-    fp16 = json.loads((models / entry.card).read_text())["fp16_parity"]
-    assert fp16["checked"] is False or max(fp16["max_abs_error"].values()) <= 2.0
     # Re-exporting replaces the entry instead of adding a second one.
     export_checkpoint(_checkpoint(tmp_path), models, ExportOptions(name="starry_night", title="T", artist="A",
                       year="1", licence="L", parity_sizes=((20, 20),)))  # fmt: skip
     assert [e.name for e in read_manifest(models)] == ["starry_night"]
+
+
+def test_an_fp16_copy_above_the_parity_limit_is_not_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.core.stylize.export as export
+
+    def bad_parity(net: object, path: Path, sizes: object) -> dict[str, object]:
+        return {"checked": True, "provider": "CPUExecutionProvider", "cuda_checked": False,
+                "max_abs_error": {"33x47": 0.5, "64x80": 3.0}}  # fmt: skip
+
+    monkeypatch.setattr(export, "fp16_parity", bad_parity)
+    models = tmp_path / "models"
+    opts = ExportOptions(
+        name="starry_night",
+        style_image=Path("van_gogh_starry_night.jpg"),
+        fp16=True,
+        parity_sizes=((33, 47),),
+    )
+    export_checkpoint(_checkpoint(tmp_path), models, opts)
+    (entry,) = read_manifest(models)
+    assert entry.fp16_file is None and not (models / "starry_night.mobile.fp16.onnx").exists()
+    card = json.loads((models / entry.card).read_text())
+    assert "fp16_file" not in card and "above the limit" in card["fp16_parity"]["refused"]
 
 
 def test_export_refuses_unknown_painting_and_bad_checkpoint(tmp_path: Path) -> None:

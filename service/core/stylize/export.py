@@ -228,7 +228,18 @@ def export_checkpoint(
     if options.fp16:
         fp16_path = convert_fp16(onnx_path, folder / f"{stem}.fp16.onnx")
         fp16_info = fp16_parity(net, fp16_path, options.parity_sizes)
-        fp16_file, fp16_sha = fp16_path.name, sha256_file(fp16_path)
+        fp16_worst = max(fp16_info.get("max_abs_error", {}).values(), default=float("inf"))
+        if fp16_info["checked"] and fp16_worst <= PARITY_LIMIT:
+            fp16_file, fp16_sha = fp16_path.name, sha256_file(fp16_path)
+        else:
+            # Behind the same check as the fp32 graph: an fp16 copy that fails it (or that no provider
+            # here could run) is not registered; the card says why, and CUDA serves the fp32 graph.
+            fp16_path.unlink()
+            fp16_info["refused"] = (
+                f"max abs error {fp16_worst:.3g} above the limit {PARITY_LIMIT}"
+                if fp16_info["checked"]
+                else "not checked, so not shipped"
+            )
     config = dict(ckpt.get("config", {}))
     history = list(ckpt.get("history", []))
     tail = history[-50:]
@@ -247,7 +258,9 @@ def export_checkpoint(
         "style_key": options.name,
     }
     if fp16_info is not None:
-        extra.update(fp16_file=fp16_file, fp16_sha256=fp16_sha, fp16_parity=fp16_info)
+        extra["fp16_parity"] = fp16_info
+    if fp16_file is not None:
+        extra.update(fp16_file=fp16_file, fp16_sha256=fp16_sha)
     if options.note:
         extra["training_note"] = options.note
     style_sha = str(ckpt.get("style_sha256", ""))  # sha256 of the decoded pixels the run trained on
