@@ -2,8 +2,8 @@
 # Renders the README gallery (docs/gallery/) with the atelier CLI from the images in /work/shared/data.
 # Usage: scripts/make_gallery.sh [ITEM...]   items: gatys1 gatys2 dream class invert texture filters
 # (default: all); "patches" renders a top-patch grid of the training photos into /tmp (not committed: the
-# crops are pieces of the photos themselves). The settings are kept small because the gallery was rendered on a 2-core CPU shared
-# with other jobs; raise --scale-steps / --steps for smoother results.
+# crops are pieces of the photos themselves). Rendered on a quiet 2-core CPU: single-scale Gatys at 512 px
+# (a coarse start saves little with these taps, see the README's render benchmarks), about 2 min each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${ATELIER_DATA:-/work/shared/data}
@@ -17,22 +17,22 @@ for item in "${items[@]}"; do
   case "$item" in
     gatys1)
       "${ATELIER[@]}" gatys "$DATA/content/tubingen.jpg" "$DATA/styles/van_gogh_starry_night.jpg" \
-        -o "$OUT/gatys_tubingen_starry_night.jpg" --scales 256,512 --scale-steps 60,10 --quality 85 ;;
+        -o "$OUT/gatys_tubingen_starry_night.jpg" --size 512 --steps 300 --quality 85 ;;
     gatys2)
       "${ATELIER[@]}" gatys "$DATA/content/golden_gate.jpg" "$DATA/styles/munch_the_scream.jpg" \
-        -o "$OUT/gatys_golden_gate_scream.jpg" --scales 256,512 --scale-steps 60,10 ;;
+        -o "$OUT/gatys_golden_gate_scream.jpg" --size 512 --steps 300 --quality 85 ;;
     dream)
       "${ATELIER[@]}" dream "$DATA/content/sailboat.jpg" -o "$OUT/dream_sailboat.jpg" \
         --size 512 --octaves 3 --steps 5 --quality 85 ;;
     class)
-      "${ATELIER[@]}" visualize class goldfish -o "$OUT/class_goldfish.jpg" --size 224 --steps 100 \
+      "${ATELIER[@]}" visualize class goldfish -o "$OUT/class_goldfish.jpg" --size 224 --steps 250 \
         --quality 90 ;;
     invert)
       "${ATELIER[@]}" visualize invert "$DATA/content/golden_gate.jpg" -o "$OUT/invert_golden_gate_block7.jpg" \
-        --tap block7 --size 192 --steps 60 --quality 90 ;;
+        --tap block7 --size 512 --steps 200 --quality 85 ;;
     texture)
       "${ATELIER[@]}" visualize texture "$DATA/styles/van_gogh_starry_night.jpg" \
-        -o "$OUT/texture_starry_night.jpg" --size 192 --steps 120 --quality 90 ;;
+        -o "$OUT/texture_starry_night.jpg" --size 384 --steps 300 --quality 85 ;;
     filters)
       "${ATELIER[@]}" visualize filters -o "$OUT/filters_lite0_stem.png" --scale 8 ;;
     patches)
