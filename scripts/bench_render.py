@@ -38,6 +38,7 @@ from service.core.imageio import load_image, resize_max_side  # noqa: E402
 from service.core.progress import CancelToken, Progress  # noqa: E402
 from service.core.render.deepdream import DreamOptions, deepdream  # noqa: E402
 from service.core.render.gatys import GatysOptions, gatys, gatys_loss, preset_for  # noqa: E402
+from service.core.render.losses import gram_matrix, normalized_style_loss  # noqa: E402
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side, tensor_to_image  # noqa: E402
 
 SHARED = Path("/work/shared/data")
@@ -297,6 +298,27 @@ def blur_diagnosis(args: argparse.Namespace) -> str:
             for t in taps
         ]
         lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in per_tap) + f" | {sum(per_tap):.1f} |")
+    # Is there a tap that does not mind? The same ratio for taps across the whole network.
+    candidates = ["stem", "block1.expand", "block1", "block3.expand", "block3", "block5.expand", "block5",
+                  "block8.expand", "block8.dw", "block8", "block10", "block12", "head"]  # fmt: skip
+    lines += [
+        "",
+        "Per tap, across the network: style distance (normalised Gram) to the 512 px painting of the painting "
+        f"downsampled to {size // 2} px and back, as a fraction of the photo's distance (1.0: blur alone "
+        "costs as much as having the photo's content instead of the painting's)",
+        "",
+        "| tap | photo | painting, down and back | fraction |",
+        "|---|---:|---:|---:|",
+    ]
+    with torch.no_grad():
+        target = backbone.features(image_to_tensor(painting, device), candidates)
+        back = backbone.features(image_to_tensor(there_and_back(painting, size // 2), device), candidates)
+        ph = backbone.features(image_to_tensor(photo, device), candidates)
+        for t in candidates:
+            g = gram_matrix(target[t])
+            d_photo = float(normalized_style_loss(gram_matrix(ph[t]), g))
+            d_back = float(normalized_style_loss(gram_matrix(back[t]), g))
+            lines.append(f"| `{t}` | {d_photo:.3g} | {d_back:.3g} | {d_back / d_photo:.2f} |")
     return "\n".join(lines)
 
 
