@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -51,14 +51,30 @@ def submit_gatys(
     return live.http.post("/v1/jobs/gatys", params=params, files=files, data={"options": json.dumps(options)})
 
 
-def wait_state(live: LiveServer, job_id: str, states: set[str], timeout: float = 60) -> dict[str, Any]:
+def wait_state(live: LiveServer, job_id: str, states: set[str]) -> dict[str, Any]:
+    """Follow the job's event stream until it reports one of ``states``; then its status document.
+
+    The stream pushes every state change and ends after the terminal one, so this waits on the job
+    itself instead of polling its status.
+    """
+    with live.http.stream("GET", f"/v1/jobs/{job_id}/events") as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if line.startswith("data:") and json.loads(line[5:])["state"] in states:
+                break
+        else:
+            raise AssertionError(f"job {job_id} finished without reaching {states}")
+    body: dict[str, Any] = live.http.get(f"/v1/jobs/{job_id}").json()
+    return body
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until it holds: only for conditions nothing announces (a result's TTL running out,
+    the server noticing a client that hung up)."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        body: dict[str, Any] = live.http.get(f"/v1/jobs/{job_id}").json()
-        if body["state"] in states:
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} never reached {states}")
+    while not check():
+        assert time.monotonic() < end, what
+        time.sleep(0.05)
 
 
 def read_events(live: LiveServer, url: str) -> list[dict[str, Any]]:
@@ -192,10 +208,10 @@ def test_finished_results_expire(live: LiveServer, images: tuple[bytes, bytes]) 
     job = submit_gatys(live, images, QUICK).json()
     wait_state(live, job["id"], {"succeeded"})
     assert live.http.get(job["urls"]["result"]).status_code == 200
-    deadline = time.monotonic() + TTL_S + 10
-    while (r := live.http.get(job["urls"]["status"])).status_code == 200:
-        assert time.monotonic() < deadline, "the result never expired"
-        time.sleep(0.2)
+    wait_until(
+        lambda: live.http.get(job["urls"]["status"]).status_code != 200, TTL_S + 10, "the result never expired"
+    )
+    r = live.http.get(job["urls"]["status"])
     assert r.status_code == 404 and "expired" in error_of(r)["message"]
     assert live.http.get(job["urls"]["result"]).status_code == 404
 
@@ -263,9 +279,7 @@ def test_leaving_an_event_stream_keeps_the_job(live: LiveServer, images: tuple[b
         assert live.http.get(job["urls"]["status"]).json()["state"] == "running"
         # The server let go of the subscription (no waiter left behind for the gone client).
         server_job = live.plane.jobs.get(job["id"])
-        end = time.monotonic() + 10
-        while server_job._waiters and time.monotonic() < end:
-            time.sleep(0.05)
+        wait_until(lambda: not server_job._waiters, 10, "the server kept the gone client's subscription")
         assert not server_job._waiters
         assert live.http.get(job["urls"]["status"]).json()["state"] == "running"
     finally:
