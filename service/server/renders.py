@@ -44,10 +44,8 @@ def _backbone(cfg: SlowConfig, name: str | None) -> Any:
 
 
 def _decode_within(data: bytes, cfg: SlowConfig) -> np.ndarray:
-    """Decode, downscale to the slow path's side limit, and return a writable array (PIL's resize output
-    is read-only, and torch warns on tensors made from read-only memory)."""
-    image = resize_max_side(decode_image(data, cfg.limits), cfg.max_side)
-    return image if image.flags.writeable else image.copy()
+    """Decode and downscale to the slow path's side limit."""
+    return resize_max_side(decode_image(data, cfg.limits), cfg.max_side)
 
 
 def _encode(image: np.ndarray, fmt: str, quality: int, **extra: Any) -> JobOutput:

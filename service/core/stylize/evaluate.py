@@ -159,7 +159,7 @@ def match_style_images(engine: StyleEngine, styles_dir: str | Path) -> tuple[dic
 def resize_long_side(image: np.ndarray, side: int) -> np.ndarray:
     """Resize (up or down) so the longer side is exactly ``side``."""
     h, w = scale_to_side(image.shape[0], image.shape[1], side)
-    return np.array(resize_to(image, w, h))  # a writable copy (torch.from_numpy warns on read-only)
+    return resize_to(image, w, h)
 
 
 class _Distances:
@@ -192,11 +192,14 @@ class _Distances:
         return image_to_tensor(image, self.backbone.device)
 
     @torch.no_grad()
-    def __call__(self, result: np.ndarray, content: np.ndarray) -> tuple[float, float]:
-        feats = self.backbone.features(self._tensor(result), [self.content_tap])
+    def __call__(self, content: np.ndarray, *results: np.ndarray) -> list[tuple[float, float]]:
+        """(style distance, content distance) of each result of ``content`` (its features computed once)."""
         target = self.backbone.features(self._tensor(content), [self.content_tap])[self.content_tap]
-        content_d = float(normalized_content_loss(feats[self.content_tap], target))
-        return self._style(result), content_d
+        out = []
+        for result in results:
+            feats = self.backbone.features(self._tensor(result), [self.content_tap])[self.content_tap]
+            out.append((self._style(result), float(normalized_content_loss(feats, target))))
+        return out
 
 
 def _cache_key(content: np.ndarray, style: np.ndarray, backbone: str, size: int, steps: int) -> str:
@@ -222,7 +225,7 @@ def gatys_reference(
         key = _cache_key(content, style, backbone.name, options.size, options.gatys_steps)
         path = Path(options.cache_dir) / f"{label + '__' if label else ''}{key}.png"
         if path.is_file():
-            return np.array(load_image(path)), True  # writable, for torch.from_numpy
+            return load_image(path), True
     out = gatys(
         backbone, content, [style], GatysOptions(size=options.size, steps=options.gatys_steps), cancel=cancel
     )
@@ -277,8 +280,7 @@ def evaluate_styles(
             fast = engine.stylize(model, content)
             fast_ms = (time.perf_counter() - t0) * 1e3
             ref, cached = gatys_reference(backbone, content, style, options, f"{style_key}__{photo}", cancel)
-            fs, fc = distances(fast, content)
-            gs, gc = distances(ref, content)
+            (fs, fc), (gs, gc) = distances(content, fast, ref)
             report.pairs.append(PairResult(model, photo, fs, gs, fc, gc, fast_ms, cached))
             if i < options.keep_images:
                 report.images[(model, photo)] = (content, fast, ref)
@@ -383,12 +385,12 @@ def run_evaluation(
         if not chosen:
             raise InvalidArgument(f"No loaded model has its style image in {styles_dir}.")
         photo_paths = list(list_images(content_dir).items())[:max_photos]
-        photos = {name: np.array(load_image(path)) for name, path in photo_paths}  # writable for torch
+        photos = {name: load_image(path) for name, path in photo_paths}
         backbone = get_backbone(backbone_name, device)
         report = evaluate_styles(
             engine,
             backbone,
-            {m: np.array(load_image(p)) for m, p in chosen.items()},
+            {m: load_image(p) for m, p in chosen.items()},
             photos,
             options,
             progress,
