@@ -242,7 +242,7 @@ def blur_diagnosis(args: argparse.Namespace) -> str:
     backbone = get_backbone("efficientnet_lite0", device)
     content, style = images(args)
     size = args.quality_size
-    taps = GatysOptions().style_taps or preset_for(backbone).style_taps
+    taps = preset_for(backbone).style_taps
 
     def there_and_back(img: np.ndarray, side: int) -> np.ndarray:
         x = image_to_tensor(img, device)
