@@ -209,7 +209,9 @@ def test_finished_results_expire(live: LiveServer, images: tuple[bytes, bytes]) 
     wait_state(live, job["id"], {"succeeded"})
     assert live.http.get(job["urls"]["result"]).status_code == 200
     wait_until(
-        lambda: live.http.get(job["urls"]["status"]).status_code != 200, TTL_S + 10, "the result never expired"
+        lambda: live.http.get(job["urls"]["status"]).status_code != 200,
+        TTL_S + 10,
+        "the result never expired",
     )
     r = live.http.get(job["urls"]["status"])
     assert r.status_code == 404 and "expired" in error_of(r)["message"]
