@@ -158,11 +158,14 @@ def run_cells(args: argparse.Namespace) -> str:
 
 
 # ------------------------------------------------------------------------------------ time to quality
-def time_to_quality(args: argparse.Namespace) -> str:
+def time_to_quality(
+    args: argparse.Namespace, content: np.ndarray, style: np.ndarray
+) -> tuple[str, list[float | None]]:
+    """The table for one content/style pair, and each schedule's speed-up (None: target not reached)."""
     device = args.device
     backbone = get_backbone("efficientnet_lite0", device)
-    content, style = images(args)
     size = args.quality_size
+    speedups: list[float | None] = []
 
     trace: list[tuple[int, float, float]] = []  # (step, 512 px loss, seconds) of the latest run
 
@@ -216,10 +219,53 @@ def time_to_quality(args: argparse.Namespace) -> str:
             + " max)"
         )
         verdict = f"{t_single / t:.1f}x" if reached else "target not reached"
+        speedups.append(t_single / t if reached else None)
         lines.append(f"| {name} | {step} | {t:.1f} | {loss:.4g} | {verdict} |")
         print(lines[-1], file=sys.stderr)
     lines += ["", f"Single-scale {size} px loss by iteration (seconds): {curve}."]
-    return "\n".join(lines)
+    return "\n".join(lines), speedups
+
+
+def schedule_name(scales: tuple[int, ...], steps: tuple[int, ...]) -> str:
+    return ",".join(f"{a}:{b}" for a, b in zip(scales, steps, strict=True))
+
+
+def resolve_pair(text: str) -> tuple[str, Path, Path]:
+    """'tubingen:van_gogh_starry_night' -> the files of that name under /work/shared/data."""
+    c, st = text.split(":")
+    content = next((SHARED / "content").glob(f"{c}.*"))
+    style = next((SHARED / "styles").glob(f"{st}.*"))
+    return f"{c} / {st}", content, style
+
+
+def time_to_quality_pairs(args: argparse.Namespace) -> str:
+    """time_to_quality for each pair, then one summary table of speed-ups with the median."""
+    parts, rows = [], []
+    for text in args.pairs:
+        label, content_path, style_path = resolve_pair(text)
+        content = resize_max_side(load_image(content_path), 1024)
+        style = resize_max_side(load_image(style_path), 1024)
+        table, speedups = time_to_quality(args, content, style)
+        parts.append(f"### {label}\n\n{table}")
+        rows.append((label, speedups))
+        print(parts[-1], file=sys.stderr)
+    names = [schedule_name(*sch) for sch in args.schedules]
+    lines = [
+        f"Speed-up of each multi-scale schedule over single-scale {args.quality_size} px L-BFGS "
+        f"({args.steps} iterations), per pair",
+        "",
+        "| pair | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    fmt = lambda v: "not reached" if v is None else f"{v:.2f}x"  # noqa: E731
+    lines += [f"| {label} | " + " | ".join(fmt(v) for v in sp) + " |" for label, sp in rows]
+    medians = []
+    for i in range(len(names)):
+        # A schedule that never got there counts as no speed-up at all for the median.
+        values = [sp[i] if sp[i] is not None else 0.0 for _, sp in rows]
+        medians.append(f"**{float(np.median(values)):.2f}x**")
+    lines.append("| median | " + " | ".join(medians) + " |")
+    return "\n\n".join([*parts, "\n".join(lines)])
 
 
 def reflect_tile(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -347,6 +393,13 @@ def main() -> int:
         "--algos", type=lambda s: s.split(","), default=["gatys-lbfgs", "gatys-adam", "deepdream"]
     )
     ap.add_argument("--iters", type=int, default=10, help="iterations per speed/memory cell")
+    ap.add_argument(
+        "--pairs",
+        type=lambda s: s.split(","),
+        default=None,
+        help="time-to-quality over several CONTENT:STYLE file stems of /work/shared/data, e.g. "
+        "tubingen:van_gogh_starry_night,chicago:munch_the_scream (a summary table with the median)",
+    )
     ap.add_argument("--quality-size", type=int, default=512, help="side of the time-to-quality runs")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
@@ -371,7 +424,10 @@ def main() -> int:
     if not args.skip_speed:
         parts.append(run_cells(args))
     if not args.skip_quality:
-        parts.append(time_to_quality(args))
+        if args.pairs:
+            parts.append(time_to_quality_pairs(args))
+        else:
+            parts.append(time_to_quality(args, *images(args))[0])
     parts.append(f"Load average at end: {load_avg()}.")
     text = "\n\n".join(parts) + "\n"
     print(text)
