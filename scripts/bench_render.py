@@ -262,7 +262,7 @@ def time_to_quality_pairs(args: argparse.Namespace) -> str:
     medians = []
     for i in range(len(names)):
         # A schedule that never got there counts as no speed-up at all for the median.
-        values = [sp[i] if sp[i] is not None else 0.0 for _, sp in rows]
+        values = [0.0 if v is None else v for v in (sp[i] for _, sp in rows)]
         medians.append(f"**{float(np.median(values)):.2f}x**")
     lines.append("| median | " + " | ".join(medians) + " |")
     return "\n\n".join([*parts, "\n".join(lines)])
