@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.stylize.export import ExportOptions, export_checkpoint, export_onnx, parity_check
 from service.core.stylize.manifest import read_card, read_manifest, sha256_file
 from service.core.stylize.nets import PaddedTransform, build_net
+from service.core.stylize.onnx_weights import checkpoint_from_onnx
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -162,3 +164,37 @@ def test_export_refuses_unknown_painting_and_bad_checkpoint(tmp_path: Path) -> N
         export_checkpoint(bad, tmp_path / "m", ExportOptions(name="x"))
     with pytest.raises(InvalidArgument, match="Opset 11"):
         export_onnx(build_net("mobile"), tmp_path / "old.onnx", opset=11)
+
+
+def test_weights_read_back_from_the_graph_are_the_nets(mobile_onnx: tuple[torch.nn.Module, Path]) -> None:
+    net, path = mobile_onnx
+    ckpt = checkpoint_from_onnx(path)
+    assert ckpt["arch"] == "mobile"
+    state = net.state_dict()
+    assert set(ckpt["model"]) == set(state)
+    for k, v in state.items():
+        assert torch.equal(ckpt["model"][k], v), k
+
+
+def test_a_shipped_model_rebuilt_from_its_graph_matches_the_graph() -> None:
+    """What ``--init-from models/<style>.mobile.onnx`` fine-tunes is the net that is being served."""
+    path = Path(__file__).resolve().parents[1] / "models" / "starry_night.mobile.onnx"
+    ckpt = checkpoint_from_onnx(path)
+    net = build_net(ckpt["arch"])
+    net.load_state_dict(ckpt["model"])
+    errors = parity_check(net.eval(), path, ((41, 57),))
+    assert errors["41x57"] <= 1.0, errors
+
+
+def test_a_file_without_a_transform_nets_weights_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match="Could not read"):
+        checkpoint_from_onnx(junk)
+    # A valid graph whose weights belong to no registered net.
+    other = tmp_path / "other.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch.nn.Conv2d(3, 3, 3), (torch.rand(1, 3, 8, 8),), str(other), dynamo=False)
+    with pytest.raises(ModelLoadError, match="does not hold the weights"):
+        checkpoint_from_onnx(other)

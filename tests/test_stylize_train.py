@@ -14,6 +14,7 @@ from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.stylize.dataset import CropSampler, list_photos
 from service.core.stylize.losses import gram_matrix
+from service.core.stylize.nets import build_net
 from service.core.stylize.train import TrainConfig, load_checkpoint, train
 
 TINY = {"arch": "mobile", "batch": 2, "size": 32, "style_size": 64, "checkpoint_every": 0}
@@ -133,3 +134,20 @@ def test_cli_train_writes_checkpoint_and_curve(photos: Path, tmp_path: Path) -> 
     assert code == 0
     assert load_checkpoint(tmp_path / "runs" / "cli.ckpt")["step"] == 2
     assert (tmp_path / "runs" / "cli.loss.csv").exists()
+
+
+def test_training_continues_from_an_exported_model(
+    photos: Path, style: np.ndarray, lite0: Backbone, tmp_path: Path
+) -> None:
+    """``--init-from X.onnx`` starts from the exported weights: step 1 of the fine-tune scores like the
+    exported net, far below a fresh net's first step."""
+    from service.core.stylize.export import export_onnx
+
+    trained = train(TrainConfig(steps=12, lr=1e-2, seed=1, **TINY), style, photos, tmp_path / "a", "s", lite0)  # type: ignore[arg-type]
+    net = build_net("mobile")
+    net.load_state_dict(_state(trained.checkpoint))
+    graph = export_onnx(net, tmp_path / "s.mobile.onnx")
+    cfg = TrainConfig(steps=1, lr=1e-2, seed=1, **TINY)  # type: ignore[arg-type]
+    fresh = train(cfg, style, photos, tmp_path / "b", "s", lite0)
+    tuned = train(cfg, style, photos, tmp_path / "c", "s", lite0, init_from=graph)
+    assert tuned.history[0]["total"] < 0.8 * fresh.history[0]["total"], (fresh.history, tuned.history)

@@ -40,7 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)"
     )
     t.add_argument("--resume", action="store_true", help="continue from <out>/<name>.ckpt")
-    t.add_argument("--init-from", type=Path, help="start from another checkpoint's weights (fine-tune)")
+    t.add_argument(
+        "--init-from",
+        type=Path,
+        help="start from another checkpoint's weights, or a shipped model's .onnx (fine-tune)",
+    )
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.set_defaults(func=run_train)
 

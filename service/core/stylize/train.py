@@ -164,7 +164,8 @@ def train(
     Writes ``<out_dir>/<name>.ckpt`` (every ``checkpoint_every`` steps and at the end) and the loss curve
     ``<name>.loss.csv`` / ``.png``. ``resume`` continues from an existing checkpoint of the same name;
     ``init_from`` starts from another checkpoint's weights (same architecture), e.g. to fine-tune one style
-    into another, with a fresh optimiser. ``backbone`` must already be on ``config.device``.
+    into another, with a fresh optimiser; an exported ``.onnx`` file works too (its weights are read from
+    the graph), so a shipped model can be trained further without its checkpoint. ``backbone`` must already be on ``config.device``.
     """
     config.validate()
     device = torch.device(config.device)
@@ -188,7 +189,12 @@ def train(
         start, history = int(ckpt["step"]), list(ckpt["history"])
         _set_rng_state(ckpt["rng"], device)
     elif init_from is not None:
-        init = load_checkpoint(init_from)
+        if Path(init_from).suffix == ".onnx":  # a shipped model: its weights, read from the graph
+            from service.core.stylize.onnx_weights import checkpoint_from_onnx
+
+            init = checkpoint_from_onnx(init_from)
+        else:
+            init = load_checkpoint(init_from)
         if init["arch"] != config.arch:
             raise InvalidArgument(f"--init-from {init_from} is a {init['arch']} net, not {config.arch}.")
         net.load_state_dict(init["model"])
