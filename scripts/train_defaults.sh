@@ -28,6 +28,18 @@ MOBILE=(--arch mobile --batch 4 --size 160 --style-size 320 --lr 2e-3 "${COMMON[
 NOTE=${NOTE:-"trained on a shared 2-core CPU (AVX-512), torch 2.14.1, 1 thread per run; no GPU was available"}
 JOHNSON=(--arch johnson --batch 2 --size 128 --style-size 256 --lr 1e-3 "${COMMON[@]}")
 
+CONTINUED=${CONTINUED:-runs/continued}  # phase 5's
+CONTINUED_NOTE=${CONTINUED_NOTE:-"version 2 (scripts/train_defaults.sh phases 1-4) trained further by phase 5 (continue: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 5's; no GPU was available"}
+
+painting() {  # style name -> file stem of its painting
+  case "$1" in
+    starry_night) echo van_gogh_starry_night ;; great_wave) echo hokusai_great_wave ;;
+    the_scream) echo munch_the_scream ;; udnie) echo picabia_udnie ;;
+    composition_vii) echo kandinsky_composition_vii ;; woman_with_a_hat) echo matisse_woman_with_a_hat ;;
+    *) echo "unknown style $1" >&2; return 1 ;;
+  esac
+}
+
 mobile() {  # NAME PAINTING STYLE_WEIGHT STEPS [INIT]
   local init=()
   [[ -n "${5:-}" ]] && init=(--init-from "$OUT/$5.ckpt")
@@ -102,7 +114,28 @@ case "${1:-}" in
         --steps 100 --threads 2 --checkpoint-every 100 --init-from "$REFINED/${s%%:*}.ckpt"
     done
     ;;
+  # Phase 5: continue from the shipped graphs (a fresh clone has no checkpoints: --init-from reads the
+  # weights back from the .onnx), same settings as phase 4. Usage: continue NAME... (CONTINUE_STEPS,
+  # default 2000; a run stopped at a checkpoint equals a run of that many steps: constant learning rate,
+  # batches that depend only on seed and step). Then export-continued NAME... with VERSION.
+  continue)
+    shift
+    for name in "$@"; do
+      "$PY" -m service train --name "$name" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
+        --out "$CONTINUED" --arch mobile --batch 4 --size 256 --style-size 512 --lr 1e-3 --style-weight 8 \
+        --steps "${CONTINUE_STEPS:-2000}" --threads 2 --checkpoint-every 100 --init-from "models/$name.mobile.onnx"
+    done
+    ;;
+  export-continued)
+    shift
+    for name in "$@"; do
+      "$PY" -m service export "$CONTINUED/$name.ckpt" --name "$name" --style-image "$STYLES/$(painting "$name").jpg" \
+        -o models --fp16 --version "${VERSION:-3}" --note "$CONTINUED_NOTE"
+      cp "$CONTINUED/$name.loss.csv" "models/$name.continue.loss.csv"
+      cp "$CONTINUED/$name.loss.png" "models/$name.continue.loss.png"
+    done
+    ;;
   export) export_mobile; export_johnson ;;
   export-mobile) export_mobile ;;  # after phase 3 (the johnson nets were not refined)
-  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile" >&2; exit 2 ;;
+  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME..." >&2; exit 2 ;;
 esac
