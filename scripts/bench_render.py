@@ -233,8 +233,10 @@ def schedule_name(scales: tuple[int, ...], steps: tuple[int, ...]) -> str:
 def resolve_pair(text: str) -> tuple[str, Path, Path]:
     """'tubingen:van_gogh_starry_night' -> the files of that name under /work/shared/data."""
     c, st = text.split(":")
-    content = next((SHARED / "content").glob(f"{c}.*"))
-    style = next((SHARED / "styles").glob(f"{st}.*"))
+    content = next((SHARED / "content").glob(f"{c}.*"), None)
+    style = next((SHARED / "styles").glob(f"{st}.*"), None)
+    if content is None or style is None:
+        sys.exit(f"--pairs {text}: no {SHARED}/content/{c}.* or no {SHARED}/styles/{st}.*")
     return f"{c} / {st}", content, style
 
 

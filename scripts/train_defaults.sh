@@ -31,13 +31,15 @@ JOHNSON=(--arch johnson --batch 2 --size 128 --style-size 256 --lr 1e-3 "${COMMO
 CONTINUED=${CONTINUED:-runs/continued}  # phase 5's
 CONTINUED_NOTE=${CONTINUED_NOTE:-"version 2 (scripts/train_defaults.sh phases 1-4) trained further by phase 5 (continue: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 5's; no GPU was available"}
 
+# The six shipped styles as NAME:PAINTING_FILE_STEM.
+SIX=(starry_night:van_gogh_starry_night great_wave:hokusai_great_wave the_scream:munch_the_scream
+  udnie:picabia_udnie composition_vii:kandinsky_composition_vii woman_with_a_hat:matisse_woman_with_a_hat)
+
 painting() {  # style name -> file stem of its painting
-  case "$1" in
-    starry_night) echo van_gogh_starry_night ;; great_wave) echo hokusai_great_wave ;;
-    the_scream) echo munch_the_scream ;; udnie) echo picabia_udnie ;;
-    composition_vii) echo kandinsky_composition_vii ;; woman_with_a_hat) echo matisse_woman_with_a_hat ;;
-    *) echo "unknown style $1" >&2; return 1 ;;
-  esac
+  local s
+  for s in "${SIX[@]}"; do [[ "${s%%:*}" == "$1" ]] && { echo "${s#*:}"; return 0; }; done
+  echo "unknown style $1" >&2
+  return 1
 }
 
 mobile() {  # NAME PAINTING STYLE_WEIGHT STEPS [INIT]
@@ -55,8 +57,7 @@ johnson() {  # NAME PAINTING STYLE_WEIGHT STEPS [INIT]
 }
 
 export_mobile() {
-  for s in starry_night:van_gogh_starry_night great_wave:hokusai_great_wave the_scream:munch_the_scream \
-    udnie:picabia_udnie composition_vii:kandinsky_composition_vii woman_with_a_hat:matisse_woman_with_a_hat; do
+  for s in "${SIX[@]}"; do
     "$PY" -m service export "$SHIPPED/${s%%:*}.ckpt" --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" -o models --fp16 \
       --version 2 --note "$MOBILE_NOTE"
   done
@@ -97,8 +98,7 @@ case "${1:-}" in
   # higher style weight. Measured on Starry Night / amber: style weight 5, 400 steps took the style
   # ratio from 3.91 to 2.46 at the same content ratio (1.21); the shipped nets use weight 8 (phase 3b).
   refine)
-    for s in starry_night:van_gogh_starry_night great_wave:hokusai_great_wave the_scream:munch_the_scream \
-      udnie:picabia_udnie composition_vii:kandinsky_composition_vii woman_with_a_hat:matisse_woman_with_a_hat; do
+    for s in "${SIX[@]}"; do
       "$PY" -m service train --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" --data "$DATA" \
         --out "$REFINED" --arch mobile --batch 4 --size 256 --style-size 512 --lr 2e-3 --style-weight 8 \
         --steps "${REFINE_STEPS:-300}" --threads 2 --checkpoint-every 100 --init-from "$OUT/${s%%:*}.ckpt"
@@ -107,8 +107,7 @@ case "${1:-}" in
   # Phase 4: the mobile net's depthwise convolutions switched from zero to reflection padding (the zeros
   # drew a frame around every image); the weights carry over unchanged, and 100 steps adapt them.
   reflect)
-    for s in starry_night:van_gogh_starry_night great_wave:hokusai_great_wave the_scream:munch_the_scream \
-      udnie:picabia_udnie composition_vii:kandinsky_composition_vii woman_with_a_hat:matisse_woman_with_a_hat; do
+    for s in "${SIX[@]}"; do
       "$PY" -m service train --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" --data "$DATA" \
         --out "$SHIPPED" --arch mobile --batch 4 --size 256 --style-size 512 --lr 1e-3 --style-weight 8 \
         --steps 100 --threads 2 --checkpoint-every 100 --init-from "$REFINED/${s%%:*}.ckpt"

@@ -165,7 +165,8 @@ def train(
     ``<name>.loss.csv`` / ``.png``. ``resume`` continues from an existing checkpoint of the same name;
     ``init_from`` starts from another checkpoint's weights (same architecture), e.g. to fine-tune one style
     into another, with a fresh optimiser; an exported ``.onnx`` file works too (its weights are read from
-    the graph), so a shipped model can be trained further without its checkpoint. ``backbone`` must already be on ``config.device``.
+    the graph), so a shipped model can be trained further without its checkpoint. ``backbone`` must
+    already be on ``config.device``.
     """
     config.validate()
     device = torch.device(config.device)
