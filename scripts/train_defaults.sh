@@ -114,9 +114,10 @@ case "${1:-}" in
     done
     ;;
   # Phase 5: continue from the shipped graphs (a fresh clone has no checkpoints: --init-from reads the
-  # weights back from the .onnx), same settings as phase 4. Usage: continue NAME... (CONTINUE_STEPS,
-  # default 3000; a run stopped at a checkpoint equals a run of that many steps: constant learning rate,
-  # batches that depend only on seed and step). Then export-continued NAME... with VERSION (default 3).
+  # weights back from the .onnx), same settings as phase 4. Usage: continue NAME... with CONTINUE_STEPS
+  # (default 3000; a run stopped at a checkpoint equals a run of that many steps: constant learning rate,
+  # batches that depend only on seed and step) and THREADS (torch threads, default 2; on 2 cores, two
+  # processes with THREADS=1 side by side). Then export-continued NAME... with VERSION (default 3).
   # Shipped so far: the_scream version 3 = version 2's graph + 3000 steps (DATA=.carry/photos, the training
   # photos downscaled to a 320 px shorter side; 21 min on a quiet 2-core CPU). Re-running it now starts
   # from version 3: check out version 2's the_scream.mobile.onnx from git first to reproduce it.
@@ -125,7 +126,7 @@ case "${1:-}" in
     for name in "$@"; do
       "$PY" -m service train --name "$name" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
         --out "$CONTINUED" --arch mobile --batch 4 --size 256 --style-size 512 --lr 1e-3 --style-weight 8 \
-        --steps "${CONTINUE_STEPS:-3000}" --threads 2 --checkpoint-every 100 --init-from "models/$name.mobile.onnx"
+        --steps "${CONTINUE_STEPS:-3000}" --threads "${THREADS:-2}" --checkpoint-every 100 --init-from "models/$name.mobile.onnx"
     done
     ;;
   export-continued)

@@ -155,7 +155,10 @@ def test_eval_style_end_to_end(
     assert main(argv) == 0
     table = out.read_text()
     rows = [line for line in table.splitlines() if line.startswith("| `tiny_a` |")]
-    assert len(rows) == 2  # the summary row and one per photo
+    assert len(rows) == 3  # the summary row, the style ratio by tap and one per photo
+    by_tap = [float(x) for x in rows[1].split("|")[2:-1]]
+    assert len(by_tap) == 5 and all(np.isfinite(by_tap)) and min(by_tap) > 0  # the five Lite0 style taps
+    assert len(rows[2].split("|")[-2].split(" / ")) == 5
     summary = rows[0].split("|")
     assert summary[2].strip() == "1" and summary[-2].strip() in ("yes", "**no**")
     # style fast, Gatys, resampling floor, ratio; content fast, Gatys, ratio

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +61,9 @@ class PairResult:
     gatys_content: float
     fast_ms: float  # one fast-net call (prepare + ONNX Runtime + finish)
     gatys_cached: bool
+    # The style distances per tap (in the order of EvalReport.style_taps); fast_style is their mean.
+    fast_style_taps: tuple[float, ...] = ()
+    gatys_style_taps: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,24 +184,27 @@ class _Distances:
             self.floor = self._style(other)
 
     def _style(self, image: np.ndarray) -> float:
+        return float(np.mean(self.style_by_tap(image)))
+
+    def style_by_tap(self, image: np.ndarray) -> tuple[float, ...]:
+        """The normalised Gram distance at each style tap; the style distance is their mean."""
         feats = self.backbone.features(self._tensor(image), self.style_taps)
-        return float(
-            np.mean(
-                [float(normalized_style_loss(gram_matrix(feats[t]), self.grams[t])) for t in self.style_taps]
-            )
+        return tuple(
+            float(normalized_style_loss(gram_matrix(feats[t]), self.grams[t])) for t in self.style_taps
         )
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
         return image_to_tensor(image, self.backbone.device)
 
     @torch.no_grad()
-    def __call__(self, content: np.ndarray, *results: np.ndarray) -> list[tuple[float, float]]:
-        """(style distance, content distance) of each result of ``content`` (its features computed once)."""
+    def __call__(self, content: np.ndarray, *results: np.ndarray) -> list[tuple[tuple[float, ...], float]]:
+        """(style distance per tap, content distance) of each result of ``content`` (its features
+        computed once)."""
         target = self.backbone.features(self._tensor(content), [self.content_tap])[self.content_tap]
         out = []
         for result in results:
             feats = self.backbone.features(self._tensor(result), [self.content_tap])[self.content_tap]
-            out.append((self._style(result), float(normalized_content_loss(feats, target))))
+            out.append((self.style_by_tap(result), float(normalized_content_loss(feats, target))))
         return out
 
 
@@ -280,8 +286,9 @@ def evaluate_styles(
             fast = engine.stylize(model, content)
             fast_ms = (time.perf_counter() - t0) * 1e3
             ref, cached = gatys_reference(backbone, content, style, options, f"{style_key}__{photo}", cancel)
-            (fs, fc), (gs, gc) = distances(content, fast, ref)
-            report.pairs.append(PairResult(model, photo, fs, gs, fc, gc, fast_ms, cached))
+            (fst, fc), (gst, gc) = distances(content, fast, ref)
+            fs, gs = float(np.mean(fst)), float(np.mean(gst))
+            report.pairs.append(PairResult(model, photo, fs, gs, fc, gc, fast_ms, cached, fst, gst))
             if i < options.keep_images:
                 report.images[(model, photo)] = (content, fast, ref)
             step += 1
@@ -293,6 +300,35 @@ def evaluate_styles(
 
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
+
+
+def _ratios(fast: Sequence[float], gatys: Sequence[float], fmt: str) -> list[str]:
+    return [format(f / max(g, 1e-12), fmt) for f, g in zip(fast, gatys, strict=True)]
+
+
+def _by_tap_lines(report: EvalReport) -> list[str]:
+    """Where each model's style gap is: fast / Gatys of the per-tap style distances (means over photos).
+
+    The style distance is the mean over the taps, so a tap whose ratio is far above the others is where
+    the fast net's results differ most from the painting's statistics (shallow taps: the finest strokes
+    and colours; deep taps: larger motifs and how colours are laid out over the image).
+    """
+    pairs = [p for p in report.pairs if p.fast_style_taps]
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "Style ratio by tap (mean fast distance / mean Gatys distance over the photos, per tap; the style "
+        "distance above is the mean of the taps'):",
+        "",
+        "| model | " + " | ".join(f"`{t}`" for t in report.style_taps) + " |",
+        "|---|" + "---:|" * len(report.style_taps),
+    ]
+    for model in dict.fromkeys(p.model for p in pairs):
+        fast = np.mean([p.fast_style_taps for p in pairs if p.model == model], axis=0)
+        gatys = np.mean([p.gatys_style_taps for p in pairs if p.model == model], axis=0)
+        lines.append(f"| `{model}` | " + " | ".join(_ratios(list(fast), list(gatys), ".2f")) + " |")
+    return lines
 
 
 def report_markdown(report: EvalReport, machine: str = "") -> str:
@@ -326,17 +362,19 @@ def report_markdown(report: EvalReport, machine: str = "") -> str:
             f"{_fmt(report.floors.get(s.model, float('nan')))} | {s.style_ratio:.2f} | {_fmt(s.fast_content)} | {_fmt(s.gatys_content)} | "
             f"{s.content_ratio:.2f} | {ms:.0f} | {'yes' if s.meets_bar else '**no**'} |"
         )
+    lines += _by_tap_lines(report)
     lines += [
         "",
         "<details><summary>Per photo</summary>",
         "",
-        "| model | photo | style fast | style Gatys | content fast | content Gatys |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | photo | style fast | style Gatys | content fast | content Gatys | style ratio by tap |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for p in report.pairs:
+        by_tap = " / ".join(_ratios(p.fast_style_taps, p.gatys_style_taps, ".2g"))
         lines.append(
             f"| `{p.model}` | {p.photo} | {_fmt(p.fast_style)} | {_fmt(p.gatys_style)} | "
-            f"{_fmt(p.fast_content)} | {_fmt(p.gatys_content)} |"
+            f"{_fmt(p.fast_content)} | {_fmt(p.gatys_content)} | {by_tap} |"
         )
     lines += ["", "</details>"]
     lines += [f"\nNot evaluated: `{m}`: {why}" for m, why in sorted(report.skipped.items())]
