@@ -32,12 +32,14 @@ def test_style_distance_is_the_mean_of_the_per_tap_distances(
 
 def test_report_shows_where_the_style_gap_is() -> None:
     report = EvalReport(512, 300, "efficientnet_lite0", ("shallow", "deep"), "mid", "cpu", {"m": "CPU"})
-    # Two photos: at the shallow tap the fast net is as close as Gatys, at the deep tap 10x and 30x off.
+    # Two photos: at the shallow tap the fast net is as close as Gatys, at the deep tap 10x off.
     report.pairs += [
         PairResult("m", "a", 5.5, 1.0, 1.0, 1.0, 10.0, True, (1.0, 10.0), (1.0, 1.0)),
-        PairResult("m", "b", 15.5, 1.0, 1.0, 1.0, 10.0, True, (1.0, 30.0), (1.0, 1.0)),
+        PairResult("m", "b", 15.5, 2.0, 1.0, 1.0, 10.0, True, (1.0, 30.0), (1.0, 3.0)),
     ]
     table = report_markdown(report)
+    # style: means 10.5 / 1.5 (ratio 7.00), median of the photos' ratios 5.5 and 7.75: 6.62
+    assert "| `m` | 2 | 10.5 | 1.5 | nan | 7.00 | 1 | 1 | 1.00 | 6.62 | 10 | **no** |" in table
     assert "| model | `shallow` | `deep` |" in table
-    assert "| `m` | 1.00 | 20.00 |" in table  # means over the photos: 1/1 and 20/1
-    assert "| `m` | b | 15.5 | 1 | 1 | 1 | 1 / 30 |" in table
+    assert "| `m` | 1.00 | 10.00 |" in table  # means over the photos: 1/1 and 20/2
+    assert "| `m` | b | 15.5 | 2 | 1 | 1 | 1 / 10 |" in table
