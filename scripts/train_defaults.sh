@@ -29,6 +29,7 @@ NOTE=${NOTE:-"trained on a shared 2-core CPU (AVX-512), torch 2.14.1, 1 thread p
 JOHNSON=(--arch johnson --batch 2 --size 128 --style-size 256 --lr 1e-3 "${COMMON[@]}")
 
 CONTINUED=${CONTINUED:-runs/continued}  # phase 5's
+JOHNSON_REFINED_NOTE=${JOHNSON_REFINED_NOTE:-"version 1 (scripts/train_defaults.sh phases 1-2) refined by phase 6 (refine-johnson: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 6's; no GPU was available"}
 CONTINUED_NOTE=${CONTINUED_NOTE:-"version 2 (scripts/train_defaults.sh phases 1-4) trained further by phase 5 (continue: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 5's; no GPU was available"}
 
 # The six shipped styles as NAME:PAINTING_FILE_STEM.
@@ -138,7 +139,30 @@ case "${1:-}" in
       cp "$CONTINUED/$name.loss.png" "models/$name.continue.loss.png"
     done
     ;;
+  # Phase 6, johnson only: phase 3's move to the evaluation's scale (256 px crops, painting at 512 px,
+  # style weight 8), which the johnson nets never had, started from the shipped graphs like phase 5.
+  # Usage: refine-johnson NAME... with JOHNSON_STEPS (default 300) and THREADS as in phase 5; then
+  # export-johnson-refined NAME... with VERSION (default 2).
+  refine-johnson)
+    shift
+    for name in "$@"; do
+      "$PY" -m service train --name "$name-johnson" --style-image "$STYLES/$(painting "$name").jpg" \
+        --data "$DATA" --out "$CONTINUED" --arch johnson --batch 4 --size 256 --style-size 512 --lr 1e-3 \
+        --style-weight 8 --steps "${JOHNSON_STEPS:-300}" --threads "${THREADS:-2}" --checkpoint-every 50 \
+        --init-from "models/$name.johnson.onnx"
+    done
+    ;;
+  export-johnson-refined)
+    shift
+    for name in "$@"; do
+      "$PY" -m service export "$CONTINUED/$name-johnson.ckpt" --name "$name" \
+        --style-image "$STYLES/$(painting "$name").jpg" -o models --fp16 --version "${VERSION:-2}" \
+        --note "$JOHNSON_REFINED_NOTE"
+      cp "$CONTINUED/$name-johnson.loss.csv" "models/$name-johnson.refine.loss.csv"
+      cp "$CONTINUED/$name-johnson.loss.png" "models/$name-johnson.refine.loss.png"
+    done
+    ;;
   export) export_mobile; export_johnson ;;
   export-mobile) export_mobile ;;  # after phase 3 (the johnson nets were not refined)
-  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME..." >&2; exit 2 ;;
 esac
