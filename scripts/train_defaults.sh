@@ -119,9 +119,11 @@ case "${1:-}" in
   # (default 3000; a run stopped at a checkpoint equals a run of that many steps: constant learning rate,
   # batches that depend only on seed and step) and THREADS (torch threads, default 2; on 2 cores, two
   # processes with THREADS=1 side by side). Then export-continued NAME... with VERSION (default 3).
-  # Shipped so far: the_scream version 3 = version 2's graph + 3000 steps (DATA=.carry/photos, the training
-  # photos downscaled to a 320 px shorter side; 21 min on a quiet 2-core CPU). Re-running it now starts
-  # from version 3: check out version 2's the_scream.mobile.onnx from git first to reproduce it.
+  # Shipped: version 3 of every mobile style but starry_night = version 2's graph + 3000 steps
+  # (DATA=.carry/photos, the training photos downscaled to a 320 px shorter side; the_scream alone with
+  # THREADS=2 in 21 min, the other four two at a time with THREADS=1 in 37 min per pair, on a quiet 2-core
+  # CPU). Re-running it now starts from version 3: check out version 2's graph from git first to
+  # reproduce it.
   continue)
     shift
     for name in "$@"; do
@@ -142,7 +144,8 @@ case "${1:-}" in
   # Phase 6, johnson only: phase 3's move to the evaluation's scale (256 px crops, painting at 512 px,
   # style weight 8), which the johnson nets never had, started from the shipped graphs like phase 5.
   # Usage: refine-johnson NAME... with JOHNSON_STEPS (default 300) and THREADS as in phase 5; then
-  # export-johnson-refined NAME... with VERSION (default 2).
+  # export-johnson-refined NAME... with VERSION (default 2). Shipped: version 2 of starry_night-johnson and
+  # great_wave-johnson (version 1's graphs + 300 steps, the two side by side with THREADS=1, 20 min).
   refine-johnson)
     shift
     for name in "$@"; do
