@@ -156,8 +156,10 @@ def test_eval_style_end_to_end(
     table = out.read_text()
     rows = [line for line in table.splitlines() if line.startswith("| `tiny_a` |")]
     assert len(rows) == 3  # the summary row, the style ratio by tap and one per photo
-    by_tap = [float(x) for x in rows[1].split("|")[2:-1]]
-    assert len(by_tap) == 5 and all(np.isfinite(by_tap)) and min(by_tap) > 0  # the five Lite0 style taps
+    cells = [cell.split() for cell in rows[1].split("|")[2:-1]]  # "ratio (share%)" per Lite0 style tap
+    by_tap = [float(ratio) for ratio, _ in cells]
+    assert len(by_tap) == 5 and all(np.isfinite(by_tap)) and min(by_tap) > 0
+    assert sum(int(share.strip("(%)")) for _, share in cells) == pytest.approx(100, abs=3)
     assert len(rows[2].split("|")[-2].split(" / ")) == 5
     summary = rows[0].split("|")
     assert summary[2].strip() == "1" and summary[-2].strip() in ("yes", "**no**")

@@ -41,5 +41,6 @@ def test_report_shows_where_the_style_gap_is() -> None:
     # style: means 10.5 / 1.5 (ratio 7.00), median of the photos' ratios 5.5 and 7.75: 6.62
     assert "| `m` | 2 | 10.5 | 1.5 | nan | 7.00 | 1 | 1 | 1.00 | 6.62 | 10 | **no** |" in table
     assert "| model | `shallow` | `deep` |" in table
-    assert "| `m` | 1.00 | 10.00 |" in table  # means over the photos: 1/1 and 20/2
+    # means over the photos: 1/1 and 20/2; the deep tap is 20/21 of the fast net's distance
+    assert "| `m` | 1.00 (5%) | 10.00 (95%) |" in table
     assert "| `m` | b | 15.5 | 2 | 1 | 1 | 1 / 10 |" in table

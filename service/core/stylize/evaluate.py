@@ -309,17 +309,17 @@ def _ratios(fast: Sequence[float], gatys: Sequence[float], fmt: str) -> list[str
 def _by_tap_lines(report: EvalReport) -> list[str]:
     """Where each model's style gap is: fast / Gatys of the per-tap style distances (means over photos).
 
-    The style distance is the mean over the taps, so a tap whose ratio is far above the others is where
-    the fast net's results differ most from the painting's statistics (shallow taps: the finest strokes
-    and colours; deep taps: larger motifs and how colours are laid out over the image).
+    The style distance is the mean over the taps. A tap's ratio says how far the fast net is from Gatys
+    there, its share how much that tap weighs in the distance: a tap with a high ratio and a small share
+    (typically ``stem``, whose Gram distances are small) moves the total little.
     """
     pairs = [p for p in report.pairs if p.fast_style_taps]
     if not pairs:
         return []
     lines = [
         "",
-        "Style ratio by tap (mean fast distance / mean Gatys distance over the photos, per tap; the style "
-        "distance above is the mean of the taps'):",
+        "Style ratio by tap: mean fast distance / mean Gatys distance over the photos, per tap, and in "
+        "brackets that tap's share of the fast net's style distance (the mean of the taps' distances):",
         "",
         "| model | " + " | ".join(f"`{t}`" for t in report.style_taps) + " |",
         "|---|" + "---:|" * len(report.style_taps),
@@ -327,7 +327,12 @@ def _by_tap_lines(report: EvalReport) -> list[str]:
     for model in dict.fromkeys(p.model for p in pairs):
         fast = np.mean([p.fast_style_taps for p in pairs if p.model == model], axis=0)
         gatys = np.mean([p.gatys_style_taps for p in pairs if p.model == model], axis=0)
-        lines.append(f"| `{model}` | " + " | ".join(_ratios(list(fast), list(gatys), ".2f")) + " |")
+        shares = fast / max(float(fast.sum()), 1e-12)
+        cells = [
+            f"{r} ({share:.0%})"
+            for r, share in zip(_ratios(list(fast), list(gatys), ".2f"), shares, strict=True)
+        ]
+        lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
     return lines
 
 
