@@ -144,8 +144,11 @@ case "${1:-}" in
   # Phase 6, johnson only: phase 3's move to the evaluation's scale (256 px crops, painting at 512 px,
   # style weight 8), which the johnson nets never had, started from the shipped graphs like phase 5.
   # Usage: refine-johnson NAME... with JOHNSON_STEPS (default 300) and THREADS as in phase 5; then
-  # export-johnson-refined NAME... with VERSION (default 2). Shipped: version 2 of starry_night-johnson and
-  # great_wave-johnson (version 1's graphs + 300 steps, the two side by side with THREADS=1, 20 min).
+  # export-johnson-refined NAME... with VERSION (default 2). Shipped: starry_night-johnson version 2
+  # (version 1's graph + 300 steps, 20 min with great_wave's run beside it, THREADS=1 each) and
+  # great_wave-johnson version 3 (that version 2 + 400 steps: JOHNSON_STEPS=400 VERSION=3, 26 min; its
+  # curve was renamed to models/great_wave-johnson.refine2.loss.*). The same 400 steps made
+  # starry_night-johnson worse, so its version 2 stays.
   refine-johnson)
     shift
     for name in "$@"; do
