@@ -74,6 +74,30 @@ export_johnson() {
   cp "$OUT"/*-johnson.loss.csv "$OUT"/*-johnson.loss.png models/
 }
 
+from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5 and 6, train on from models/NAME.ARCH.onnx
+  local arch=$1 steps=$2 every=$3 name run
+  shift 3
+  for name in "$@"; do
+    run=$name
+    [[ $arch == johnson ]] && run=$name-johnson
+    "$PY" -m service train --name "$run" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
+      --out "$CONTINUED" --arch "$arch" --batch 4 --size 256 --style-size 512 --lr 1e-3 --style-weight 8 \
+      --steps "$steps" --threads "${THREADS:-2}" --checkpoint-every "$every" --init-from "models/$name.$arch.onnx"
+  done
+}
+
+export_from_shipped() {  # ARCH VERSION NOTE CURVE NAME...: export them; loss curve to models/RUN.CURVE.loss.*
+  local arch=$1 version=$2 note=$3 curve=$4 name run ext
+  shift 4
+  for name in "$@"; do
+    run=$name
+    [[ $arch == johnson ]] && run=$name-johnson
+    "$PY" -m service export "$CONTINUED/$run.ckpt" --name "$name" --style-image "$STYLES/$(painting "$name").jpg" \
+      -o models --fp16 --version "$version" --note "$note"
+    for ext in csv png; do cp "$CONTINUED/$run.loss.$ext" "models/$run.$curve.loss.$ext"; done
+  done
+}
+
 case "${1:-}" in
   # Phase 1, two processes in parallel: the two from-scratch nets.
   base-mobile) mobile starry_night van_gogh_starry_night.jpg 3 250 ;;
@@ -124,49 +148,21 @@ case "${1:-}" in
   # THREADS=2 in 21 min, the other four two at a time with THREADS=1 in 37 min per pair, on a quiet 2-core
   # CPU). Re-running it now starts from version 3: check out version 2's graph from git first to
   # reproduce it.
-  continue)
-    shift
-    for name in "$@"; do
-      "$PY" -m service train --name "$name" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
-        --out "$CONTINUED" --arch mobile --batch 4 --size 256 --style-size 512 --lr 1e-3 --style-weight 8 \
-        --steps "${CONTINUE_STEPS:-3000}" --threads "${THREADS:-2}" --checkpoint-every 100 --init-from "models/$name.mobile.onnx"
-    done
-    ;;
-  export-continued)
-    shift
-    for name in "$@"; do
-      "$PY" -m service export "$CONTINUED/$name.ckpt" --name "$name" --style-image "$STYLES/$(painting "$name").jpg" \
-        -o models --fp16 --version "${VERSION:-3}" --note "$CONTINUED_NOTE"
-      cp "$CONTINUED/$name.loss.csv" "models/$name.continue.loss.csv"
-      cp "$CONTINUED/$name.loss.png" "models/$name.continue.loss.png"
-    done
-    ;;
+  continue) shift; from_shipped mobile "${CONTINUE_STEPS:-3000}" 100 "$@" ;;
+  export-continued) shift; export_from_shipped mobile "${VERSION:-3}" "$CONTINUED_NOTE" continue "$@" ;;
   # Phase 6, johnson only: phase 3's move to the evaluation's scale (256 px crops, painting at 512 px,
   # style weight 8), which the johnson nets never had, started from the shipped graphs like phase 5.
   # Usage: refine-johnson NAME... with JOHNSON_STEPS (default 300) and THREADS as in phase 5; then
-  # export-johnson-refined NAME... with VERSION (default 2). Shipped: starry_night-johnson version 2
-  # (version 1's graph + 300 steps, 20 min with great_wave's run beside it, THREADS=1 each) and
-  # great_wave-johnson version 3 (that version 2 + 400 steps: JOHNSON_STEPS=400 VERSION=3, 26 min; its
-  # curve was renamed to models/great_wave-johnson.refine2.loss.*). The same 400 steps made
+  # export-johnson-refined NAME... with VERSION (default 2), CURVE (the loss curve's name,
+  # models/NAME-johnson.CURVE.loss.*, default refine) and JOHNSON_REFINED_NOTE. Shipped:
+  # starry_night-johnson version 2 (version 1's graph + 300 steps, 20 min with great_wave's run beside
+  # it, THREADS=1 each) and great_wave-johnson version 3 (that version 2 + 400 steps: JOHNSON_STEPS=400,
+  # then VERSION=3 CURVE=refine2 and a note saying so; 26 min). The same 400 steps made
   # starry_night-johnson worse, so its version 2 stays.
-  refine-johnson)
-    shift
-    for name in "$@"; do
-      "$PY" -m service train --name "$name-johnson" --style-image "$STYLES/$(painting "$name").jpg" \
-        --data "$DATA" --out "$CONTINUED" --arch johnson --batch 4 --size 256 --style-size 512 --lr 1e-3 \
-        --style-weight 8 --steps "${JOHNSON_STEPS:-300}" --threads "${THREADS:-2}" --checkpoint-every 50 \
-        --init-from "models/$name.johnson.onnx"
-    done
-    ;;
+  refine-johnson) shift; from_shipped johnson "${JOHNSON_STEPS:-300}" 50 "$@" ;;
   export-johnson-refined)
     shift
-    for name in "$@"; do
-      "$PY" -m service export "$CONTINUED/$name-johnson.ckpt" --name "$name" \
-        --style-image "$STYLES/$(painting "$name").jpg" -o models --fp16 --version "${VERSION:-2}" \
-        --note "$JOHNSON_REFINED_NOTE"
-      cp "$CONTINUED/$name-johnson.loss.csv" "models/$name-johnson.refine.loss.csv"
-      cp "$CONTINUED/$name-johnson.loss.png" "models/$name-johnson.refine.loss.png"
-    done
+    export_from_shipped johnson "${VERSION:-2}" "$JOHNSON_REFINED_NOTE" "${CURVE:-refine}" "$@"
     ;;
   export) export_mobile; export_johnson ;;
   export-mobile) export_mobile ;;  # after phase 3 (the johnson nets were not refined)
