@@ -30,6 +30,10 @@ JOHNSON=(--arch johnson --batch 2 --size 128 --style-size 256 --lr 1e-3 "${COMMO
 
 CONTINUED=${CONTINUED:-runs/continued}  # phase 5's
 JOHNSON_REFINED_NOTE=${JOHNSON_REFINED_NOTE:-"version 1 (scripts/train_defaults.sh phases 1-2) refined by phase 6 (refine-johnson: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 6's; no GPU was available"}
+ANNEALED=${ANNEALED:-runs/annealed}  # phase 7's, one folder per learning rate
+ANNEAL_STEPS=${ANNEAL_STEPS:-300}
+ANNEAL_LRS=${ANNEAL_LRS:-3e-4,1e-4}
+ANNEALED_NOTE=${ANNEALED_NOTE:-"the previous version trained further by phase 7 of scripts/train_defaults.sh (anneal: 256 px crops, painting at 512 px, style weight 8, batch 4; $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS in turn, each from the last one's weights) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's; no GPU was available"}
 CONTINUED_NOTE=${CONTINUED_NOTE:-"version 2 (scripts/train_defaults.sh phases 1-4) trained further by phase 5 (continue: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 5's; no GPU was available"}
 
 # The six shipped styles as NAME:PAINTING_FILE_STEM.
@@ -74,15 +78,40 @@ export_johnson() {
   cp "$OUT"/*-johnson.loss.csv "$OUT"/*-johnson.loss.png models/
 }
 
-from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5 and 6, train on from models/NAME.ARCH.onnx
-  local arch=$1 steps=$2 every=$3 name run
+from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-7, train on from models/NAME.ARCH.onnx
+  # (or from INIT_DIR/RUN.ckpt when INIT_DIR is set) at learning rate LR (default 1e-3) into CONTINUED
+  local arch=$1 steps=$2 every=$3 name run init
   shift 3
   for name in "$@"; do
     run=$name
     [[ $arch == johnson ]] && run=$name-johnson
+    init=models/$name.$arch.onnx
+    [[ -n "${INIT_DIR:-}" ]] && init=$INIT_DIR/$run.ckpt
     "$PY" -m service train --name "$run" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
-      --out "$CONTINUED" --arch "$arch" --batch 4 --size 256 --style-size 512 --lr 1e-3 --style-weight 8 \
-      --steps "$steps" --threads "${THREADS:-2}" --checkpoint-every "$every" --init-from "models/$name.$arch.onnx"
+      --out "$CONTINUED" --arch "$arch" --batch 4 --size 256 --style-size 512 --lr "${LR:-1e-3}" --style-weight 8 \
+      --steps "$steps" --threads "${THREADS:-2}" --checkpoint-every "$every" --init-from "$init"
+  done
+}
+
+anneal() {  # ARCH NAME...: phase 7, ANNEAL_STEPS steps at each of ANNEAL_LRS in turn, each from the last's weights
+  local arch=$1 lr init_dir=""
+  shift
+  for lr in ${ANNEAL_LRS//,/ }; do
+    CONTINUED=$ANNEALED/lr$lr LR=$lr INIT_DIR=$init_dir from_shipped "$arch" "$ANNEAL_STEPS" 50 "$@"
+    init_dir=$ANNEALED/lr$lr
+  done
+}
+
+export_annealed() {  # ARCH NAME...: the last stage's weights; one loss curve per stage, models/RUN.anneal-lrLR.loss.*
+  local arch=$1 lr name run ext
+  shift
+  CONTINUED=$ANNEALED/lr${ANNEAL_LRS##*,} export_from_shipped "$arch" "${VERSION:?set VERSION}" "$ANNEALED_NOTE" "anneal-lr${ANNEAL_LRS##*,}" "$@"
+  for lr in ${ANNEAL_LRS//,/ }; do
+    for name in "$@"; do
+      run=$name
+      [[ $arch == johnson ]] && run=$name-johnson
+      for ext in csv png; do cp "$ANNEALED/lr$lr/$run.loss.$ext" "models/$run.anneal-lr$lr.loss.$ext"; done
+    done
   done
 }
 
@@ -164,7 +193,13 @@ case "${1:-}" in
     shift
     export_from_shipped johnson "${VERSION:-2}" "$JOHNSON_REFINED_NOTE" "${CURVE:-refine}" "$@"
     ;;
+  # Phase 7: the same training at falling learning rates (phases 5 and 6 ran at a constant 1e-3, and
+  # their last checkpoints varied from run to run by as much as further steps gained). Usage: anneal
+  # ARCH NAME... with ANNEAL_STEPS (steps per stage, default 300), ANNEAL_LRS (comma-separated, default
+  # 3e-4,1e-4) and THREADS; then export-annealed ARCH NAME... with VERSION and ANNEALED_NOTE.
+  anneal) shift; anneal "$@" ;;
+  export-annealed) shift; export_annealed "$@" ;;
   export) export_mobile; export_johnson ;;
   export-mobile) export_mobile ;;  # after phase 3 (the johnson nets were not refined)
-  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME...|anneal ARCH NAME...|export-annealed ARCH NAME..." >&2; exit 2 ;;
 esac
