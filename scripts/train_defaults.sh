@@ -79,7 +79,8 @@ export_johnson() {
 }
 
 from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-7, train on from models/NAME.ARCH.onnx
-  # (or from INIT_DIR/RUN.ckpt when INIT_DIR is set) at learning rate LR (default 1e-3) into CONTINUED
+  # (or from INIT_DIR/RUN.ckpt when INIT_DIR is set) at learning rate LR (default 1e-3) into CONTINUED;
+  # SEED (default 0, train's default) picks the batches, so a later run with another seed sees new crops
   local arch=$1 steps=$2 every=$3 name run init
   shift 3
   for name in "$@"; do
@@ -89,7 +90,7 @@ from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-7, train on fr
     [[ -n "${INIT_DIR:-}" ]] && init=$INIT_DIR/$run.ckpt
     "$PY" -m service train --name "$run" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
       --out "$CONTINUED" --arch "$arch" --batch 4 --size 256 --style-size 512 --lr "${LR:-1e-3}" --style-weight 8 \
-      --steps "$steps" --threads "${THREADS:-2}" --checkpoint-every "$every" --init-from "$init"
+      --steps "$steps" --threads "${THREADS:-2}" --checkpoint-every "$every" --init-from "$init" --seed "${SEED:-0}"
   done
 }
 
@@ -107,6 +108,7 @@ export_annealed() {  # ARCH NAME...: the last stage's weights; one loss curve pe
   shift
   CONTINUED=$ANNEALED/lr${ANNEAL_LRS##*,} export_from_shipped "$arch" "${VERSION:?set VERSION}" "$ANNEALED_NOTE" "anneal-lr${ANNEAL_LRS##*,}" "$@"
   for lr in ${ANNEAL_LRS//,/ }; do
+    [[ $lr == "${ANNEAL_LRS##*,}" ]] && continue  # export_from_shipped copied the last stage's curve
     for name in "$@"; do
       run=$name
       [[ $arch == johnson ]] && run=$name-johnson
@@ -196,7 +198,11 @@ case "${1:-}" in
   # Phase 7: the same training at falling learning rates (phases 5 and 6 ran at a constant 1e-3, and
   # their last checkpoints varied from run to run by as much as further steps gained). Usage: anneal
   # ARCH NAME... with ANNEAL_STEPS (steps per stage, default 300), ANNEAL_LRS (comma-separated, default
-  # 3e-4,1e-4) and THREADS; then export-annealed ARCH NAME... with VERSION and ANNEALED_NOTE.
+  # 3e-4,1e-4) and THREADS; then export-annealed ARCH NAME... with VERSION (the next version number),
+  # the same ANNEAL_* and ANNEALED_NOTE. Shipped (THREADS=1, two processes side by side):
+  # starry_night-johnson version 3 (ANNEAL_LRS=3e-4,1e-4,3e-5), great_wave-johnson version 4 (the
+  # defaults), and with ANNEAL_STEPS=400 the_scream, udnie and woman_with_a_hat mobile version 4; the same
+  # run made starry_night, composition_vii and great_wave mobile worse or mixed, so they were not exported.
   anneal) shift; anneal "$@" ;;
   export-annealed) shift; export_annealed "$@" ;;
   export) export_mobile; export_johnson ;;
