@@ -78,14 +78,17 @@ export_johnson() {
   cp "$OUT"/*-johnson.loss.csv "$OUT"/*-johnson.loss.png models/
 }
 
+run_name() {  # ARCH NAME: the training run's (and checkpoint's) name, NAME-johnson for the johnson nets
+  if [[ $1 == johnson ]]; then echo "$2-johnson"; else echo "$2"; fi
+}
+
 from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-7, train on from models/NAME.ARCH.onnx
   # (or from INIT_DIR/RUN.ckpt when INIT_DIR is set) at learning rate LR (default 1e-3) into CONTINUED;
   # SEED (default 0, train's default) picks the batches, so a later run with another seed sees new crops
   local arch=$1 steps=$2 every=$3 name run init
   shift 3
   for name in "$@"; do
-    run=$name
-    [[ $arch == johnson ]] && run=$name-johnson
+    run=$(run_name "$arch" "$name")
     init=models/$name.$arch.onnx
     [[ -n "${INIT_DIR:-}" ]] && init=$INIT_DIR/$run.ckpt
     "$PY" -m service train --name "$run" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
@@ -110,8 +113,7 @@ export_annealed() {  # ARCH NAME...: the last stage's weights; one loss curve pe
   for lr in ${ANNEAL_LRS//,/ }; do
     [[ $lr == "${ANNEAL_LRS##*,}" ]] && continue  # export_from_shipped copied the last stage's curve
     for name in "$@"; do
-      run=$name
-      [[ $arch == johnson ]] && run=$name-johnson
+      run=$(run_name "$arch" "$name")
       for ext in csv png; do cp "$ANNEALED/lr$lr/$run.loss.$ext" "models/$run.anneal-lr$lr.loss.$ext"; done
     done
   done
@@ -121,8 +123,7 @@ export_from_shipped() {  # ARCH VERSION NOTE CURVE NAME...: export them; loss cu
   local arch=$1 version=$2 note=$3 curve=$4 name run ext
   shift 4
   for name in "$@"; do
-    run=$name
-    [[ $arch == johnson ]] && run=$name-johnson
+    run=$(run_name "$arch" "$name")
     "$PY" -m service export "$CONTINUED/$run.ckpt" --name "$name" --style-image "$STYLES/$(painting "$name").jpg" \
       -o models --fp16 --version "$version" --note "$note"
     for ext in csv png; do cp "$CONTINUED/$run.loss.$ext" "models/$run.$curve.loss.$ext"; done
