@@ -32,8 +32,10 @@ CONTINUED=${CONTINUED:-runs/continued}  # phase 5's
 JOHNSON_REFINED_NOTE=${JOHNSON_REFINED_NOTE:-"version 1 (scripts/train_defaults.sh phases 1-2) refined by phase 6 (refine-johnson: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 6's; no GPU was available"}
 ANNEALED=${ANNEALED:-runs/annealed}  # phase 7's, one folder per learning rate
 ANNEAL_STEPS=${ANNEAL_STEPS:-300}
+NEW_JOHNSON=${NEW_JOHNSON:-runs/new_johnson}  # phase 8's: base/ (lr 1e-3), then lr<LR>/ per anneal stage
 ANNEAL_LRS=${ANNEAL_LRS:-3e-4,1e-4}
 ANNEALED_NOTE=${ANNEALED_NOTE:-"the previous version trained further by phase 7 of scripts/train_defaults.sh (anneal: 256 px crops, painting at 512 px, style weight 8, batch 4; $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS in turn, each from the last one's weights) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's; no GPU was available"}
+NEW_JOHNSON_NOTE=${NEW_JOHNSON_NOTE:-"phase 8 of scripts/train_defaults.sh (new-johnson): starry_night-johnson's shipped graph trained on this painting, ${JOHNSON_STEPS:-300} steps at lr 1e-3, then $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS (256 px crops, painting at 512 px, style weight 8, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's (models/<name>-johnson.base.loss.png and .anneal-lr<LR>.loss.png for the others); no GPU was available"}
 CONTINUED_NOTE=${CONTINUED_NOTE:-"version 2 (scripts/train_defaults.sh phases 1-4) trained further by phase 5 (continue: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 5's; no GPU was available"}
 
 # The six shipped styles as NAME:PAINTING_FILE_STEM.
@@ -82,14 +84,14 @@ run_name() {  # ARCH NAME: the training run's (and checkpoint's) name, NAME-john
   if [[ $1 == johnson ]]; then echo "$2-johnson"; else echo "$2"; fi
 }
 
-from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-7, train on from models/NAME.ARCH.onnx
-  # (or from INIT_DIR/RUN.ckpt when INIT_DIR is set) at learning rate LR (default 1e-3) into CONTINUED;
+from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-8, train on from models/NAME.ARCH.onnx
+  # (or from the file INIT, or from INIT_DIR/RUN.ckpt when INIT_DIR is set) at learning rate LR (default 1e-3) into CONTINUED;
   # SEED (default 0, train's default) picks the batches, so a later run with another seed sees new crops
   local arch=$1 steps=$2 every=$3 name run init
   shift 3
   for name in "$@"; do
     run=$(run_name "$arch" "$name")
-    init=models/$name.$arch.onnx
+    init=${INIT:-models/$name.$arch.onnx}
     [[ -n "${INIT_DIR:-}" ]] && init=$INIT_DIR/$run.ckpt
     "$PY" -m service train --name "$run" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
       --out "$CONTINUED" --arch "$arch" --batch 4 --size 256 --style-size 512 --lr "${LR:-1e-3}" --style-weight 8 \
@@ -97,8 +99,9 @@ from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-7, train on fr
   done
 }
 
-anneal() {  # ARCH NAME...: phase 7, ANNEAL_STEPS steps at each of ANNEAL_LRS in turn, each from the last's weights
-  local arch=$1 lr init_dir=""
+anneal() {  # ARCH NAME...: phase 7, ANNEAL_STEPS steps at each of ANNEAL_LRS in turn, each from the last's
+  # weights; the first stage starts from the shipped graph, or from ANNEAL_FROM/RUN.ckpt when that is set
+  local arch=$1 lr init_dir=${ANNEAL_FROM:-}
   shift
   for lr in ${ANNEAL_LRS//,/ }; do
     CONTINUED=$ANNEALED/lr$lr LR=$lr INIT_DIR=$init_dir from_shipped "$arch" "$ANNEAL_STEPS" 50 "$@"
@@ -206,7 +209,24 @@ case "${1:-}" in
   # run made starry_night, composition_vii and great_wave mobile worse or mixed, so they were not exported.
   anneal) shift; anneal "$@" ;;
   export-annealed) shift; export_annealed "$@" ;;
+  # Phase 8: johnson nets for styles that had only a mobile net. Each starts from starry_night-johnson's
+  # shipped graph (its encoder and decoder already paint; only the style has to change), trains
+  # JOHNSON_STEPS (default 300) at lr 1e-3 with phase 6's settings into NEW_JOHNSON/base, then anneals
+  # as phase 7 (ANNEAL_LRS, default 3e-4,1e-4) into NEW_JOHNSON/lr<LR>. Usage: new-johnson NAME... with
+  # THREADS; then export-new-johnson NAME... with VERSION (default 1) and NEW_JOHNSON_NOTE.
+  new-johnson)
+    shift
+    CONTINUED=$NEW_JOHNSON/base INIT=models/starry_night.johnson.onnx from_shipped johnson "${JOHNSON_STEPS:-300}" 50 "$@"
+    ANNEALED=$NEW_JOHNSON ANNEAL_FROM=$NEW_JOHNSON/base anneal johnson "$@"
+    ;;
+  export-new-johnson)
+    shift
+    VERSION=${VERSION:-1} ANNEALED=$NEW_JOHNSON ANNEALED_NOTE=$NEW_JOHNSON_NOTE export_annealed johnson "$@"
+    for name in "$@"; do
+      for ext in csv png; do cp "$NEW_JOHNSON/base/$name-johnson.loss.$ext" "models/$name-johnson.base.loss.$ext"; done
+    done
+    ;;
   export) export_mobile; export_johnson ;;
   export-mobile) export_mobile ;;  # after phase 3 (the johnson nets were not refined)
-  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME...|anneal ARCH NAME...|export-annealed ARCH NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME...|anneal ARCH NAME...|export-annealed ARCH NAME...|new-johnson NAME...|export-new-johnson NAME..." >&2; exit 2 ;;
 esac
