@@ -9,7 +9,7 @@ from service.core.backbones.base import Backbone
 from service.core.stylize.evaluate import (
     EvalReport,
     PairResult,
-    _Distances,
+    StyleDistances,
     report_markdown,
     resize_long_side,
 )
@@ -18,7 +18,7 @@ from service.core.stylize.evaluate import (
 def test_style_distance_is_the_mean_of_the_per_tap_distances(
     lite0: Backbone, chelsea: np.ndarray, coffee: np.ndarray
 ) -> None:
-    distances = _Distances(lite0, chelsea, 64)
+    distances = StyleDistances(lite0, chelsea, 64)
     painting = resize_long_side(chelsea, 64)
     other = resize_long_side(coffee, 64)
     by_tap = distances.style_by_tap(other)

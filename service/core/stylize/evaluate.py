@@ -165,7 +165,7 @@ def resize_long_side(image: np.ndarray, side: int) -> np.ndarray:
     return resize_to(image, w, h)
 
 
-class _Distances:
+class StyleDistances:
     """Style (Gram) and content distances to one style painting, with its targets computed once."""
 
     def __init__(self, backbone: Backbone, style: np.ndarray, size: int) -> None:
@@ -276,7 +276,7 @@ def evaluate_styles(
     clock = ProgressClock(len(style_images) * len(contents))
     step = 0
     for model, style in style_images.items():
-        distances = _Distances(backbone, style, options.size)
+        distances = StyleDistances(backbone, style, options.size)
         report.floors[model] = distances.floor
         style_key = engine.info(model).style
         for i, (photo, content) in enumerate(contents.items()):
