@@ -23,7 +23,9 @@ OUT=${OUT:-runs/defaults}
 REFINED=${REFINED:-runs/refined}  # phase 3's checkpoints
 SHIPPED=${SHIPPED:-runs/shipped}  # phase 4's: the mobile nets that ship
 MOBILE_NOTE=${MOBILE_NOTE:-"scripts/train_defaults.sh phases 1-2 (160 px crops, painting at 320 px) on a shared 2-core CPU, phase 3 (refine: 300 steps, 256 px crops, painting at 512 px, style weight 8; loss curve <name>.refine.loss.png) and phase 4 (reflect: 100 steps after the switch to reflection padding; the settings and loss curve here) on a quiet 2-core CPU, torch 2.14.1; no GPU was available"}
-COMMON=(--data "$DATA" --out "$OUT" --threads 1 --checkpoint-every 50)
+# Phases 1-8 trained on the raw output (--no-clip-output: before the loss learned to see the served, clipped
+# image); they keep that flag so the commands here still give the shipped weights. Phase 9 drops it.
+COMMON=(--data "$DATA" --out "$OUT" --threads 1 --checkpoint-every 50 --no-clip-output)
 MOBILE=(--arch mobile --batch 4 --size 160 --style-size 320 --lr 2e-3 "${COMMON[@]}")
 NOTE=${NOTE:-"trained on a shared 2-core CPU (AVX-512), torch 2.14.1, 1 thread per run; no GPU was available"}
 JOHNSON=(--arch johnson --batch 2 --size 128 --style-size 256 --lr 1e-3 "${COMMON[@]}")
@@ -32,10 +34,12 @@ CONTINUED=${CONTINUED:-runs/continued}  # phase 5's
 JOHNSON_REFINED_NOTE=${JOHNSON_REFINED_NOTE:-"version 1 (scripts/train_defaults.sh phases 1-2) refined by phase 6 (refine-johnson: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 6's; no GPU was available"}
 ANNEALED=${ANNEALED:-runs/annealed}  # phase 7's, one folder per learning rate
 ANNEAL_STEPS=${ANNEAL_STEPS:-300}
+DECLIP=${DECLIP:-runs/declip}  # phase 9's, one folder per learning rate
 NEW_JOHNSON=${NEW_JOHNSON:-runs/new_johnson}  # phase 8's: base/ (lr 1e-3), then lr<LR>/ per anneal stage
 ANNEAL_LRS=${ANNEAL_LRS:-3e-4,1e-4}
 ANNEALED_NOTE=${ANNEALED_NOTE:-"the previous version trained further by phase 7 of scripts/train_defaults.sh (anneal: 256 px crops, painting at 512 px, style weight 8, batch 4; $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS in turn, each from the last one's weights) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's; no GPU was available"}
 NEW_JOHNSON_NOTE=${NEW_JOHNSON_NOTE:-"phase 8 of scripts/train_defaults.sh (new-johnson): starry_night-johnson's shipped graph trained on this painting, ${JOHNSON_STEPS:-300} steps at lr 1e-3, then $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS (256 px crops, painting at 512 px, style weight 8, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's (models/<name>-johnson.base.loss.png and .anneal-lr<LR>.loss.png for the others); no GPU was available"}
+DECLIP_NOTE=${DECLIP_NOTE:-"the previous version trained further by phase 9 of scripts/train_defaults.sh (declip: the loss sees the output clipped to 0..255 as served, plus a penalty on values outside that range; 256 px crops, painting at 512 px, style weight 8, batch 4; $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS in turn) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's; no GPU was available"}
 CONTINUED_NOTE=${CONTINUED_NOTE:-"version 2 (scripts/train_defaults.sh phases 1-4) trained further by phase 5 (continue: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 5's; no GPU was available"}
 
 # The six shipped styles as NAME:PAINTING_FILE_STEM.
@@ -87,7 +91,8 @@ run_name() {  # ARCH NAME: the training run's (and checkpoint's) name, NAME-john
 from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-8, train on from models/NAME.ARCH.onnx
   # (or from the file INIT, or from INIT_DIR/RUN.ckpt when INIT_DIR is set) at learning rate LR (default 1e-3) into CONTINUED;
   # SEED (default 0, train's default) picks the batches, so a later run with another seed sees new crops
-  local arch=$1 steps=$2 every=$3 name run init
+  local arch=$1 steps=$2 every=$3 name run init clip=(--no-clip-output)
+  [[ ${CLIP_OUTPUT:-0} == 1 ]] && clip=()  # phase 9: the loss sees the clipped output
   shift 3
   for name in "$@"; do
     run=$(run_name "$arch" "$name")
@@ -95,7 +100,7 @@ from_shipped() {  # ARCH STEPS CHECKPOINT_EVERY NAME...: phases 5-8, train on fr
     [[ -n "${INIT_DIR:-}" ]] && init=$INIT_DIR/$run.ckpt
     "$PY" -m service train --name "$run" --style-image "$STYLES/$(painting "$name").jpg" --data "$DATA" \
       --out "$CONTINUED" --arch "$arch" --batch 4 --size 256 --style-size 512 --lr "${LR:-1e-3}" --style-weight 8 \
-      --steps "$steps" --threads "${THREADS:-2}" --checkpoint-every "$every" --init-from "$init" --seed "${SEED:-0}"
+      --steps "$steps" --threads "${THREADS:-2}" --checkpoint-every "$every" --init-from "$init" --seed "${SEED:-0}" "${clip[@]}"
   done
 }
 
@@ -161,7 +166,7 @@ case "${1:-}" in
     for s in "${SIX[@]}"; do
       "$PY" -m service train --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" --data "$DATA" \
         --out "$REFINED" --arch mobile --batch 4 --size 256 --style-size 512 --lr 2e-3 --style-weight 8 \
-        --steps "${REFINE_STEPS:-300}" --threads 2 --checkpoint-every 100 --init-from "$OUT/${s%%:*}.ckpt"
+        --steps "${REFINE_STEPS:-300}" --threads 2 --checkpoint-every 100 --init-from "$OUT/${s%%:*}.ckpt" --no-clip-output
     done
     ;;
   # Phase 4: the mobile net's depthwise convolutions switched from zero to reflection padding (the zeros
@@ -170,7 +175,7 @@ case "${1:-}" in
     for s in "${SIX[@]}"; do
       "$PY" -m service train --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" --data "$DATA" \
         --out "$SHIPPED" --arch mobile --batch 4 --size 256 --style-size 512 --lr 1e-3 --style-weight 8 \
-        --steps 100 --threads 2 --checkpoint-every 100 --init-from "$REFINED/${s%%:*}.ckpt"
+        --steps 100 --threads 2 --checkpoint-every 100 --init-from "$REFINED/${s%%:*}.ckpt" --no-clip-output
     done
     ;;
   # Phase 5: continue from the shipped graphs (a fresh clone has no checkpoints: --init-from reads the
@@ -226,7 +231,15 @@ case "${1:-}" in
       for ext in csv png; do cp "$NEW_JOHNSON/base/$name-johnson.loss.$ext" "models/$name-johnson.base.loss.$ext"; done
     done
     ;;
+  # Phase 9: the same training, but the loss sees the served image. Phases 1-8 let the backbone see the
+  # raw output, and every net learned to paint far outside 0..255 (12-20 % of a mobile net's pixels, up to
+  # +-1600; rainbow blobs in the new johnson nets), which the served, clipped image does not have. Usage:
+  # declip ARCH NAME... with ANNEAL_STEPS, ANNEAL_LRS and THREADS as in phase 7, starting from the shipped
+  # graph (or ANNEAL_FROM/RUN.ckpt, e.g. ANNEAL_FROM=runs/new_johnson/lr1e-4 for phase 8's nets); then
+  # export-declipped ARCH NAME... with VERSION and DECLIP_NOTE.
+  declip) shift; CLIP_OUTPUT=1 ANNEALED=$DECLIP anneal "$@" ;;
+  export-declipped) shift; ANNEALED=$DECLIP ANNEALED_NOTE=$DECLIP_NOTE export_annealed "$@" ;;
   export) export_mobile; export_johnson ;;
   export-mobile) export_mobile ;;  # after phase 3 (the johnson nets were not refined)
-  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME...|anneal ARCH NAME...|export-annealed ARCH NAME...|new-johnson NAME...|export-new-johnson NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME...|anneal ARCH NAME...|export-annealed ARCH NAME...|new-johnson NAME...|export-new-johnson NAME...|declip ARCH NAME...|export-declipped ARCH NAME..." >&2; exit 2 ;;
 esac

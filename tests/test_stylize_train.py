@@ -13,7 +13,7 @@ from PIL import Image
 from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.stylize.dataset import CropSampler, list_photos
-from service.core.stylize.losses import gram_matrix
+from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, gram_matrix
 from service.core.stylize.nets import build_net
 from service.core.stylize.train import TrainConfig, load_checkpoint, train
 
@@ -58,6 +58,36 @@ def test_gram_matrix_matches_definition() -> None:
     f = torch.arange(24, dtype=torch.float32).reshape(1, 2, 3, 4)
     flat = f.reshape(2, 12)
     assert torch.allclose(gram_matrix(f)[0], flat @ flat.T / 24)
+
+
+def test_clip_as_served_clips_forward_and_passes_the_gradient() -> None:
+    x = torch.tensor([-0.5, 0.25, 2.0], requires_grad=True)
+    y = clip_as_served(x)
+    assert y.tolist() == [0.0, 0.25, 1.0]
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad is not None and x.grad.tolist() == [1.0, 2.0, 3.0]  # straight through, also outside
+
+
+def test_the_loss_sees_the_served_image_and_penalises_the_rest(lite0: Backbone, style: np.ndarray) -> None:
+    style_t = torch.from_numpy(style).permute(2, 0, 1)[None].float() / 255
+    content = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    inside = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    # The same image with a bright out-of-range spot where the served (clipped) image is plain white.
+    outside = inside.clone()
+    outside[:, :, 8:12, 8:12] = 5.0
+    served = outside.clamp(0, 1)
+    clipped = PerceptualLoss(lite0, style_t, LossWeights(range=2.0))
+    a, b = clipped(outside, content), clipped(served, content)
+    for k in ("content", "style", "tv"):  # what the backbone sees is the served image
+        assert torch.allclose(a[k], b[k])
+    assert float(b["range"]) == 0.0
+    assert float(a["range"]) == pytest.approx(2.0 * 4.0 * 16 * 3 / (3 * 32 * 32))  # weight x mean excess
+    assert torch.allclose(a["total"], a["content"] + a["style"] + a["tv"] + a["range"])
+    # The old objective (--no-clip-output) looks at the raw values: the spot changes its terms.
+    raw = PerceptualLoss(lite0, style_t, LossWeights(), clip_output=False)
+    c, d = raw(outside, content), raw(served, content)
+    assert float(c["range"]) == 0.0 and not torch.allclose(c["style"], d["style"])
+    assert torch.allclose(c["total"], c["content"] + c["style"] + c["tv"])
 
 
 def test_a_few_steps_lower_the_loss(photos: Path, style: np.ndarray, lite0: Backbone, tmp_path: Path) -> None:
@@ -132,8 +162,16 @@ def test_cli_train_writes_checkpoint_and_curve(photos: Path, tmp_path: Path) -> 
          "--steps", "2", "--batch", "1", "--size", "32", "--style-size", "48", "--out", str(tmp_path / "runs")]
     )  # fmt: skip
     assert code == 0
-    assert load_checkpoint(tmp_path / "runs" / "cli.ckpt")["step"] == 2
-    assert (tmp_path / "runs" / "cli.loss.csv").exists()
+    ckpt = load_checkpoint(tmp_path / "runs" / "cli.ckpt")
+    assert ckpt["step"] == 2 and ckpt["config"]["clip_output"] is True
+    assert (tmp_path / "runs" / "cli.loss.csv").read_text().startswith("step,total,content,style,tv,range")
+    # The old objective stays available, and the checkpoint says which one trained the net.
+    code = main(
+        ["train", "--style-image", str(tmp_path / "style.png"), "--data", str(photos), "--name", "old",
+         "--steps", "1", "--batch", "1", "--size", "32", "--style-size", "48", "--out", str(tmp_path / "runs"),
+         "--no-clip-output"]
+    )  # fmt: skip
+    assert code == 0 and load_checkpoint(tmp_path / "runs" / "old.ckpt")["config"]["clip_output"] is False
 
 
 def test_training_continues_from_an_exported_model(

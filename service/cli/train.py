@@ -31,6 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--content-weight", type=float, default=1.0, help="default 1")
     t.add_argument("--style-weight", type=float, default=10.0, help="relative to content (default 10)")
     t.add_argument("--tv-weight", type=float, default=1e-4, help="total variation (default 1e-4)")
+    t.add_argument(
+        "--no-clip-output",
+        dest="clip_output",
+        action="store_false",
+        help="let the loss see the raw output instead of the output clipped to 0..255 as served "
+        "(how the first shipped nets were trained; the raw output invites out-of-range blobs)",
+    )
+    t.add_argument(
+        "--range-weight", type=float, default=1.0, help="penalty on output outside 0..255 (default 1)"
+    )
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     add_backbone_arg(t, default="efficientnet_lite0")
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -82,6 +92,8 @@ def run_train(args: argparse.Namespace) -> int:
         content_weight=args.content_weight,
         style_weight=args.style_weight,
         tv_weight=args.tv_weight,
+        clip_output=args.clip_output,
+        range_weight=args.range_weight,
         lr=args.lr,
         backbone=args.backbone,
         device=args.device,

@@ -243,11 +243,8 @@ def export_checkpoint(
     config = dict(ckpt.get("config", {}))
     history = list(ckpt.get("history", []))
     tail = history[-50:]
-    final = (
-        {k: round(float(np.mean([r[k] for r in tail])), 5) for k in ("total", "content", "style", "tv")}
-        if tail
-        else {}
-    )
+    keys = ("total", "content", "style", "tv", *(("range",) if tail and "range" in tail[-1] else ()))
+    final = {k: round(float(np.mean([r[k] for r in tail])), 5) for k in keys} if tail else {}
     onnx_sha = sha256_file(onnx_path)
     extra: dict[str, Any] = {
         "file": onnx_path.name,

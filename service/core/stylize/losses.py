@@ -36,14 +36,26 @@ def total_variation(x: Tensor) -> Tensor:
     return dh + dw
 
 
+def clip_as_served(x: Tensor) -> Tensor:
+    """``x`` clipped to [0, 1] in the forward pass, as the served image is, with the identity gradient
+    (straight-through), so pixels outside the range still learn which way to move."""
+    return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
+def out_of_range(x: Tensor) -> Tensor:
+    """Mean distance of the pixels outside [0, 1] from that range (0 when every pixel is inside)."""
+    return (F.relu(x - 1.0) + F.relu(-x)).float().mean()
+
+
 @dataclass(frozen=True)
 class LossWeights:
     content: float = 1.0
     style: float = 10.0
     tv: float = 1e-4
+    range: float = 1.0  # out-of-range penalty, used only when the loss clips the output
 
     def __post_init__(self) -> None:
-        for name in ("content", "style", "tv"):
+        for name in ("content", "style", "tv", "range"):
             if getattr(self, name) < 0:
                 raise InvalidArgument(f"The {name} weight must be >= 0, got {getattr(self, name)}.")
 
@@ -53,7 +65,14 @@ class PerceptualLoss(nn.Module):
 
     ``style`` is a (1, 3, H, W) batch in [0, 1]; its Gram matrices are computed once here. ``forward``
     takes the stylised batch and the content batch, both (B, 3, H, W) in [0, 1], and returns the weighted
-    terms and their sum under the keys ``content``, ``style``, ``tv`` and ``total``.
+    terms and their sum under the keys ``content``, ``style``, ``tv``, ``range`` and ``total``.
+
+    ``clip_output``: the backbone sees the stylised batch clipped to [0, 1] (``clip_as_served``), and
+    ``range`` penalises the pixels outside it. Without the clip, a transform net learns to paint values far
+    outside [0, 1] (up to 1343/255 was measured) in small spots: the backbone's features respond to them in
+    ways no real pixel can, which lowers the training loss, but the served image is clipped, and the spots
+    come out as saturated rainbow blobs. With ``clip_output=False`` (how the first shipped nets were
+    trained) ``range`` is zero and the total is as before.
     """
 
     def __init__(
@@ -63,10 +82,12 @@ class PerceptualLoss(nn.Module):
         weights: LossWeights,
         style_taps: Sequence[str] | None = None,
         content_tap: str | None = None,
+        clip_output: bool = True,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.weights = weights
+        self.clip_output = clip_output
         self.style_taps = tuple(style_taps or backbone.default_style_taps)
         self.content_tap = content_tap or backbone.default_content_tap
         if not self.style_taps or not self.content_tap:
@@ -81,6 +102,9 @@ class PerceptualLoss(nn.Module):
             self.register_buffer(f"gram_scale_{i}", g.abs().mean().square().clamp_min(1e-12))
 
     def forward(self, stylized: Tensor, content: Tensor) -> dict[str, Tensor]:
+        raw = stylized
+        if self.clip_output:
+            stylized = clip_as_served(raw)
         with torch.no_grad():
             target = self.backbone.features(content, [self.content_tap])[self.content_tap].float()
         feats = self.backbone.features(stylized, [*self.style_taps, self.content_tap])
@@ -96,4 +120,9 @@ class PerceptualLoss(nn.Module):
         w = self.weights
         terms = {"content": w.content * content_loss, "style": w.style * style_loss, "tv": w.tv * tv}
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        if self.clip_output:
+            terms["range"] = w.range * out_of_range(raw)
+            terms["total"] = terms["total"] + terms["range"]
+        else:
+            terms["range"] = torch.zeros((), device=raw.device)
         return terms

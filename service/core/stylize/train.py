@@ -28,7 +28,7 @@ from service.core.stylize.losses import LossWeights, PerceptualLoss
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
 
-LOSS_KEYS = ("total", "content", "style", "tv")
+LOSS_KEYS = ("total", "content", "style", "tv", "range")
 
 
 @dataclass
@@ -41,6 +41,8 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 10.0  # relative to content; both terms are normalised to start near 1
     tv_weight: float = 1e-4
+    clip_output: bool = True  # the loss sees the output clipped to 0..255, as served (see PerceptualLoss)
+    range_weight: float = 1.0  # penalty on output outside 0..255 (only with clip_output)
     lr: float = 1e-3
     backbone: str = "efficientnet_lite0"
     device: str = "cpu"
@@ -59,7 +61,7 @@ class TrainConfig:
             raise InvalidArgument(f"--lr must be positive, got {self.lr}.")
         if self.checkpoint_every < 0:
             raise InvalidArgument("--checkpoint-every must be >= 0.")
-        LossWeights(self.content_weight, self.style_weight, self.tv_weight)  # validates the weights
+        LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.range_weight)  # validates
 
 
 @dataclass
@@ -119,7 +121,8 @@ def write_loss_curve(history: list[dict[str, float]], csv_path: Path, png_path: 
         writer = csv.writer(fh)
         writer.writerow(["step", *LOSS_KEYS])
         for row in history:
-            writer.writerow([int(row["step"]), *(f"{row[k]:.6g}" for k in LOSS_KEYS)])
+            # .get: rows of a checkpoint written before the range term existed have no "range"
+            writer.writerow([int(row["step"]), *(f"{row.get(k, 0.0):.6g}" for k in LOSS_KEYS)])
     if png_path is None or not history:
         return
     import matplotlib
@@ -132,7 +135,11 @@ def write_loss_curve(history: list[dict[str, float]], csv_path: Path, png_path: 
     window = max(1, len(history) // 50)  # smooth per-batch noise so the trend is readable
     kernel = np.ones(window) / window
     for key in LOSS_KEYS:
-        values = np.array([r[key] for r in history])
+        values = np.array([r.get(key, 0.0) for r in history])
+        if (
+            not values.any()
+        ):  # e.g. the range term of a run without clip_output: nothing to plot on a log axis
+            continue
         if window > 1:
             values = np.convolve(values, kernel, mode="valid")
         ax.plot(steps[: len(values)] + (window - 1), values, label=key)
@@ -204,8 +211,8 @@ def train(
 
     style = image_to_tensor(style_image, device)
     style = resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], config.style_size))
-    weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
-    loss_fn = PerceptualLoss(backbone, style, weights).to(device)
+    weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight, config.range_weight)
+    loss_fn = PerceptualLoss(backbone, style, weights, clip_output=config.clip_output).to(device)
     use_amp = device.type == "cuda"
 
     def save(step: int) -> None:
@@ -247,5 +254,5 @@ def train(
             progress(clock.report(step + 1 - start, {k: row[k] for k in LOSS_KEYS}))
     save(config.steps)
     tail = history[-50:]
-    final = {k: float(np.mean([r[k] for r in tail])) for k in LOSS_KEYS}
+    final = {k: float(np.mean([r.get(k, 0.0) for r in tail])) for k in LOSS_KEYS}
     return TrainResult(ckpt_path, config.steps, final, history, time.monotonic() - t0)
