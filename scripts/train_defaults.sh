@@ -114,15 +114,16 @@ anneal() {  # ARCH NAME...: phase 7, ANNEAL_STEPS steps at each of ANNEAL_LRS in
   done
 }
 
-export_annealed() {  # ARCH NAME...: the last stage's weights; one loss curve per stage, models/RUN.anneal-lrLR.loss.*
-  local arch=$1 lr name run ext
+export_annealed() {  # ARCH NAME...: the last stage's weights; one loss curve per stage, models/RUN.PREFIX-lrLR.loss.*
+  # (PREFIX: CURVE_PREFIX, default anneal)
+  local arch=$1 lr name run ext prefix=${CURVE_PREFIX:-anneal}
   shift
-  CONTINUED=$ANNEALED/lr${ANNEAL_LRS##*,} export_from_shipped "$arch" "${VERSION:?set VERSION}" "$ANNEALED_NOTE" "anneal-lr${ANNEAL_LRS##*,}" "$@"
+  CONTINUED=$ANNEALED/lr${ANNEAL_LRS##*,} export_from_shipped "$arch" "${VERSION:?set VERSION}" "$ANNEALED_NOTE" "$prefix-lr${ANNEAL_LRS##*,}" "$@"
   for lr in ${ANNEAL_LRS//,/ }; do
     [[ $lr == "${ANNEAL_LRS##*,}" ]] && continue  # export_from_shipped copied the last stage's curve
     for name in "$@"; do
       run=$(run_name "$arch" "$name")
-      for ext in csv png; do cp "$ANNEALED/lr$lr/$run.loss.$ext" "models/$run.anneal-lr$lr.loss.$ext"; done
+      for ext in csv png; do cp "$ANNEALED/lr$lr/$run.loss.$ext" "models/$run.$prefix-lr$lr.loss.$ext"; done
     done
   done
 }
@@ -239,7 +240,7 @@ case "${1:-}" in
   # graph (or ANNEAL_FROM/RUN.ckpt, e.g. ANNEAL_FROM=runs/new_johnson/lr1e-4 for phase 8's nets); then
   # export-declipped ARCH NAME... with VERSION and DECLIP_NOTE.
   declip) shift; CLIP_OUTPUT=1 ANNEALED=$DECLIP anneal "$@" ;;
-  export-declipped) shift; ANNEALED=$DECLIP ANNEALED_NOTE=$DECLIP_NOTE export_annealed "$@" ;;
+  export-declipped) shift; ANNEALED=$DECLIP ANNEALED_NOTE=$DECLIP_NOTE CURVE_PREFIX=declip export_annealed "$@" ;;
   export) export_mobile; export_johnson ;;
   export-mobile) export_mobile ;;  # after phase 3 (the johnson nets were not refined)
   *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME...|anneal ARCH NAME...|export-annealed ARCH NAME...|new-johnson NAME...|export-new-johnson NAME...|declip ARCH NAME...|export-declipped ARCH NAME..." >&2; exit 2 ;;
