@@ -234,8 +234,7 @@ case "${1:-}" in
     ;;
   # Phase 9: the same training, but the loss sees the served image. Phases 1-8 let the backbone see the
   # raw output, and every net learned to paint far outside 0..255 (12-17 % of a mobile net's pixels, values
-  # from -1449 to +2284, scripts/output_range.py; rainbow blobs in the new johnson nets), which the served,
-  # clipped image does not have. Usage:
+  # from -1449 to +2284, scripts/output_range.py), which the served, clipped image does not have. Usage:
   # declip ARCH NAME... with ANNEAL_STEPS, ANNEAL_LRS and THREADS as in phase 7, starting from the shipped
   # graph (or ANNEAL_FROM/RUN.ckpt, e.g. ANNEAL_FROM=runs/new_johnson/lr1e-4 for phase 8's nets); then
   # export-declipped ARCH NAME... with VERSION and DECLIP_NOTE.

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="clip_output",
         action="store_false",
         help="let the loss see the raw output instead of the output clipped to 0..255 as served "
-        "(how the first shipped nets were trained; the raw output invites out-of-range blobs)",
+        "(how the first shipped nets were trained; it trains on values the served image never has)",
     )
     t.add_argument(
         "--range-weight", type=float, default=1.0, help="penalty on output outside 0..255 (default 1)"

@@ -69,10 +69,11 @@ class PerceptualLoss(nn.Module):
 
     ``clip_output``: the backbone sees the stylised batch clipped to [0, 1] (``clip_as_served``), and
     ``range`` penalises the pixels outside it. Without the clip, a transform net learns to paint values far
-    outside [0, 1] (up to 1343/255 was measured) in small spots: the backbone's features respond to them in
-    ways no real pixel can, which lowers the training loss, but the served image is clipped, and the spots
-    come out as saturated rainbow blobs. With ``clip_output=False`` (how the first shipped nets were
-    trained) ``range`` is zero and the total is as before.
+    outside [0, 1] (values from -1449 to +2284 on the 0..255 scale in the shipped mobile nets): the
+    backbone's features respond to them in ways no real pixel can, which lowers the training loss, but the
+    served image is clipped, so training optimised an image that is never served. With
+    ``clip_output=False`` (how the first shipped nets were trained) ``range`` is zero and the total is as
+    before.
     """
 
     def __init__(

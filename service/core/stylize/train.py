@@ -136,9 +136,8 @@ def write_loss_curve(history: list[dict[str, float]], csv_path: Path, png_path: 
     kernel = np.ones(window) / window
     for key in LOSS_KEYS:
         values = np.array([r.get(key, 0.0) for r in history])
-        if (
-            not values.any()
-        ):  # e.g. the range term of a run without clip_output: nothing to plot on a log axis
+        # e.g. the range term of a run without clip_output: nothing to plot on a log axis
+        if not values.any():
             continue
         if window > 1:
             values = np.convolve(values, kernel, mode="valid")
