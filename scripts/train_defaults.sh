@@ -237,7 +237,10 @@ case "${1:-}" in
   # from -1449 to +2284, scripts/output_range.py), which the served, clipped image does not have. Usage:
   # declip ARCH NAME... with ANNEAL_STEPS, ANNEAL_LRS and THREADS as in phase 7, starting from the shipped
   # graph (or ANNEAL_FROM/RUN.ckpt, e.g. ANNEAL_FROM=runs/new_johnson/lr1e-4 for phase 8's nets); then
-  # export-declipped ARCH NAME... with VERSION and DECLIP_NOTE.
+  # export-declipped ARCH NAME... with VERSION and DECLIP_NOTE. Shipped (THREADS=1, two processes side by
+  # side): starry_night mobile version 3 and great_wave version 4 (ANNEAL_LRS=3e-4,1e-4), composition_vii
+  # version 4 (ANNEAL_LRS=3e-4), starry_night-johnson version 4 (ANNEAL_LRS=1e-4); the rest measured worse
+  # or mixed (models/README.md).
   declip) shift; CLIP_OUTPUT=1 ANNEALED=$DECLIP anneal "$@" ;;
   export-declipped) shift; ANNEALED=$DECLIP ANNEALED_NOTE=$DECLIP_NOTE CURVE_PREFIX=declip export_annealed "$@" ;;
   export) export_mobile; export_johnson ;;
