@@ -219,7 +219,9 @@ case "${1:-}" in
   # shipped graph (its encoder and decoder already paint; only the style has to change), trains
   # JOHNSON_STEPS (default 300) at lr 1e-3 with phase 6's settings into NEW_JOHNSON/base, then anneals
   # as phase 7 (ANNEAL_LRS, default 3e-4,1e-4) into NEW_JOHNSON/lr<LR>. Usage: new-johnson NAME... with
-  # THREADS; then export-new-johnson NAME... with VERSION (default 1) and NEW_JOHNSON_NOTE.
+  # THREADS; then export-new-johnson NAME... with VERSION (default 1) and NEW_JOHNSON_NOTE. Run for udnie
+  # and the_scream (THREADS=1, side by side, 60 min) and not exported: both nets paint rainbow droplets
+  # on every photo (models/README.md).
   new-johnson)
     shift
     CONTINUED=$NEW_JOHNSON/base INIT=models/starry_night.johnson.onnx from_shipped johnson "${JOHNSON_STEPS:-300}" 50 "$@"
@@ -229,7 +231,8 @@ case "${1:-}" in
     shift
     VERSION=${VERSION:-1} ANNEALED=$NEW_JOHNSON ANNEALED_NOTE=$NEW_JOHNSON_NOTE export_annealed johnson "$@"
     for name in "$@"; do
-      for ext in csv png; do cp "$NEW_JOHNSON/base/$name-johnson.loss.$ext" "models/$name-johnson.base.loss.$ext"; done
+      run=$(run_name johnson "$name")
+      for ext in csv png; do cp "$NEW_JOHNSON/base/$run.loss.$ext" "models/$run.base.loss.$ext"; done
     done
     ;;
   # Phase 9: the same training, but the loss sees the served image. Phases 1-8 let the backbone see the

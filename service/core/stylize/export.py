@@ -26,7 +26,7 @@ import torch
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.stylize.manifest import ManifestEntry, ModelCard, add_to_manifest, sha256_file, write_card
 from service.core.stylize.nets import PaddedTransform, TransformNet
-from service.core.stylize.train import load_checkpoint, net_from_checkpoint
+from service.core.stylize.train import LOSS_KEYS, load_checkpoint, net_from_checkpoint
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((33, 47), (257, 383), (1024, 768))  # (H, W)
 PARITY_LIMIT = 1.0  # max abs difference on the 0..255 scale
@@ -243,8 +243,9 @@ def export_checkpoint(
     config = dict(ckpt.get("config", {}))
     history = list(ckpt.get("history", []))
     tail = history[-50:]
-    keys = ("total", "content", "style", "tv", *(("range",) if tail and "range" in tail[-1] else ()))
-    final = {k: round(float(np.mean([r[k] for r in tail])), 5) for k in keys} if tail else {}
+    # Only the terms the run logged: checkpoints from before the range term have no "range".
+    keys = [k for k in LOSS_KEYS if tail and k in tail[-1]]
+    final = {k: round(float(np.mean([r[k] for r in tail])), 5) for k in keys}
     onnx_sha = sha256_file(onnx_path)
     extra: dict[str, Any] = {
         "file": onnx_path.name,
