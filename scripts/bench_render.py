@@ -38,7 +38,11 @@ from service.core.imageio import load_image, resize_max_side  # noqa: E402
 from service.core.progress import CancelToken, Progress  # noqa: E402
 from service.core.render.deepdream import DreamOptions, deepdream  # noqa: E402
 from service.core.render.gatys import GatysOptions, gatys, gatys_loss, preset_for  # noqa: E402
-from service.core.render.losses import gram_matrix, normalized_style_loss  # noqa: E402
+from service.core.render.losses import (  # noqa: E402
+    gram_matrix,
+    normalized_content_loss,
+    normalized_style_loss,
+)
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side, tensor_to_image  # noqa: E402
 
 SHARED = Path("/work/shared/data")
@@ -173,14 +177,18 @@ def time_to_quality(
         """(result, seconds to reach target or to finish, last 512 px loss, iterations, stage)."""
         token = CancelToken()
         trace.clear()
-        state: dict[str, Any] = {"t": 0.0, "loss": float("inf"), "step": 0, "stage": ""}
+        state: dict[str, Any] = {"t": 0.0, "loss": float("inf"), "step": 0, "stage": "", "terms": {}}
         start = time.perf_counter()
 
         def progress(p: Progress) -> None:
             at_full = p.stage.endswith(f"({size} px)") or p.stage == f"{size} px"
             if at_full:
                 state.update(
-                    loss=p.losses["total"], step=p.step, stage=p.stage, t=time.perf_counter() - start
+                    loss=p.losses["total"],
+                    step=p.step,
+                    stage=p.stage,
+                    t=time.perf_counter() - start,
+                    terms=dict(p.losses),
                 )
                 trace.append((p.step, p.losses["total"], time.perf_counter() - start))
                 if target is not None and p.losses["total"] <= target:
@@ -190,7 +198,15 @@ def time_to_quality(
             out: np.ndarray | None = gatys(backbone, content, [style], o, progress=progress, cancel=token)
         except Cancelled:
             out = None
+        terms.append(state["terms"])
         return out, float(state["t"]), float(state["loss"]), int(state["step"]), str(state["stage"])
+
+    # The weighted content and style terms where each run stopped: they show which term a coarse start
+    # leaves behind at the full size.
+    terms: list[dict[str, float]] = []
+
+    def split(i: int) -> str:
+        return f"{terms[i].get('content', float('nan')):.3g} / {terms[i].get('style', float('nan')):.3g}"
 
     single = GatysOptions(size=size, steps=args.steps)
     out, t_single, loss_single, _, _ = timed_run(single, None)
@@ -202,10 +218,10 @@ def time_to_quality(
         f"Gatys time-to-quality at {size} px (L-BFGS, Lite0 defaults): target = the loss single-scale reaches "
         f"in {args.steps} iterations",
         "",
-        f"| schedule | iterations run | time (s) | {size} px loss | speed-up |",
-        "|---|---|---|---|---|",
+        f"| schedule | iterations run | time (s) | {size} px loss | content / style | speed-up |",
+        "|---|---|---|---|---|---|",
         f"| single-scale {size} | {args.steps} | {t_single:.1f} | {loss_single:.4g} "
-        f"(uint8 result: {final_single:.4g}) | 1.0x |",
+        f"(uint8 result: {final_single:.4g}) | {split(0)} | 1.0x |",
     ]
     for scales, steps in args.schedules:
         o = GatysOptions(scales=scales, scale_steps=steps)
@@ -220,7 +236,7 @@ def time_to_quality(
         )
         verdict = f"{t_single / t:.1f}x" if reached else "target not reached"
         speedups.append(t_single / t if reached else None)
-        lines.append(f"| {name} | {step} | {t:.1f} | {loss:.4g} | {verdict} |")
+        lines.append(f"| {name} | {step} | {t:.1f} | {loss:.4g} | {split(-1)} | {verdict} |")
         print(lines[-1], file=sys.stderr)
     lines += ["", f"Single-scale {size} px loss by iteration (seconds): {curve}."]
     return "\n".join(lines), speedups
@@ -367,6 +383,24 @@ def blur_diagnosis(args: argparse.Namespace) -> str:
             d_photo = float(normalized_style_loss(gram_matrix(ph[t]), g))
             d_back = float(normalized_style_loss(gram_matrix(back[t]), g))
             lines.append(f"| `{t}` | {d_photo:.3g} | {d_back:.3g} | {d_back / d_photo:.2f} |")
+    # The content term minds blur as much: a coarse result cannot hold the photo's 512 px features.
+    content_taps = ["stem", "block3", "block5", "block6", "block7.dw", "block7", "block8", "block10", "head"]
+    lines += [
+        "",
+        f"Per tap: content distance (normalised, as the content term computes it) of the photo downsampled "
+        f"to {size // 2} px and back, to the {size} px photo",
+        "",
+        "| " + " | ".join(f"`{t}`" for t in content_taps) + " |",
+        "|---:" * len(content_taps) + "|",
+    ]
+    with torch.no_grad():
+        sharp = backbone.features(photo_t, content_taps)
+        blurred = backbone.features(image_to_tensor(there_and_back(photo, size // 2), device), content_taps)
+        lines.append(
+            "| "
+            + " | ".join(f"{float(normalized_content_loss(blurred[t], sharp[t])):.2f}" for t in content_taps)
+            + " |"
+        )
     return "\n".join(lines)
 
 
