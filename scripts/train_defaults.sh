@@ -244,8 +244,19 @@ case "${1:-}" in
   # side): starry_night mobile version 3 and great_wave version 4 (ANNEAL_LRS=3e-4,1e-4), composition_vii
   # version 4 (ANNEAL_LRS=3e-4), starry_night-johnson version 4 (ANNEAL_LRS=1e-4); the rest measured worse
   # or mixed (models/README.md).
+  # Phase 10: phase 9 run again for starry_night-johnson on new crops (SEED), from its version 4 graph, as two
+  # processes side by side (THREADS=1), 60 min then 20 min:
+  #   DECLIP=runs/declip2 ANNEAL_STEPS=900 ANNEAL_LRS=1e-4 SEED=14 THREADS=1 $0 declip johnson starry_night
+  #   ANNEAL_FROM=runs/declip2/lr1e-4 DECLIP=runs/declip3 ANNEAL_STEPS=300 ANNEAL_LRS=2e-5 SEED=15 THREADS=1 \
+  #     $0 declip johnson starry_night
+  # (the process beside each ran ANNEAL_LRS=5e-5 instead: 2.02x in the first stage, 1.96x in the second,
+  # against 2.00x and 1.94x). Shipped as version 5 with
+  #   DECLIP=runs/declip3 ANNEAL_LRS=2e-5 ANNEAL_STEPS=300 VERSION=5 CURVE_PREFIX=declip3 DECLIP_NOTE=... \
+  #     $0 export-declipped johnson starry_night
+  # and runs/declip2/lr1e-4/starry_night-johnson.loss.{csv,png} copied to
+  # models/starry_night-johnson.declip2-lr1e-4.loss.* (DECLIP_NOTE: the text in the model card).
   declip) shift; CLIP_OUTPUT=1 ANNEALED=$DECLIP anneal "$@" ;;
-  export-declipped) shift; ANNEALED=$DECLIP ANNEALED_NOTE=$DECLIP_NOTE CURVE_PREFIX=declip export_annealed "$@" ;;
+  export-declipped) shift; ANNEALED=$DECLIP ANNEALED_NOTE=$DECLIP_NOTE CURVE_PREFIX=${CURVE_PREFIX:-declip} export_annealed "$@" ;;
   export) export_mobile; export_johnson ;;
   export-mobile) export_mobile ;;  # after phase 3 (the johnson nets were not refined)
   *) echo "usage: $0 base-mobile|base-johnson|snapshot|styles|johnson-b|refine|export|export-mobile|continue NAME...|export-continued NAME...|refine-johnson NAME...|export-johnson-refined NAME...|anneal ARCH NAME...|export-annealed ARCH NAME...|new-johnson NAME...|export-new-johnson NAME...|declip ARCH NAME...|export-declipped ARCH NAME..." >&2; exit 2 ;;
