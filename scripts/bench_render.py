@@ -172,6 +172,12 @@ def time_to_quality(
     speedups: list[float | None] = []
 
     trace: list[tuple[int, float, float]] = []  # (step, 512 px loss, seconds) of the latest run
+    # The weighted content and style terms where each run stopped: they show which term a coarse start
+    # leaves behind at the full size.
+    terms: list[dict[str, float]] = []
+
+    def split(i: int) -> str:
+        return f"{terms[i].get('content', float('nan')):.3g} / {terms[i].get('style', float('nan')):.3g}"
 
     def timed_run(o: GatysOptions, target: float | None) -> tuple[np.ndarray | None, float, float, int, str]:
         """(result, seconds to reach target or to finish, last 512 px loss, iterations, stage)."""
@@ -200,13 +206,6 @@ def time_to_quality(
             out = None
         terms.append(state["terms"])
         return out, float(state["t"]), float(state["loss"]), int(state["step"]), str(state["stage"])
-
-    # The weighted content and style terms where each run stopped: they show which term a coarse start
-    # leaves behind at the full size.
-    terms: list[dict[str, float]] = []
-
-    def split(i: int) -> str:
-        return f"{terms[i].get('content', float('nan')):.3g} / {terms[i].get('style', float('nan')):.3g}"
 
     single = GatysOptions(size=size, steps=args.steps)
     out, t_single, loss_single, _, _ = timed_run(single, None)
