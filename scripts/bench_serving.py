@@ -157,8 +157,8 @@ def bench_overhead(models: Path, name: str, runs: int) -> list[str]:
     from skimage import data
 
     from service.core.stylize.engine import StyleEngine, StylizeOptions
-    from service.server.config import PlaneConfig
-    from service.server.dataplane import DataPlane
+    from service.server.plane.config import PlaneConfig
+    from service.server.plane.dataplane import DataPlane
 
     jpeg = encode_image(data.astronaut(), "jpeg", 90)  # 512x512
     image = decode_image(jpeg)

@@ -29,10 +29,10 @@ from service.core.errors import InvalidArgument
 from service.core.imageio import ImageLimits, decode_image, encode_image
 from service.core.stylize.engine import StylizeOptions
 from service.server.app import Server, ServerOptions
-from service.server.config import PlaneConfig
-from service.server.dataplane import DataPlane
-from service.server.errormap import status_for
-from service.server.rest_io import error_response
+from service.server.errors import status_for
+from service.server.plane.config import PlaneConfig
+from service.server.plane.dataplane import DataPlane
+from service.server.transport.rest.errors import error_response
 from service.settings import Settings
 from tests.tinymodels import write_tiny_models
 

@@ -16,8 +16,8 @@ import pytest
 
 from service.core.errors import Cancelled, DeadlineExceeded, InvalidArgument
 from service.core.imageio import decode_image, encode_image
-from service.server import sse
-from service.server.errormap import status_for
+from service.server.errors import status_for
+from service.server.transport.rest import sse
 from tests.test_rest_api import STYLES, LiveServer, error_of, plane_config
 from tests.tinymodels import write_tiny_models
 

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from service.core import errors
-from service.server.errormap import (
+from service.server.errors import (
     ERROR_TABLE,
     INTERNAL,
     INTERNAL_MESSAGE,
@@ -17,7 +17,7 @@ from service.server.errormap import (
     reason_of,
     status_for,
 )
-from service.server.options import build_options
+from service.server.plane.options import build_options
 
 # What each error means for the caller; the table must agree.
 CLIENT_ERRORS = (

@@ -29,8 +29,8 @@ from service.client import AtelierClient, AtelierClientError
 from service.core.imageio import decode_image, encode_image
 from service.core.stylize.engine import StyleEngine, StylizeOptions
 from service.server.app import Server, ServerOptions
-from service.server.config import PlaneConfig
-from service.server.dataplane import DataPlane
+from service.server.plane.config import PlaneConfig
+from service.server.plane.dataplane import DataPlane
 from tests.tinymodels import write_tiny_models
 
 T = TypeVar("T")

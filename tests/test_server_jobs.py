@@ -11,9 +11,9 @@ import pytest
 
 from service.core.errors import Cancelled, InvalidArgument, ResourceExhausted, UnknownJob
 from service.core.progress import CancelToken, ProgressCallback, ProgressClock
-from service.server.batching import MicroBatcher
-from service.server.jobs import JobEvent, JobManager, JobOutput
+from service.server.jobs.manager import JobEvent, JobManager, JobOutput
 from service.server.metrics import Metrics
+from service.server.plane.batching import MicroBatcher
 
 
 def looping_job(started: threading.Event | None = None, steps: int = 1_000_000):
@@ -270,8 +270,8 @@ def test_late_subscriber_replays_history_and_previews_are_trimmed(manager: JobMa
 
 
 def test_fast_path_admission_is_bounded() -> None:
-    from service.server.config import PlaneConfig
-    from service.server.dataplane import DataPlane
+    from service.server.plane.config import PlaneConfig
+    from service.server.plane.dataplane import DataPlane
 
     plane = DataPlane(PlaneConfig(fast_queue_limit=1))
 

@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from service.server.app import ServerOptions, serve_until_signal
-    from service.server.config import PlaneConfig
-    from service.server.dataplane import DataPlane
+    from service.server.plane.config import PlaneConfig
+    from service.server.plane.dataplane import DataPlane
 
     settings = settings_from_args(
         args, grpc_port=args.grpc_port, http_port=args.http_port, host=args.host, models_dir=args.models_dir

@@ -1,7 +1,7 @@
 """Typed errors of the core library.
 
 Every error a caller can cause or meet has its own class here; the transports map each class to one gRPC
-status and one HTTP status (``service.server.errormap``), and a test walks every entry. ``reason`` is a
+status and one HTTP status (``service.server.errors``), and a test walks every entry. ``reason`` is a
 short stable label used in metrics (``atelier_errors_total{reason=...}``) and in JSON error bodies.
 """
 

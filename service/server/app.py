@@ -23,9 +23,9 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
-from service.server.dataplane import DataPlane
-from service.server.grpc_server import SERVICE_NAME, AtelierServicer, Health
-from service.server.http_app import create_app
+from service.server.plane.dataplane import DataPlane
+from service.server.transport.grpc.servicer import SERVICE_NAME, AtelierServicer, Health
+from service.server.transport.rest.app import create_app
 
 log = logging.getLogger("atelier.server")
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from service.core.errors import DeadlineExceeded
-from service.server.errormap import log_unexpected, reason_of, status_for
+from service.server.errors import log_unexpected, reason_of, status_for
 from service.server.metrics import Metrics
 
 

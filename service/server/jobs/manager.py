@@ -37,7 +37,7 @@ from service.core.errors import (
 )
 from service.core.imageio import encode_image
 from service.core.progress import Progress
-from service.server.job import TERMINAL_STATES, Job, JobEvent, JobFunction, JobOutput
+from service.server.jobs.job import TERMINAL_STATES, Job, JobEvent, JobFunction, JobOutput
 from service.server.metrics import Metrics
 
 __all__ = ["TERMINAL_STATES", "Job", "JobEvent", "JobFunction", "JobManager", "JobOutput"]

@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.server import sse
-from service.server.errormap import public_message, reason_of
-from service.server.jobs import Job, JobEvent
+from service.server.errors import public_message, reason_of
+from service.server.jobs.manager import Job, JobEvent
+from service.server.transport.rest import sse
 
 API_PREFIX = "/v1"
 

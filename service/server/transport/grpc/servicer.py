@@ -21,9 +21,9 @@ from grpc_health.v1 import health_pb2
 from service.api.v1 import atelier_pb2 as pb
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.core.errors import ResourceExhausted
-from service.server.dataplane import DataPlane, RequestScope
-from service.server.errormap import RETRY_AFTER_KEY, public_message, status_for
-from service.server.jobs import Job, JobEvent
+from service.server.errors import RETRY_AFTER_KEY, public_message, status_for
+from service.server.jobs.manager import Job, JobEvent
+from service.server.plane.dataplane import DataPlane, RequestScope
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Atelier"].full_name  # "atelier.v1.Atelier"
 

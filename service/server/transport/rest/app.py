@@ -1,4 +1,4 @@
-"""The HTTP side of the server: /metrics, /healthz, /readyz, plus the REST API (``service.server.rest``).
+"""The HTTP side of the server: /metrics, /healthz, /readyz, plus the REST API (``service.server.transport.rest.routes``).
 
 Served by uvicorn in the same event loop as the gRPC server (``service.server.app``), so one process
 answers both ports and shares one data plane and one metrics registry.
@@ -12,8 +12,8 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.server.dataplane import DataPlane
 from service.server.metrics import Metrics
+from service.server.plane.dataplane import DataPlane
 
 
 def create_app(plane: DataPlane, registry: Metrics | None = None) -> FastAPI:
@@ -38,8 +38,8 @@ def create_app(plane: DataPlane, registry: Metrics | None = None) -> FastAPI:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready", "reason": "loading models or shutting down"}, 503)
 
-    if importlib.util.find_spec("service.server.rest") is not None:
-        from service.server.rest import (  # type: ignore[import-not-found, unused-ignore]
+    if importlib.util.find_spec("service.server.transport.rest.routes") is not None:
+        from service.server.transport.rest.routes import (  # type: ignore[import-not-found, unused-ignore]
             build_router,
             install_error_handlers,
         )

@@ -2,7 +2,7 @@
 
 Each route reads the request (``rest_io``), awaits the data plane and writes the answer; errors are the
 data plane's typed errors, turned into JSON by the handlers ``install_error_handlers`` registers, with the
-same status table as gRPC (``service.server.errormap``). Metric method labels are the gRPC method names,
+same status table as gRPC (``service.server.errors``). Metric method labels are the gRPC method names,
 so one dashboard panel shows both transports.
 
 | route | answer |
@@ -30,21 +30,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.core.errors import InvalidArgument, InvalidImage
-from service.server import sse
-from service.server.dataplane import DataPlane
-from service.server.jobs import Job
-from service.server.rest_io import (
-    MULTIPART,
-    Upload,
-    content_type_of,
-    form_value,
-    install_error_handlers,
-    parse_json_object,
-    parse_target,
-    read_upload,
-    route_class,
-)
-from service.server.rest_schemas import (
+from service.server.jobs.manager import Job
+from service.server.plane.dataplane import DataPlane
+from service.server.transport.rest import sse
+from service.server.transport.rest.errors import install_error_handlers, route_class
+from service.server.transport.rest.schemas import (
     API_PREFIX,
     ERROR_RESPONSES,
     ClassifyOut,
@@ -56,6 +46,15 @@ from service.server.rest_schemas import (
     image_response,
     job_event_stream,
     job_out,
+)
+from service.server.transport.rest.uploads import (
+    MULTIPART,
+    Upload,
+    content_type_of,
+    form_value,
+    parse_json_object,
+    parse_target,
+    read_upload,
 )
 
 __all__ = ["build_router", "install_error_handlers"]

@@ -20,8 +20,8 @@ import numpy as np
 from service.core.errors import InvalidArgument
 from service.core.imageio import MIME_TYPES, ImageLimits, decode_image, encode_image, resize_max_side
 from service.core.progress import CancelToken, ProgressCallback
-from service.server.jobs import JobFunction, JobOutput
-from service.server.options import build_options
+from service.server.jobs.manager import JobFunction, JobOutput
+from service.server.plane.options import build_options
 
 SALIENCY_OUTPUTS: tuple[str, ...] = ("overlay", "heatmap", "float32", "npy", "json")
 

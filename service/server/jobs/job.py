@@ -1,5 +1,5 @@
 """One job of the slow path: its state, its progress events (for any number of asyncio subscribers), and
-its result. Created and driven by ``service.server.jobs.JobManager``."""
+its result. Created and driven by ``service.server.jobs.manager.JobManager``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The data plane: the one object both transports (gRPC, REST) call.
 
 Contract for the transports (keep stable; plain values in, dataclasses out, typed errors of
-``service.core.errors`` raised, mapped to status codes by ``service.server.errormap``):
+``service.core.errors`` raised, mapped to status codes by ``service.server.errors``):
 
 ``await plane.start()``                   load the style engine and the default backbone, warm up, then ready
 ``plane.ready -> bool``                   True between a successful start and the start of shutdown
@@ -38,13 +38,13 @@ import numpy as np
 
 from service.core.errors import InvalidArgument, NotReady, ResourceExhausted
 from service.core.imageio import MIME_TYPES, decode_image, encode_image, normalize_format
-from service.server.batching import MicroBatcher
-from service.server.config import PlaneConfig
-from service.server.jobs import Job, JobManager
+from service.server.jobs.manager import Job, JobManager
 from service.server.metrics import Metrics
-from service.server.renders import prepare_deepdream, prepare_gatys, prepare_saliency
-from service.server.results import SaliencyOutput, StylizeResult
-from service.server.tracking import RequestScope, deadline_scope, track_call
+from service.server.plane.batching import MicroBatcher
+from service.server.plane.config import PlaneConfig
+from service.server.plane.results import SaliencyOutput, StylizeResult
+from service.server.plane.slow_jobs import prepare_deepdream, prepare_gatys, prepare_saliency
+from service.server.plane.tracking import RequestScope, deadline_scope, track_call
 
 if TYPE_CHECKING:
     from service.core.classify import Prediction
@@ -97,7 +97,7 @@ class DataPlane:
         self.metrics.ready.set(1)
 
     def _load(self) -> None:
-        from service.server.loading import load_backbone_warm, load_engine
+        from service.server.plane.loading import load_backbone_warm, load_engine
 
         self.engine = load_engine(self.config, self.metrics)
         load_backbone_warm(self.config, self.metrics)

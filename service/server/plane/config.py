@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.core.imageio import ImageLimits
-from service.server.renders import SlowConfig
+from service.server.plane.slow_jobs import SlowConfig
 
 if TYPE_CHECKING:
     from service.settings import Settings

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.server.config import PlaneConfig
 from service.server.metrics import Metrics
+from service.server.plane.config import PlaneConfig
 
 if TYPE_CHECKING:
     from service.core.stylize.engine import StyleEngine
