@@ -22,6 +22,8 @@ STYLES=${STYLES:-../shared/data/styles}
 OUT=${OUT:-runs/defaults}
 REFINED=${REFINED:-runs/refined}  # phase 3's checkpoints
 SHIPPED=${SHIPPED:-runs/shipped}  # phase 4's: the mobile nets that ship
+# Loss curves go beside the training log (docs/training.md), not into models/, which holds only what is served.
+CURVES=${CURVES:-docs/training}
 MOBILE_NOTE=${MOBILE_NOTE:-"scripts/train_defaults.sh phases 1-2 (160 px crops, painting at 320 px) on a shared 2-core CPU, phase 3 (refine: 300 steps, 256 px crops, painting at 512 px, style weight 8; loss curve <name>.refine.loss.png) and phase 4 (reflect: 100 steps after the switch to reflection padding; the settings and loss curve here) on a quiet 2-core CPU, torch 2.14.1; no GPU was available"}
 # Phases 1-8 trained on the raw output (--no-clip-output: before the loss learned to see the served, clipped
 # image); they keep that flag so the commands here still give the shipped weights. Phase 9 drops it.
@@ -38,7 +40,7 @@ DECLIP=${DECLIP:-runs/declip}  # phase 9's, one folder per learning rate
 NEW_JOHNSON=${NEW_JOHNSON:-runs/new_johnson}  # phase 8's: base/ (lr 1e-3), then lr<LR>/ per anneal stage
 ANNEAL_LRS=${ANNEAL_LRS:-3e-4,1e-4}
 ANNEALED_NOTE=${ANNEALED_NOTE:-"the previous version trained further by phase 7 of scripts/train_defaults.sh (anneal: 256 px crops, painting at 512 px, style weight 8, batch 4; $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS in turn, each from the last one's weights) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's; no GPU was available"}
-NEW_JOHNSON_NOTE=${NEW_JOHNSON_NOTE:-"phase 8 of scripts/train_defaults.sh (new-johnson): starry_night-johnson's shipped graph trained on this painting, ${JOHNSON_STEPS:-300} steps at lr 1e-3, then $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS (256 px crops, painting at 512 px, style weight 8, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's (models/<name>-johnson.base.loss.png and .anneal-lr<LR>.loss.png for the others); no GPU was available"}
+NEW_JOHNSON_NOTE=${NEW_JOHNSON_NOTE:-"phase 8 of scripts/train_defaults.sh (new-johnson): starry_night-johnson's shipped graph trained on this painting, ${JOHNSON_STEPS:-300} steps at lr 1e-3, then $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS (256 px crops, painting at 512 px, style weight 8, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's (docs/training/<name>-johnson.base.loss.png and .anneal-lr<LR>.loss.png for the others); no GPU was available"}
 DECLIP_NOTE=${DECLIP_NOTE:-"the previous version trained further by phase 9 of scripts/train_defaults.sh (declip: the loss sees the output clipped to 0..255 as served, plus a penalty on values outside that range; 256 px crops, painting at 512 px, style weight 8, batch 4; $ANNEAL_STEPS steps at each learning rate of $ANNEAL_LRS in turn) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are the last stage's; no GPU was available"}
 CONTINUED_NOTE=${CONTINUED_NOTE:-"version 2 (scripts/train_defaults.sh phases 1-4) trained further by phase 5 (continue: 256 px crops, painting at 512 px, style weight 8, lr 1e-3, batch 4) on a quiet 2-core CPU, torch 2.14.1; the settings and loss curve here are phase 5's; no GPU was available"}
 
@@ -72,8 +74,8 @@ export_mobile() {
     "$PY" -m service export "$SHIPPED/${s%%:*}.ckpt" --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" -o models --fp16 \
       --version 2 --note "$MOBILE_NOTE"
   done
-  for f in "$REFINED"/*.loss.csv "$REFINED"/*.loss.png; do cp "$f" "models/$(basename "${f/.loss/.refine.loss}")"; done
-  cp "$SHIPPED"/*.loss.csv "$SHIPPED"/*.loss.png models/
+  for f in "$REFINED"/*.loss.csv "$REFINED"/*.loss.png; do cp "$f" "$CURVES/$(basename "${f/.loss/.refine.loss}")"; done
+  cp "$SHIPPED"/*.loss.csv "$SHIPPED"/*.loss.png "$CURVES"/
 }
 
 export_johnson() {
@@ -81,7 +83,7 @@ export_johnson() {
     "$PY" -m service export "$OUT/${s%%:*}-johnson.ckpt" --name "${s%%:*}" --style-image "$STYLES/${s#*:}.jpg" \
       -o models --fp16 --note "$NOTE"
   done
-  cp "$OUT"/*-johnson.loss.csv "$OUT"/*-johnson.loss.png models/
+  cp "$OUT"/*-johnson.loss.csv "$OUT"/*-johnson.loss.png "$CURVES"/
 }
 
 run_name() {  # ARCH NAME: the training run's (and checkpoint's) name, NAME-johnson for the johnson nets
@@ -114,7 +116,7 @@ anneal() {  # ARCH NAME...: phase 7, ANNEAL_STEPS steps at each of ANNEAL_LRS in
   done
 }
 
-export_annealed() {  # ARCH NAME...: the last stage's weights; one loss curve per stage, models/RUN.PREFIX-lrLR.loss.*
+export_annealed() {  # ARCH NAME...: the last stage's weights; one loss curve per stage, $CURVES/RUN.PREFIX-lrLR.loss.*
   # (PREFIX: CURVE_PREFIX, default anneal)
   local arch=$1 lr name run ext prefix=${CURVE_PREFIX:-anneal}
   shift
@@ -123,19 +125,19 @@ export_annealed() {  # ARCH NAME...: the last stage's weights; one loss curve pe
     [[ $lr == "${ANNEAL_LRS##*,}" ]] && continue  # export_from_shipped copied the last stage's curve
     for name in "$@"; do
       run=$(run_name "$arch" "$name")
-      for ext in csv png; do cp "$ANNEALED/lr$lr/$run.loss.$ext" "models/$run.$prefix-lr$lr.loss.$ext"; done
+      for ext in csv png; do cp "$ANNEALED/lr$lr/$run.loss.$ext" "$CURVES/$run.$prefix-lr$lr.loss.$ext"; done
     done
   done
 }
 
-export_from_shipped() {  # ARCH VERSION NOTE CURVE NAME...: export them; loss curve to models/RUN.CURVE.loss.*
+export_from_shipped() {  # ARCH VERSION NOTE CURVE NAME...: export them; loss curve to $CURVES/RUN.CURVE.loss.*
   local arch=$1 version=$2 note=$3 curve=$4 name run ext
   shift 4
   for name in "$@"; do
     run=$(run_name "$arch" "$name")
     "$PY" -m service export "$CONTINUED/$run.ckpt" --name "$name" --style-image "$STYLES/$(painting "$name").jpg" \
       -o models --fp16 --version "$version" --note "$note"
-    for ext in csv png; do cp "$CONTINUED/$run.loss.$ext" "models/$run.$curve.loss.$ext"; done
+    for ext in csv png; do cp "$CONTINUED/$run.loss.$ext" "$CURVES/$run.$curve.loss.$ext"; done
   done
 }
 
@@ -195,7 +197,7 @@ case "${1:-}" in
   # style weight 8), which the johnson nets never had, started from the shipped graphs like phase 5.
   # Usage: refine-johnson NAME... with JOHNSON_STEPS (default 300) and THREADS as in phase 5; then
   # export-johnson-refined NAME... with VERSION (default 2), CURVE (the loss curve's name,
-  # models/NAME-johnson.CURVE.loss.*, default refine) and JOHNSON_REFINED_NOTE. Shipped:
+  # docs/training/NAME-johnson.CURVE.loss.*, default refine) and JOHNSON_REFINED_NOTE. Shipped:
   # starry_night-johnson version 2 (version 1's graph + 300 steps, 20 min with great_wave's run beside
   # it, THREADS=1 each) and great_wave-johnson version 3 (that version 2 + 400 steps: JOHNSON_STEPS=400,
   # then VERSION=3 CURVE=refine2 and a note saying so; 26 min). The same 400 steps made
@@ -221,7 +223,7 @@ case "${1:-}" in
   # as phase 7 (ANNEAL_LRS, default 3e-4,1e-4) into NEW_JOHNSON/lr<LR>. Usage: new-johnson NAME... with
   # THREADS; then export-new-johnson NAME... with VERSION (default 1) and NEW_JOHNSON_NOTE. Run for udnie
   # and the_scream (THREADS=1, side by side, 60 min) and not exported: both nets paint rainbow droplets
-  # on every photo (models/README.md).
+  # on every photo (docs/quality.md).
   new-johnson)
     shift
     CONTINUED=$NEW_JOHNSON/base INIT=models/starry_night.johnson.onnx from_shipped johnson "${JOHNSON_STEPS:-300}" 50 "$@"
@@ -232,7 +234,7 @@ case "${1:-}" in
     VERSION=${VERSION:-1} ANNEALED=$NEW_JOHNSON ANNEALED_NOTE=$NEW_JOHNSON_NOTE export_annealed johnson "$@"
     for name in "$@"; do
       run=$(run_name johnson "$name")
-      for ext in csv png; do cp "$NEW_JOHNSON/base/$run.loss.$ext" "models/$run.base.loss.$ext"; done
+      for ext in csv png; do cp "$NEW_JOHNSON/base/$run.loss.$ext" "$CURVES/$run.base.loss.$ext"; done
     done
     ;;
   # Phase 9: the same training, but the loss sees the served image. Phases 1-8 let the backbone see the
@@ -243,7 +245,7 @@ case "${1:-}" in
   # export-declipped ARCH NAME... with VERSION and DECLIP_NOTE. Shipped (THREADS=1, two processes side by
   # side): starry_night mobile version 3 and great_wave version 4 (ANNEAL_LRS=3e-4,1e-4), composition_vii
   # version 4 (ANNEAL_LRS=3e-4), starry_night-johnson version 4 (ANNEAL_LRS=1e-4); the rest measured worse
-  # or mixed (models/README.md).
+  # or mixed (docs/quality.md).
   # Phase 10: phase 9 run again for starry_night-johnson on new crops (SEED), from its version 4 graph, as two
   # processes side by side (THREADS=1), 60 min then 20 min:
   #   DECLIP=runs/declip2 ANNEAL_STEPS=900 ANNEAL_LRS=1e-4 SEED=14 THREADS=1 $0 declip johnson starry_night
@@ -254,7 +256,7 @@ case "${1:-}" in
   #   DECLIP=runs/declip3 ANNEAL_LRS=2e-5 ANNEAL_STEPS=300 VERSION=5 CURVE_PREFIX=declip3 DECLIP_NOTE=... \
   #     $0 export-declipped johnson starry_night
   # and runs/declip2/lr1e-4/starry_night-johnson.loss.{csv,png} copied to
-  # models/starry_night-johnson.declip2-lr1e-4.loss.* (DECLIP_NOTE: the text in the model card).
+  # docs/training/starry_night-johnson.declip2-lr1e-4.loss.* (DECLIP_NOTE: the text in the model card).
   declip) shift; CLIP_OUTPUT=1 ANNEALED=$DECLIP anneal "$@" ;;
   export-declipped) shift; ANNEALED=$DECLIP ANNEALED_NOTE=$DECLIP_NOTE CURVE_PREFIX=${CURVE_PREFIX:-declip} export_annealed "$@" ;;
   export) export_mobile; export_johnson ;;
