@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         Path("models"), description="folder with manifest.json, .onnx files, model cards"
     )
-    default_backbone: Literal["efficientnet_lite0", "vgg16", "vgg19"] = "efficientnet_lite0"
+    default_backbone: Literal["efficientnet_lite0", "vgg16", "vgg19"] = Field(
+        "efficientnet_lite0", description="backbone for classify, saliency and renders when a call names none"
+    )
     vgg16_weights: Path | None = Field(
         None, description="torchvision vgg16-397923af.pth; else torch hub cache"
     )
@@ -50,14 +52,14 @@ class Settings(BaseSettings):
     )
     max_side_stylize: int = Field(4096, gt=0, description="stylize input is downscaled to at most this side")
     tile_threshold: int = Field(1536, gt=0, description="stylize images with a side above this are tiled")
-    tile_size: int = Field(1024, gt=0)
-    tile_overlap: int = Field(64, ge=0)
+    tile_size: int = Field(1024, gt=0, description="side of the tiles a large stylize image is cut into")
+    tile_overlap: int = Field(64, ge=0, description="pixels neighbouring tiles share, blended")
     max_side_slow: int = Field(1024, gt=0, description="largest side accepted for Gatys/DeepDream/saliency")
 
     # --- servers ---------------------------------------------------------------------------------------
-    host: str = "0.0.0.0"
-    grpc_port: int = Field(50051, ge=0, le=65535)
-    http_port: int = Field(8080, ge=0, le=65535)
+    host: str = Field("0.0.0.0", description="address both servers listen on")
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 = any free port")
+    http_port: int = Field(8080, ge=0, le=65535, description="REST and /metrics port; 0 = any free port")
     max_message_bytes: int = Field(32 * MiB, gt=0, description="gRPC max send/receive message size")
     grace_period_s: float = Field(10.0, ge=0, description="drain time on SIGTERM")
 
@@ -74,11 +76,11 @@ class Settings(BaseSettings):
     job_queue_limit: int = Field(8, ge=0, description="jobs waiting for a worker before RESOURCE_EXHAUSTED")
     job_max_runtime_s: float = Field(600.0, gt=0, description="cap on one job's run time")
     job_result_ttl_s: float = Field(3600.0, gt=0, description="how long finished results are kept")
-    job_result_max_count: int = Field(100, ge=1)
-    job_result_max_bytes: int = Field(256 * MiB, ge=1)
+    job_result_max_count: int = Field(100, ge=1, description="most finished results kept")
+    job_result_max_bytes: int = Field(256 * MiB, ge=1, description="most bytes of finished results kept")
 
     # --- logging ---------------------------------------------------------------------------------------
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="logging level (DEBUG, INFO, WARNING, ...)")
 
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
