@@ -32,6 +32,8 @@ from service.core.stylize.manifest import ManifestEntry, read_card, read_manifes
 from service.core.stylize.tiling import run_tiled
 
 log = logging.getLogger(__name__)
+# Provider choice and fallback notices have a logger of their own: the CLI folds them into one line.
+provider_log = logging.getLogger(f"{__name__}.providers")
 
 DEFAULT_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 MIN_SIDE = 16  # the graph contract: any H, W >= 16
@@ -95,33 +97,45 @@ def session_options(intra_threads: int, inter_threads: int) -> Any:
     return so
 
 
-def available_providers(preferred: Sequence[str]) -> list[str]:
-    """``preferred`` filtered to the providers this onnxruntime build has; CPU if none is left."""
+def provider_choice(preferred: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The providers of ``preferred`` that can run here (CPU if none), and why each other one cannot."""
     import onnxruntime as ort
 
     have = set(ort.get_available_providers())
     unusable = {p: "not in this onnxruntime build" for p in preferred if p not in have}
-    if "CUDAExecutionProvider" in have and "CUDAExecutionProvider" in preferred and not _cuda_driver_loads():
+    if "CUDAExecutionProvider" in have and "CUDAExecutionProvider" in preferred:
         # onnxruntime-gpu lists CUDA even on machines without a GPU, then fails noisily per session.
-        unusable["CUDAExecutionProvider"] = "no CUDA driver (libcuda) on this machine"
+        why = _cuda_unusable()
+        if why:
+            unusable["CUDAExecutionProvider"] = why
+    chosen = [p for p in preferred if p not in unusable] or ["CPUExecutionProvider"]
+    return chosen, unusable
+
+
+def available_providers(preferred: Sequence[str]) -> list[str]:
+    """``preferred`` filtered to the providers this onnxruntime build can use here; CPU if none is left."""
+    chosen, unusable = provider_choice(preferred)
     for provider, why in unusable.items():
-        log.warning("ONNX Runtime provider %s not usable: %s", provider, why)
-    chosen = [p for p in preferred if p not in unusable]
-    if not chosen:
-        log.warning("None of the preferred providers is available; using CPUExecutionProvider")
-        chosen = ["CPUExecutionProvider"]
+        provider_log.warning("ONNX Runtime provider %s not usable: %s", provider, why)
+    if not any(p in chosen for p in preferred):
+        provider_log.warning("None of the preferred providers is available; using CPUExecutionProvider")
     return chosen
 
 
-def _cuda_driver_loads() -> bool:
+def _cuda_unusable() -> str | None:
+    """Why the CUDA provider cannot run here (no driver, no visible GPU), or None if it may."""
     import ctypes
     import sys
 
     try:
-        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+        cuda = ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
     except OSError:
-        return False
-    return True
+        return "no CUDA driver (libcuda) on this machine"
+    count = ctypes.c_int(0)
+    # A driver without a device (or with CUDA_VISIBLE_DEVICES hiding all) makes every session fail and retry.
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
+        return "no GPU visible to the CUDA driver"
+    return None
 
 
 def _check_file(folder: Path, rel: str, expected: str) -> Path:
@@ -285,7 +299,7 @@ class StyleEngine:
             if providers and used != providers[0] and not fell_back:
                 # Said once per load, not once per model: every further model lands on the same provider.
                 fell_back = True
-                log.warning(
+                provider_log.warning(
                     "style model %s runs on %s, not on the preferred %s (so will the models after it)",
                     entry.name,
                     used,
