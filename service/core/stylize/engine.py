@@ -32,8 +32,6 @@ from service.core.stylize.manifest import ManifestEntry, read_card, read_manifes
 from service.core.stylize.tiling import run_tiled
 
 log = logging.getLogger(__name__)
-# Provider choice and fallback notices have a logger of their own: the CLI folds them into one line.
-provider_log = logging.getLogger(f"{__name__}.providers")
 
 DEFAULT_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 MIN_SIDE = 16  # the graph contract: any H, W >= 16
@@ -116,9 +114,9 @@ def available_providers(preferred: Sequence[str]) -> list[str]:
     """``preferred`` filtered to the providers this onnxruntime build can use here; CPU if none is left."""
     chosen, unusable = provider_choice(preferred)
     for provider, why in unusable.items():
-        provider_log.warning("ONNX Runtime provider %s not usable: %s", provider, why)
+        log.warning("ONNX Runtime provider %s not usable: %s", provider, why)
     if not any(p in chosen for p in preferred):
-        provider_log.warning("None of the preferred providers is available; using CPUExecutionProvider")
+        log.warning("None of the preferred providers is available; using CPUExecutionProvider")
     return chosen
 
 
@@ -299,7 +297,7 @@ class StyleEngine:
             if providers and used != providers[0] and not fell_back:
                 # Said once per load, not once per model: every further model lands on the same provider.
                 fell_back = True
-                provider_log.warning(
+                log.warning(
                     "style model %s runs on %s, not on the preferred %s (so will the models after it)",
                     entry.name,
                     used,
