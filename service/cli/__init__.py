@@ -1,12 +1,15 @@
 """The ``atelier`` command line. Each command group lives in its own module with a ``register`` function.
 
 Errors print one line to stderr and exit non-zero; ``ATELIER_DEBUG=1`` shows the traceback instead.
+``-v/--verbose`` (before or after the command) shows the library's log records, which are otherwise
+summed up by the commands (e.g. one line for the ONNX Runtime provider, see ``service.cli.runtime``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,7 +18,20 @@ from service import __version__
 from service.core.errors import AtelierError
 
 # Modules under service.cli that define ``register(subparsers)``; order is the order in --help.
-COMMAND_MODULES: tuple[str, ...] = ("classify", "serve", "train", "stylize", "render", "saliency")
+COMMAND_MODULES: tuple[str, ...] = (
+    "classify", "serve", "train", "stylize", "render", "saliency", "doctor", "completion",
+)  # fmt: skip
+VERBOSE_HELP = "show the log records of the libraries (ONNX Runtime provider notes, model loading)"
+
+
+def _add_verbose(parser: argparse.ArgumentParser, top: bool) -> None:
+    """``-v`` on the top parser and on every (sub)command, so it works wherever it is typed."""
+    default = False if top else argparse.SUPPRESS  # SUPPRESS: a subcommand never resets the top's value
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help=VERBOSE_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbose(child, top=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,12 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"service.cli.{name}")
         module.register(sub)
+    _add_verbose(parser, top=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose and args.command != "serve":  # serve sets up its own logging from ATELIER_LOG_LEVEL
+        logging.basicConfig(level=logging.WARNING, format="atelier: %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("service").setLevel(logging.DEBUG)
     try:
         code = args.func(args)
         return int(code or 0)

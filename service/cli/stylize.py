@@ -68,21 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _engine(args: argparse.Namespace, names: list[str] | None = None) -> tuple[Settings, StyleEngine]:
-    from service.core.stylize.engine import StyleEngine
+    from service.cli.runtime import load_engine
 
     settings = settings_from_args(args, models_dir=args.models_dir)
-    engine = StyleEngine.load(
-        settings.models_dir,
-        providers=tuple(settings.ort_providers),
-        intra_threads=settings.ort_intra_threads,
-        inter_threads=settings.ort_inter_threads,
-        tile_threshold=settings.tile_threshold,
-        tile_size=settings.tile_size,
-        tile_overlap=settings.tile_overlap,
-        warmup=False,  # one command, one run: warming up would only double the work
-        names=names,
-    )
-    return settings, engine
+    return settings, load_engine(settings, args.verbose, names)
 
 
 def run_styles(args: argparse.Namespace) -> int:
@@ -126,10 +115,9 @@ def run_stylize(args: argparse.Namespace) -> int:
     image = load_image(args.input, settings.image_limits())
     _, engine = _engine(args, names=[args.style])
     with engine:
-        if args.style in engine.load_errors:
-            raise ModelLoadError(
-                f"Style model {args.style!r} cannot be used: {engine.load_errors[args.style]}"
-            )
+        for key in (args.style, "manifest.json"):  # the engine only records why; the command says it
+            if key in engine.load_errors:
+                raise ModelLoadError(f"Style model {args.style!r} cannot be used: {engine.load_errors[key]}")
         t0 = time.perf_counter()
         out = engine.stylize(args.style, image, options)
         ms = (time.perf_counter() - t0) * 1e3
