@@ -34,6 +34,7 @@ from service.server.plane.config import PlaneConfig
 from service.server.plane.dataplane import DataPlane
 from service.server.transport.rest.errors import error_response
 from service.settings import Settings
+from tests.liveserver import serve_asgi
 from tests.tinymodels import write_tiny_models
 
 T = TypeVar("T")
@@ -395,19 +396,97 @@ def test_503_until_ready(tmp_path: Path, photo: bytes) -> None:
         server.close()
 
 
-def test_errors_are_counted_by_reason(live: LiveServer, photo: bytes) -> None:
-    post_image(live, "/v1/stylize", photo, style="starry_night", strength="abc")
+@pytest.mark.parametrize(
+    ("params", "body", "code", "reason"),
+    [
+        ({"style": "starry_night", "strength": "abc"}, "photo", "400", "invalid_argument"),  # FastAPI's check
+        ({"style": "starry_night", "strength": "1.5"}, "photo", "400", "invalid_argument"),  # the plane's
+        ({"style": "starry_night"}, "junk", "400", "invalid_image"),
+        ({"style": "mona_lisa"}, "photo", "404", "unknown_model"),
+        ({"style": "starry_night"}, "photo", "200", None),
+    ],
+    ids=["validation", "range", "image", "unknown-style", "ok"],
+)
+def test_each_call_is_tracked_once(
+    live: LiveServer, photo: bytes, params: dict[str, str], body: str, code: str, reason: str | None
+) -> None:
+    """One request: one latency sample under its status code and, if it failed, one error by reason."""
+    value = live.plane.metrics.registry.get_sample_value
+    calls = {"transport": "rest", "method": "Stylize", "code": code}
+    model = "starry_night" if code == "200" else ""
+    latency = {**calls, "model": model}
+    error = {"transport": "rest", "method": "Stylize", "reason": reason or "none"}
+    before = (
+        value("atelier_request_duration_seconds_count", latency) or 0,
+        value("atelier_errors_total", error) or 0,
+    )
+    r = post_image(live, "/v1/stylize", photo if body == "photo" else b"junk", **params)
+    assert str(r.status_code) == code, r.text
+    after = (
+        value("atelier_request_duration_seconds_count", latency) or 0,
+        value("atelier_errors_total", error) or 0,
+    )
+    assert after[0] - before[0] == 1
+    assert after[1] - before[1] == (1 if reason else 0)
+    assert value("atelier_requests_in_flight", {"transport": "rest"}) == 0
+    text = live.http.get("/metrics").text  # the same series on the page Prometheus scrapes
+    assert (
+        f'atelier_request_duration_seconds_count{{code="{code}",method="Stylize",model="{model}",transport="rest"}}'
+        in text
+    )
+
+
+def _rest_errors(live: LiveServer) -> float:
+    return sum(
+        sample.value
+        for family in live.plane.metrics.registry.collect()
+        if family.name == "atelier_errors"
+        for sample in family.samples
+        if sample.name == "atelier_errors_total" and sample.labels["transport"] == "rest"
+    )
+
+
+def test_unknown_routes_and_methods_are_not_tracked_as_calls(live: LiveServer) -> None:
+    """Requests that match no route never reach a route class: answered app-wide, not counted."""
+    before = _rest_errors(live)
+    assert error_of(live.http.get("/v1/nothing"))["reason"] == "not_found"
+    assert error_of(live.http.put("/v1/styles"))["reason"] == "method_not_allowed"
+    assert _rest_errors(live) == before
     post_image(live, "/v1/stylize", b"junk", style="starry_night")
-    text = live.http.get("/metrics").text
-    for reason in ("invalid_argument", "invalid_image"):
-        pattern = (
-            rf'atelier_errors_total{{[^}}]*method="Stylize",reason="{reason}",transport="rest"}} ([0-9.]+)'
+    assert _rest_errors(live) == before + 1  # the counter itself works
+
+
+def test_a_bug_in_a_route_is_one_tracked_500() -> None:
+    """The route class answers an unexpected exception as the table's INTERNAL, counted once."""
+    from fastapi import APIRouter, FastAPI
+
+    from service.server.metrics import Metrics
+    from service.server.transport.rest.errors import install_error_handlers, route_class
+
+    metrics = Metrics()
+    router = APIRouter(route_class=route_class(metrics, {"explode": "Explode"}))
+
+    @router.get("/explode")
+    async def explode() -> None:
+        raise ValueError("secret internals")
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router)
+    with serve_asgi(app) as url:
+        r = httpx.get(url + "/explode", timeout=30)
+    assert r.status_code == 500 and r.json()["error"]["reason"] == "internal"
+    assert "secret" not in r.text
+    value = metrics.registry.get_sample_value
+    assert (
+        value("atelier_errors_total", {"transport": "rest", "method": "Explode", "reason": "internal"}) == 1
+    )
+    assert (
+        value(
+            "atelier_request_duration_seconds_count",
+            {"transport": "rest", "method": "Explode", "model": "", "code": "500"},
         )
-        match = re.search(pattern, text)
-        assert match and float(match.group(1)) >= 1, reason
-    assert re.search(
-        r'atelier_request_duration_seconds_count{code="200",method="Stylize",model="starry_night",transport="rest"}',
-        text,
+        == 1
     )
 
 

@@ -1,20 +1,23 @@
 """Error responses of the REST transport: every failure as ``{"error": {"reason", "message"}}``, with its
-status from the one table in ``service.server.errors``."""
+status from the one table in ``service.server.errors``; and the route class that tracks and answers every
+``/v1`` call in one place (the REST counterpart of the gRPC servicer's ``_rpc``)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.core import errors
-from service.server.errors import log_unexpected, public_message, reason_of, status_for
+from service.server.errors import public_message, reason_of, status_for
+from service.server.metrics import Metrics
+from service.server.plane.tracking import RequestScope, track_call
 
 
 def error_body(reason: str, message: str, **details: Any) -> dict[str, Any]:
@@ -61,52 +64,51 @@ def validation_message(exc: RequestValidationError) -> str:
     return " ".join(parts) or "The request is invalid."
 
 
+def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own HTTP errors (unknown path 404, wrong method 405) in the same JSON shape."""
+    reasons: Mapping[int, str] = {404: "not_found", 405: "method_not_allowed", 400: "invalid_argument"}
+    message = str(exc.detail)
+    if exc.status_code == 404:
+        message = f"No such route: {request.method} {request.url.path}. The API is listed at /docs."
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}. The API is listed at /docs."
+    return JSONResponse(
+        error_body(reasons.get(exc.status_code, "http_error"), message),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """App-wide JSON errors: typed errors, validation errors, unknown routes, wrong methods and bugs.
+    """App-wide JSON errors for requests that never reach a route: unknown paths and wrong methods.
 
-    The ``/v1`` routes answer their own errors (``rest._route_class``); these handlers give every other
-    route of the app (and unknown paths) the same ``{"error": {"reason", "message"}}`` shape.
+    Everything that reaches a ``/v1`` route is tracked and answered by its route class (``route_class``),
+    so these handlers see only Starlette's routing errors.
     """
-
-    async def on_atelier_error(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc)
-
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return error_response(errors.InvalidArgument(validation_message(exc)))
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        reasons: Mapping[int, str] = {404: "not_found", 405: "method_not_allowed", 400: "invalid_argument"}
-        message = str(exc.detail)
-        if exc.status_code == 404:
-            message = f"No such route: {request.method} {request.url.path}. The API is listed at /docs."
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}. The API is listed at /docs."
-        return JSONResponse(
-            error_body(reasons.get(exc.status_code, "http_error"), message),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return http_error_response(request, exc)
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log_unexpected(exc, f"rest {request.method} {request.url.path}")
-        return error_response(exc)
-
-    app.add_exception_handler(errors.AtelierError, on_atelier_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
 
 
-def route_class(count_error: Callable[[str, str], None], method_names: Mapping[str, str]) -> type[APIRoute]:
-    """Routes that answer their own errors as JSON through the error table, whatever app includes them.
+def call_scope(request: Request) -> RequestScope:
+    """The running call's ``RequestScope`` (a FastAPI dependency): routes set ``scope.model`` on it."""
+    scope: RequestScope = request.state.atelier_scope
+    return scope
 
-    ``count_error(method, reason)`` counts requests refused before the route's body ran (validation), with
-    ``method_names[route function name]`` as the method.
 
-    FastAPI validates query values inside the route, so a non-numeric ``strength`` is caught here too and
-    answered as ``InvalidArgument`` (never FastAPI's default 422 body).
+CallScope = Annotated[RequestScope, Depends(call_scope)]
+
+
+def route_class(metrics: Metrics, method_names: Mapping[str, str]) -> type[APIRoute]:
+    """Routes that track every call and answer every error once, as a gRPC interceptor would.
+
+    Each call is timed by ``track_call`` (in-flight gauge, latency by status code, errors by reason) with
+    ``method_names[route function name]`` as the method label, and any exception becomes the JSON error
+    of the one status table. FastAPI validates query values inside the route handler, so a non-numeric
+    ``strength`` is caught here too and answered as ``InvalidArgument`` (never FastAPI's 422 body).
     """
 
     class RestRoute(APIRoute):
@@ -116,14 +118,17 @@ def route_class(count_error: Callable[[str, str], None], method_names: Mapping[s
 
             async def run(request: Request) -> Response:
                 try:
-                    response: Response = await handler(request)
-                    return response
-                except RequestValidationError as exc:
-                    err = errors.InvalidArgument(validation_message(exc))
-                    count_error(method, err.reason)
-                    return error_response(err)
-                except Exception as exc:  # typed errors and bugs alike, as JSON through the error table
-                    log_unexpected(exc, f"rest {method}")  # bugs only; typed errors are not logged
+                    async with track_call(metrics, "rest", method) as scope:
+                        request.state.atelier_scope = scope
+                        try:
+                            response: Response = await handler(request)
+                        except RequestValidationError as exc:
+                            raise errors.InvalidArgument(validation_message(exc)) from None
+                        except StarletteHTTPException as exc:  # FastAPI's own: a body it cannot parse
+                            raise errors.InvalidArgument(str(exc.detail)) from None
+                        scope.code = str(response.status_code)
+                        return response
+                except Exception as exc:  # tracked above (bugs logged there): answer through the table
                     return error_response(exc)
 
             return run

@@ -1,9 +1,10 @@
 """The REST transport: ``/v1`` routes over the ``DataPlane``, in the same process as gRPC.
 
-Each route reads the request (``rest_io``), awaits the data plane and writes the answer; errors are the
-data plane's typed errors, turned into JSON by the handlers ``install_error_handlers`` registers, with the
-same status table as gRPC (``service.server.errors``). Metric method labels are the gRPC method names,
-so one dashboard panel shows both transports.
+Each route reads the request (``uploads``), awaits the data plane and writes the answer. The route class
+(``errors.route_class``) tracks every call and turns every error (the data plane's typed errors, FastAPI's
+validation errors, bugs) into JSON with the same status table as gRPC (``service.server.errors``), once;
+routes only name the model (``scope.model``) when they know it. Metric method labels are the gRPC method
+names, so one dashboard panel shows both transports.
 
 | route | answer |
 |---|---|
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -33,7 +33,7 @@ from service.core.errors import InvalidArgument, InvalidImage
 from service.server.jobs.manager import Job
 from service.server.plane.dataplane import DataPlane
 from service.server.transport.rest import sse
-from service.server.transport.rest.errors import install_error_handlers, route_class
+from service.server.transport.rest.errors import CallScope, install_error_handlers, route_class
 from service.server.transport.rest.schemas import (
     API_PREFIX,
     ERROR_RESPONSES,
@@ -90,17 +90,13 @@ METHOD_NAMES = {
 def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     """The ``/v1`` routes over ``plane``. ``keepalive_s``: SSE comment interval on a quiet stream."""
     router = APIRouter(
-        prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=route_class(_counter(plane), METHOD_NAMES)
+        prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=route_class(plane.metrics, METHOD_NAMES)
     )
     max_bytes = plane.config.limits.max_bytes
 
     @router.get("/styles", response_model=StylesOut, summary="List the loaded styles")
     async def list_styles() -> StylesOut:
-        async with plane.track("rest", "ListStyles") as scope:
-            styles = [
-                StyleOut(**{k: getattr(s, k) for k in StyleOut.model_fields}) for s in plane.list_styles()
-            ]
-            scope.code = "200"
+        styles = [StyleOut(**{k: getattr(s, k) for k in StyleOut.model_fields}) for s in plane.list_styles()]
         return StylesOut(styles=styles)
 
     @router.post(
@@ -112,6 +108,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     )
     async def stylize(
         request: Request,
+        scope: CallScope,
         style: Annotated[str, Query(description="a name from GET /v1/styles")],
         strength: Annotated[float, Query(description="0..1 blend with the content")] = 1.0,
         preserve_color: Annotated[bool, Query(description="keep the photo's colours")] = False,
@@ -122,12 +119,11 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         quality: Quality = 90,
         timeout_s: Timeout = None,
     ) -> Response:
-        async with plane.track("rest", "Stylize") as scope:
-            image = (await read_upload(request, max_bytes)).one("image")
-            res = await plane.stylize(
-                image, style, strength, preserve_color, max_side, fmt, quality, deadline=_deadline(timeout_s)
-            )
-            scope.model, scope.code = res.model, "200"
+        image = (await read_upload(request, max_bytes)).one("image")
+        res = await plane.stylize(
+            image, style, strength, preserve_color, max_side, fmt, quality, deadline=_deadline(timeout_s)
+        )
+        scope.model = res.model
         timing = ", ".join(f"{k};dur={v:.1f}" for k, v in res.timings.items())
         headers = {
             "X-Atelier-Model": res.model,
@@ -146,15 +142,14 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     )
     async def classify(
         request: Request,
+        scope: CallScope,
         top_k: Annotated[int, Query(description="how many classes, 1-1000")] = 5,
         backbone: Backbone = None,
         timeout_s: Timeout = None,
     ) -> ClassifyOut:
-        net = backbone or plane.config.default_backbone
-        async with plane.track("rest", "Classify", net) as scope:
-            image = (await read_upload(request, max_bytes)).one("image")
-            preds = await plane.classify(image, top_k=top_k, backbone=net, deadline=_deadline(timeout_s))
-            scope.code = "200"
+        scope.model = net = backbone or plane.config.default_backbone
+        image = (await read_upload(request, max_bytes)).one("image")
+        preds = await plane.classify(image, top_k=top_k, backbone=net, deadline=_deadline(timeout_s))
         out = [PredictionOut(index=p.index, label=p.label, probability=p.probability) for p in preds]
         return ClassifyOut(backbone=net, predictions=out)
 
@@ -167,6 +162,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     )
     async def saliency(
         request: Request,
+        scope: CallScope,
         method: Annotated[
             str, Query(description="gradcam, integrated_gradients, smoothgrad, rise, ...")
         ] = "gradcam",
@@ -181,21 +177,19 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         backbone: Backbone = None,
         timeout_s: Timeout = None,
     ) -> Response:
-        net = backbone or plane.config.default_backbone
-        async with plane.track("rest", "Saliency", net) as scope:
-            image = (await read_upload(request, max_bytes)).one("image")
-            extra = parse_json_object(params, "params")
-            out = await plane.saliency(
-                image,
-                method,
-                parse_target(target),
-                output,
-                extra,
-                top_k=top_k,
-                backbone=net,
-                deadline=_deadline(timeout_s),
-            )
-            scope.code = "200"
+        scope.model = net = backbone or plane.config.default_backbone
+        image = (await read_upload(request, max_bytes)).one("image")
+        extra = parse_json_object(params, "params")
+        out = await plane.saliency(
+            image,
+            method,
+            parse_target(target),
+            output,
+            extra,
+            top_k=top_k,
+            backbone=net,
+            deadline=_deadline(timeout_s),
+        )
         preds = [
             {"index": p.index, "label": p.label, "probability": round(p.probability, 5)}
             for p in out.predictions
@@ -242,29 +236,28 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     )
     async def submit_gatys(
         request: Request,
+        scope: CallScope,
         options: OptionsQuery = None,
         fmt: Format = "png",
         quality: Quality = 90,
         backbone: Backbone = None,
         timeout_s: Timeout = None,
     ) -> JSONResponse:
-        async with plane.track("rest", "Gatys") as scope:
-            if content_type_of(request) != MULTIPART:
-                raise InvalidImage(
-                    "A Gatys job takes multipart/form-data with a 'content' file and one or more 'style' files "
-                    "(curl -F content=@photo.jpg -F style=@painting.jpg ...)."
-                )
-            upload, opts, fmt, quality, net = await _job_request(
-                request, 1 + MAX_STYLE_IMAGES, options, fmt, quality, backbone
+        if content_type_of(request) != MULTIPART:
+            raise InvalidImage(
+                "A Gatys job takes multipart/form-data with a 'content' file and one or more 'style' files "
+                "(curl -F content=@photo.jpg -F style=@painting.jpg ...)."
             )
-            scope.model = net
-            styles = upload.files.get("style", [])
-            if not styles:
-                upload.one("style")  # raises: explains which fields were sent
-            job = await plane.submit_gatys(
-                upload.one("content"), styles, opts, fmt, quality, net, deadline=_deadline(timeout_s)
-            )
-            scope.code = "202"
+        upload, opts, fmt, quality, net = await _job_request(
+            request, 1 + MAX_STYLE_IMAGES, options, fmt, quality, backbone
+        )
+        scope.model = net
+        styles = upload.files.get("style", [])
+        if not styles:
+            upload.one("style")  # raises: explains which fields were sent
+        job = await plane.submit_gatys(
+            upload.one("content"), styles, opts, fmt, quality, net, deadline=_deadline(timeout_s)
+        )
         return _accepted(job)
 
     @router.post(
@@ -277,36 +270,29 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     )
     async def submit_deepdream(
         request: Request,
+        scope: CallScope,
         options: OptionsQuery = None,
         fmt: Format = "png",
         quality: Quality = 90,
         backbone: Backbone = None,
         timeout_s: Timeout = None,
     ) -> JSONResponse:
-        async with plane.track("rest", "DeepDream") as scope:
-            upload, opts, fmt, quality, net = await _job_request(request, 2, options, fmt, quality, backbone)
-            scope.model = net
-            guide = upload.optional("guide")
-            job = await plane.submit_deepdream(
-                upload.one("image"), opts, fmt, quality, net, guide, deadline=_deadline(timeout_s)
-            )
-            scope.code = "202"
+        upload, opts, fmt, quality, net = await _job_request(request, 2, options, fmt, quality, backbone)
+        scope.model = net
+        guide = upload.optional("guide")
+        job = await plane.submit_deepdream(
+            upload.one("image"), opts, fmt, quality, net, guide, deadline=_deadline(timeout_s)
+        )
         return _accepted(job)
 
     @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state, progress and timings")
     async def get_job(job_id: str) -> JobOut:
-        async with plane.track("rest", "GetJob") as scope:
-            job = plane.jobs.get(job_id)
-            scope.code = "200"
-        return job_out(job)
+        return job_out(plane.jobs.get(job_id))
 
     @router.delete("/jobs/{job_id}", response_model=JobOut, summary="Cancel a job")
     async def cancel_job(job_id: str) -> JobOut:
         """A queued job is cancelled at once; a running one stops within one iteration."""
-        async with plane.track("rest", "CancelJob") as scope:
-            job = plane.jobs.cancel(job_id, "cancelled by the client (DELETE)")
-            scope.code = "200"
-        return job_out(job)
+        return job_out(plane.jobs.cancel(job_id, "cancelled by the client (DELETE)"))
 
     @router.get(
         "/jobs/{job_id}/result",
@@ -316,10 +302,8 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     )
     async def job_result(job_id: str) -> Response:
         """503 with Retry-After while the job runs; the job's own error if it failed or was cancelled."""
-        async with plane.track("rest", "GetJobResult") as scope:
-            job = plane.jobs.get(job_id)
-            out = job.output()
-            scope.code = "200"
+        job = plane.jobs.get(job_id)
+        out = job.output()
         ext = out.content_type.rsplit("/", 1)[-1]
         headers = {"Content-Disposition": f'inline; filename="{job.kind}-{job.id}.{ext}"'}
         return Response(out.data, media_type=out.content_type, headers=headers)
@@ -333,9 +317,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
     async def job_events(job_id: str) -> StreamingResponse:
         """``event: progress`` (JSON job status, with a ``preview`` data URL when the job makes previews)
         on each step, ``event: done`` once with the final status; ``:`` comments keep a quiet stream open."""
-        async with plane.track("rest", "JobEvents") as scope:
-            job = plane.jobs.get(job_id)
-            scope.code = "200"
+        job = plane.jobs.get(job_id)
         return StreamingResponse(
             job_event_stream(job, keepalive_s), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS
         )
@@ -345,10 +327,3 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
 
 def _deadline(timeout_s: float | None) -> float | None:
     return None if timeout_s is None else time.monotonic() + timeout_s
-
-
-def _counter(plane: DataPlane) -> Callable[[str, str], None]:
-    def count(method: str, reason: str) -> None:
-        plane.metrics.errors.labels(transport="rest", method=method, reason=reason).inc()
-
-    return count
