@@ -14,12 +14,15 @@ from fastapi.responses import JSONResponse
 from service import __version__
 from service.server.metrics import Metrics
 from service.server.plane.dataplane import DataPlane
+from service.server.transport.rest.pages import install_pages
 
 
 def create_app(plane: DataPlane, registry: Metrics | None = None) -> FastAPI:
     """The FastAPI app: operational endpoints, and the REST router when that module is installed."""
     metrics = registry if registry is not None else plane.metrics
-    app = FastAPI(title="Atelier", version=__version__)
+    # docs_url/redoc_url None: FastAPI's own pages load from a CDN; install_pages serves them offline
+    app = FastAPI(title="Atelier", version=__version__, docs_url=None, redoc_url=None)
+    install_pages(app)  # the web page at /, and /docs and /redoc
 
     @app.get("/metrics", include_in_schema=False)
     def get_metrics() -> Response:
