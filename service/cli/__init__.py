@@ -60,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AtelierError as exc:
         print(f"atelier: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`atelier completion bash | head`): not an error worth a message. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
     except KeyboardInterrupt:
         print("atelier: interrupted", file=sys.stderr)
         return 130

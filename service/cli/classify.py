@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
-from service.cli.common import add_backbone_arg, settings_from_args
+from service.cli.common import add_backbone_arg, add_json_arg, print_json, settings_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, WebP, BMP, TIFF, GIF)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     add_backbone_arg(p)
+    add_json_arg(p, "a list with one {image, predictions} object per image")
     p.set_defaults(func=run)
 
 
@@ -26,7 +28,14 @@ def run(args: argparse.Namespace) -> int:
         load_image(path, limits) for path in args.images
     ]  # fail fast on a bad file, before loading the net
     backbone = load_backbone(args.backbone or settings.default_backbone, "cpu", settings.backbone_weights())
-    for path, preds in zip(args.images, classify(backbone, images, args.top), strict=True):
+    results = classify(backbone, images, args.top)
+    if args.json:
+        print_json([
+            {"image": path, "backbone": backbone.name, "predictions": [asdict(p) for p in preds]}
+            for path, preds in zip(args.images, results, strict=True)
+        ])  # fmt: skip
+        return 0
+    for path, preds in zip(args.images, results, strict=True):
         if len(args.images) > 1:
             print(f"{path}:")
         for pred in preds:

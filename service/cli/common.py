@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -56,3 +58,35 @@ def progress_bar(desc: str, total: int) -> Iterator[ProgressCallback]:
         yield update
     finally:
         bar.close()
+
+
+def add_json_arg(parser: argparse.ArgumentParser, what: str = "the result") -> None:
+    parser.add_argument(
+        "--json", action="store_true", help=f"print {what} as one JSON document on stdout instead of a table"
+    )
+
+
+def print_json(document: object) -> None:
+    """One JSON document on stdout (paths and other non-JSON values as strings, NaN and inf as null)."""
+    print(json.dumps(_finite(document), indent=2, default=str, allow_nan=False))
+
+
+def _finite(value: object) -> object:
+    # json.dumps writes NaN, which strict parsers (jq, JavaScript) reject.
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def print_table(header: Sequence[str] | None, rows: Iterable[Sequence[str]], indent: str = "") -> None:
+    """Left-aligned columns two spaces apart, no trailing blanks; ``header`` None prints no header."""
+    table = ([list(header)] if header else []) + [list(r) for r in rows]
+    if not table:
+        return
+    widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
+    for row in table:
+        print(indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

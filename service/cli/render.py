@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.cli.common import add_backbone_arg, progress_bar, settings_from_args
+from service.cli.common import add_backbone_arg, add_json_arg, print_json, progress_bar, settings_from_args
 from service.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -150,6 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pt.add_argument("--top-k", type=int, default=16)
     pt.add_argument("--size", type=int, default=224)
     pt.add_argument("--limit", type=int, default=None, help="read at most this many images")
+    add_json_arg(pt, "{output, patches: [{image, activation, box}]}")
     pt.set_defaults(func=run_patches)
 
 
@@ -342,6 +343,16 @@ def run_patches(args: argparse.Namespace) -> int:
             backbone, images, args.tap, args.channel, o, progress=cb, total=len(files)
         ),
     )
+    grid = patch_grid(patches)
+    if args.json:
+        from service.core.imageio import save_image
+
+        save_image(grid, args.output)
+        rows = [
+            {"image": str(files[p.image_index]), "activation": p.activation, "box": p.box} for p in patches
+        ]
+        print_json({"output": args.output, "width": grid.shape[1], "height": grid.shape[0], "patches": rows})
+        return 0
     for p in patches:
         print(f"{p.activation:9.4f}  {files[p.image_index].name}  box={p.box}")
-    return _save(patch_grid(patches), args.output)
+    return _save(grid, args.output)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from service.cli.common import add_backbone_arg, progress_bar, settings_from_args
+from service.cli.common import add_backbone_arg, add_json_arg, print_json, progress_bar, settings_from_args
 from service.core.errors import InvalidArgument
 
 METHOD_HELP = (
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=3, help="predictions to print per image (default 3)")
     p.add_argument("--sheet", default=None, metavar="FILE", help="also write a contact sheet (first image)")
     add_backbone_arg(p)
+    add_json_arg(p, "{maps: [{image, method, file, target, predictions}], sheet}")
     p.set_defaults(func=run_saliency)
 
     r = sub.add_parser("saliency-report", help="faithfulness (deletion) and sanity (randomisation) tables")
@@ -55,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--no-sanity", action="store_true")
     r.add_argument("--out", default=None, help="also write the tables (markdown) to this file")
     add_backbone_arg(r)
+    add_json_arg(r, "the faithfulness and sanity rows")
     r.set_defaults(func=run_report)
 
 
@@ -109,6 +112,7 @@ def run_saliency(args: argparse.Namespace) -> int:
     images = [load_image(p, settings.image_limits()) for p in args.images]
     target = args.target
     sheet: list[tuple[str, Any]] = []
+    written: list[dict[str, Any]] = []  # the --json document's "maps"
     for (name, spec_params), label in zip(specs, methods, strict=True):
         params = {**spec_params, **_params(args.param)}
         with progress_bar(label, 1) as bar:
@@ -122,8 +126,15 @@ def run_saliency(args: argparse.Namespace) -> int:
             save_saliency(
                 dest.with_suffix(f".{fmt}"), smap, image if args.overlay else None, args.alpha, args.cmap
             )
-            top = ", ".join(f"{p.label} {p.probability:.1%}" for p in preds)
-            print(f"{dest.with_suffix('.' + fmt)}: {label} for {backbone.labels[t]!r} ({t}); top: {top}")
+            file = dest.with_suffix(f".{fmt}")
+            written.append({
+                "image": path, "method": label, "file": str(file),
+                "target": {"index": t, "label": backbone.labels[t]},
+                "predictions": [asdict(p) for p in preds],
+            })  # fmt: skip
+            if not args.json:
+                top = ", ".join(f"{p.label} {p.probability:.1%}" for p in preds)
+                print(f"{file}: {label} for {backbone.labels[t]!r} ({t}); top: {top}")
         sheet.append((label, res.maps[0]))
     if args.sheet:
         from service.core.imageio import save_image
@@ -132,7 +143,10 @@ def run_saliency(args: argparse.Namespace) -> int:
         save_image(
             contact_sheet(images[0], sheet, columns=4, alpha=args.alpha, cmap=args.cmap), args.sheet, 85
         )
-        print(f"contact sheet: {args.sheet}")
+        if not args.json:
+            print(f"contact sheet: {args.sheet}")
+    if args.json:
+        print_json({"backbone": backbone.name, "maps": written, "sheet": args.sheet})
     return 0
 
 
@@ -157,11 +171,12 @@ def _report_images(paths: list[str], limits: Any) -> tuple[list[str], list[Any]]
 def run_report(args: argparse.Namespace) -> int:
     from service.core.saliency.faithfulness import CurveOptions, evaluate_faithfulness
     from service.core.saliency.report import faithfulness_table, sanity_table
-    from service.core.saliency.sanity import cascading_randomisation
+    from service.core.saliency.sanity import cascading_randomisation, stage_label
 
     settings, backbone = _backbone(args)
     names, images = _report_images(args.images, settings.image_limits())
     blocks = [f"Images: {', '.join(names)}; backbone {backbone.name}; {args.size} px."]
+    doc: dict[str, Any] = {"images": names, "backbone": backbone.name, "size": args.size}
     if not args.no_faithfulness:
         methods = [*_methods(args.methods)]
         if args.methods == "all":
@@ -171,14 +186,22 @@ def run_report(args: argparse.Namespace) -> int:
                 backbone, images, methods, args.size, CurveOptions(steps=args.steps), progress=bar
             )
         blocks.append(faithfulness_table(rows, args.steps))
+        doc["faithfulness"] = {"steps": args.steps, "rows": [asdict(r) for r in rows]}
     if not args.no_sanity:
         stages = [int(s) for s in args.stages.split(",") if s.strip()]
         methods = _methods(args.sanity_methods)
         with progress_bar("sanity", (len(stages) + 1) * len(methods)) as bar:
             srows = cascading_randomisation(backbone, images, methods, stages, args.size, progress=bar)
         blocks.append(sanity_table(backbone, srows, stages))
+        doc["sanity"] = {
+            "stages": [{"top_layers": n, "label": stage_label(backbone, n)} for n in stages],
+            "rows": [asdict(r) for r in srows],  # correlations: one per stage, in that order
+        }
     text = "\n\n".join(blocks) + "\n"
-    sys.stdout.write(text)
+    if args.json:
+        print_json(doc)
+    else:
+        sys.stdout.write(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)

@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.cli.common import progress_bar, settings_from_args
+from service.cli.common import add_json_arg, print_json, print_table, progress_bar, settings_from_args
 
 if TYPE_CHECKING:
     from service.core.stylize.engine import StyleEngine
@@ -37,7 +36,7 @@ def _add_models_dir(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("styles", help="list the fast style models and their metadata")
     _add_models_dir(p)
-    p.add_argument("--json", action="store_true", help="print JSON (one object per model, with the card)")
+    add_json_arg(p, "a list with one object per model, card included,")
     p.set_defaults(func=run_styles)
 
     p = sub.add_parser("stylize", help="stylise an image with a fast style model (ONNX Runtime)")
@@ -79,22 +78,20 @@ def run_styles(args: argparse.Namespace) -> int:
     with engine:
         infos = engine.styles()
         if args.json:
-            rows = [
-                {k: v for k, v in vars(i).items() if k not in ("load_s", "warmup_s")}
-                for i in infos  # dataclass fields, card included
-            ]
-            print(json.dumps(rows, indent=2, default=str))
+            print_json(
+                [
+                    {k: v for k, v in vars(i).items() if k not in ("load_s", "warmup_s")}
+                    for i in infos  # dataclass fields, card included
+                ]
+            )
         elif infos:
             header = ("name", "arch", "version", "provider", "precision", "painting")
-            table = [
+            print_table(header, [
                 (i.name, i.arch, i.version, i.provider.removesuffix("ExecutionProvider"), i.precision,
                  ", ".join(x for x in (i.title, i.artist, i.year) if x))
                 for i in infos
-            ]  # fmt: skip
-            widths = [max(len(r[c]) for r in [header, *table]) for c in range(len(header))]
-            for row in [header, *table]:
-                print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        else:
+            ])  # fmt: skip
+        if not infos:
             print(f"no style models loaded from {settings.models_dir}", file=sys.stderr)
         for name, why in sorted(engine.load_errors.items()):
             print(f"skipped {name}: {why}", file=sys.stderr)
