@@ -11,6 +11,10 @@
 
 Errors arrive as ``AtelierClientError`` with the gRPC status code, the server's message, and for a full
 queue the server's retry hint (``retry_after_s``).
+
+``api_key="..."`` sends ``authorization: Bearer ...`` metadata on every call; ``tls_ca="ca.pem"`` opens a
+TLS channel that trusts that CA (PEM) instead of a plaintext one. The server does not check either yet;
+the client is ready for a server, or a proxy in front of it, that does.
 """
 
 from __future__ import annotations
@@ -192,14 +196,23 @@ class AtelierClient:
         target: str = "localhost:50051",
         timeout: float | None = 120.0,
         max_message_bytes: int = 32 * MiB,
+        api_key: str | None = None,
+        tls_ca: str | Path | None = None,
     ) -> None:
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.max_receive_message_length", max_message_bytes),
-            ],
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        if tls_ca is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+            self.channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=options)
+        # Plain metadata rather than grpc call credentials: those are refused on a plaintext channel, and
+        # a key over plaintext is still what a local or proxied (TLS-terminating) deployment uses.
+        self.metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {api_key}"),) if api_key else ()
         )
         self.stub = pb_grpc.AtelierStub(self.channel)
 
@@ -218,7 +231,9 @@ class AtelierClient:
 
         grpc.channel_ready_future(self.channel).result(timeout=timeout)
         health = health_pb2_grpc.HealthStub(self.channel)
-        responses = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        responses = health.Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=timeout, metadata=self.metadata
+        )
         try:
             for reply in responses:
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
@@ -230,7 +245,9 @@ class AtelierClient:
 
     def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
-            return method(request, timeout=timeout if timeout is not None else self.timeout)
+            return method(
+                request, timeout=timeout if timeout is not None else self.timeout, metadata=self.metadata
+            )
         except grpc.RpcError as err:
             raise AtelierClientError.from_rpc(err) from None
 
@@ -330,7 +347,7 @@ class AtelierClient:
             quality=quality,
             backbone=backbone,
         )
-        return RenderStream(self.stub.Gatys(req, timeout=timeout))
+        return RenderStream(self.stub.Gatys(req, timeout=timeout, metadata=self.metadata))
 
     def deepdream(
         self,
@@ -351,4 +368,4 @@ class AtelierClient:
             backbone=backbone,
             guide=_read(guide) if guide is not None else b"",
         )
-        return RenderStream(self.stub.DeepDream(req, timeout=timeout))
+        return RenderStream(self.stub.DeepDream(req, timeout=timeout, metadata=self.metadata))
