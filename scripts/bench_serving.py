@@ -159,6 +159,7 @@ def bench_overhead(models: Path, name: str, runs: int) -> list[str]:
     from service.core.stylize.engine import StyleEngine, StylizeOptions
     from service.server.plane.config import PlaneConfig
     from service.server.plane.dataplane import DataPlane
+    from service.settings import Settings
 
     jpeg = encode_image(data.astronaut(), "jpeg", 90)  # 512x512
     image = decode_image(jpeg)
@@ -167,7 +168,10 @@ def bench_overhead(models: Path, name: str, runs: int) -> list[str]:
     parts: dict[str, dict[str, list[float]]] = {"jpeg": {}, "png": {}}
     # The data plane in this process isolates decode/encode and the executors from the gRPC transport.
     loop = asyncio.new_event_loop()
-    plane = DataPlane(PlaneConfig(models_dir=models, ort_providers=("CPUExecutionProvider",)))
+    settings = Settings(
+        _env_file=None, models_dir=models, ort_providers=["CPUExecutionProvider"], device="cpu"
+    )
+    plane = DataPlane(PlaneConfig.from_settings(settings))
     loop.run_until_complete(plane.start())
     with (
         server(models) as srv,

@@ -2,7 +2,10 @@
 
 Every field can be set by an ``ATELIER_<FIELD>`` environment variable (e.g. ``ATELIER_GRPC_PORT=50052``)
 or a ``.env`` file, and the CLI overrides some of them with flags. Nothing here is read at import time:
-the core library never imports this module, it takes plain arguments.
+the core library never imports this module, it takes plain arguments. Where the core has a default of
+its own (image limits, the style engine's threads and tiling), the field's default is that constant, so
+no value is written twice; everything else is defaulted here only (``PlaneConfig`` and ``ServerOptions``
+are built from a ``Settings``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.core.imageio import ImageLimits
+from service.core.imageio import DEFAULT_LIMITS, ImageLimits
+from service.core.stylize import engine
 
 MiB = 1024 * 1024
 
@@ -24,10 +28,14 @@ class Settings(BaseSettings):
     # --- devices and threads ---------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device for the slow path")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's default")
-    ort_intra_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = cores")
-    ort_inter_threads: int = Field(1, ge=1, description="ONNX Runtime inter-op threads")
+    ort_intra_threads: int = Field(
+        engine.DEFAULT_INTRA_THREADS, ge=0, description="ONNX Runtime intra-op threads; 0 = cores"
+    )
+    ort_inter_threads: int = Field(
+        engine.DEFAULT_INTER_THREADS, ge=1, description="ONNX Runtime inter-op threads"
+    )
     ort_providers: list[str] = Field(
-        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        default_factory=lambda: list(engine.DEFAULT_PROVIDERS),
         description="ONNX Runtime provider preference order; the one actually used is reported",
     )
 
@@ -46,14 +54,20 @@ class Settings(BaseSettings):
     )
 
     # --- image limits ----------------------------------------------------------------------------------
-    max_image_bytes: int = Field(32 * MiB, gt=0, description="largest encoded image accepted")
+    max_image_bytes: int = Field(DEFAULT_LIMITS.max_bytes, gt=0, description="largest encoded image accepted")
     max_image_pixels: int = Field(
-        50_000_000, gt=0, description="largest decoded image (checked on the header)"
+        DEFAULT_LIMITS.max_pixels, gt=0, description="largest decoded image (checked on the header)"
     )
     max_side_stylize: int = Field(4096, gt=0, description="stylize input is downscaled to at most this side")
-    tile_threshold: int = Field(1536, gt=0, description="stylize images with a side above this are tiled")
-    tile_size: int = Field(1024, gt=0, description="side of the tiles a large stylize image is cut into")
-    tile_overlap: int = Field(64, ge=0, description="pixels neighbouring tiles share, blended")
+    tile_threshold: int = Field(
+        engine.DEFAULT_TILE_THRESHOLD, gt=0, description="stylize images with a side above this are tiled"
+    )
+    tile_size: int = Field(
+        engine.DEFAULT_TILE_SIZE, gt=0, description="side of the tiles a large stylize image is cut into"
+    )
+    tile_overlap: int = Field(
+        engine.DEFAULT_TILE_OVERLAP, ge=0, description="pixels neighbouring tiles share, blended"
+    )
     max_side_slow: int = Field(1024, gt=0, description="largest side accepted for Gatys/DeepDream/saliency")
 
     # --- servers ---------------------------------------------------------------------------------------

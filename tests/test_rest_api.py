@@ -55,7 +55,10 @@ class LiveServer:
         async def start() -> tuple[DataPlane, Server]:
             plane = DataPlane(config)
             server = Server(
-                plane, ServerOptions(host="127.0.0.1", grpc_port=0, http_port=0, grace_period_s=1)
+                plane,
+                ServerOptions(
+                    host="127.0.0.1", grpc_port=0, http_port=0, max_message_bytes=32 << 20, grace_period_s=1
+                ),
             )
             await server.start(load_models=load_models)
             return plane, server

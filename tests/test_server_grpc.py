@@ -31,6 +31,7 @@ from service.core.stylize.engine import StyleEngine, StylizeOptions
 from service.server.app import Server, ServerOptions
 from service.server.plane.config import PlaneConfig
 from service.server.plane.dataplane import DataPlane
+from service.settings import Settings
 from tests.tinymodels import write_tiny_models
 
 T = TypeVar("T")
@@ -47,7 +48,13 @@ class ServerThread:
         self.plane = DataPlane(config)
         self.server = Server(
             self.plane,
-            ServerOptions(host="127.0.0.1", grpc_port=0, http_port=0, max_message_bytes=max_message_bytes),
+            ServerOptions(
+                host="127.0.0.1",
+                grpc_port=0,
+                http_port=0,
+                max_message_bytes=max_message_bytes,
+                grace_period_s=1,
+            ),
         )
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
@@ -67,15 +74,16 @@ class ServerThread:
 def plane_config(models: Path, **overrides: Any) -> PlaneConfig:
     values: dict[str, Any] = dict(
         models_dir=models,
-        ort_providers=("CPUExecutionProvider",),
+        ort_providers=["CPUExecutionProvider"],
         ort_intra_threads=1,
+        device="cpu",
         batch_max_delay_ms=100.0,  # generous, so concurrent test calls reliably share a batch
         job_workers=1,
         job_queue_limit=0,
         max_side_slow=256,
     )
     values.update(overrides)
-    return PlaneConfig(**values)
+    return PlaneConfig.from_settings(Settings(_env_file=None, **values))
 
 
 @pytest.fixture(scope="module")
@@ -503,7 +511,7 @@ def test_metrics_page_has_the_contract_names_and_labels(
 def test_start_fails_with_a_typed_error_when_the_backbone_is_missing(models: Path, tmp_path: Path) -> None:
     from service.core.errors import WeightsNotFound
 
-    config = plane_config(models, default_backbone="vgg16", backbone_weights={"vgg16": tmp_path / "none.pth"})
+    config = plane_config(models, default_backbone="vgg16", vgg16_weights=tmp_path / "none.pth")
     s = ServerThread(config)
     try:
         with pytest.raises(WeightsNotFound, match=r"none\.pth"):

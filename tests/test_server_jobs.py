@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,9 +41,22 @@ def quick_job(payload: bytes = b"ok"):
     return run
 
 
+def job_manager(**overrides: Any) -> JobManager:
+    """A manager with this file's limits (one worker, one queue slot, results kept a minute)."""
+    limits: dict[str, Any] = dict(
+        workers=1,
+        queue_limit=1,
+        max_runtime_s=60.0,
+        result_ttl_s=60.0,
+        result_max_count=100,
+        result_max_bytes=1 << 20,
+    )
+    return JobManager(**{**limits, **overrides})
+
+
 @pytest.fixture
 def manager():
-    m = JobManager(workers=1, queue_limit=1, metrics=Metrics())
+    m = job_manager(metrics=Metrics())
     yield m
     m.close(timeout=5)
 
@@ -91,7 +105,7 @@ def test_cancel_queued_job_never_runs(manager: JobManager) -> None:
 
 
 def test_deadline_and_runtime_cap() -> None:
-    m = JobManager(workers=1, queue_limit=0, max_runtime_s=0.05)
+    m = job_manager(queue_limit=0, max_runtime_s=0.05)
     try:
         job = m.submit("gatys", looping_job())
         assert job.wait(10)
@@ -111,7 +125,7 @@ def test_failed_job_keeps_typed_error(manager: JobManager) -> None:
 
 
 def test_unknown_and_expired_ids_are_told_apart() -> None:
-    m = JobManager(workers=1, queue_limit=4, result_max_count=1)
+    m = job_manager(queue_limit=4, result_max_count=1)
     try:
         first = m.submit("gatys", quick_job())
         assert first.wait(10)
@@ -127,7 +141,7 @@ def test_unknown_and_expired_ids_are_told_apart() -> None:
 
 
 def test_result_byte_cap_evicts_oldest() -> None:
-    m = JobManager(workers=1, queue_limit=4, result_max_bytes=10)
+    m = job_manager(queue_limit=4, result_max_bytes=10)
     try:
         a = m.submit("gatys", quick_job(b"x" * 8))
         assert a.wait(10)
@@ -157,7 +171,7 @@ def test_async_subscribers_see_progress_and_final_event(manager: JobManager) -> 
 
 
 def test_close_cancels_running_jobs() -> None:
-    m = JobManager(workers=1, queue_limit=2)
+    m = job_manager(queue_limit=2)
     started = threading.Event()
     job = m.submit("gatys", looping_job(started))
     assert started.wait(10)
@@ -167,7 +181,7 @@ def test_close_cancels_running_jobs() -> None:
 
 def test_job_metrics_count_states() -> None:
     metrics = Metrics()
-    m = JobManager(workers=1, queue_limit=1, metrics=metrics)
+    m = job_manager(queue_limit=1, metrics=metrics)
     try:
         assert m.submit("deepdream", quick_job()).wait(10)
     finally:
@@ -272,8 +286,9 @@ def test_late_subscriber_replays_history_and_previews_are_trimmed(manager: JobMa
 def test_fast_path_admission_is_bounded() -> None:
     from service.server.plane.config import PlaneConfig
     from service.server.plane.dataplane import DataPlane
+    from service.settings import Settings
 
-    plane = DataPlane(PlaneConfig(fast_queue_limit=1))
+    plane = DataPlane(PlaneConfig.from_settings(Settings(_env_file=None, fast_queue_limit=1, device="cpu")))
 
     async def main() -> None:
         async with plane._fast_slot():

@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 import uvicorn
@@ -27,16 +28,25 @@ from service.server.plane.dataplane import DataPlane
 from service.server.transport.grpc.servicer import SERVICE_NAME, AtelierServicer, Health
 from service.server.transport.rest.app import create_app
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 log = logging.getLogger("atelier.server")
 
 
 @dataclass(frozen=True)
 class ServerOptions:
-    host: str = "0.0.0.0"
-    grpc_port: int = 50051  # 0: any free port (the bound one is in Server.grpc_port)
-    http_port: int = 8080
-    max_message_bytes: int = 32 * 1024 * 1024
-    grace_period_s: float = 10.0
+    """The process-level settings (no defaults here: build with ``from_settings``)."""
+
+    host: str
+    grpc_port: int  # 0: any free port (the bound one is in Server.grpc_port)
+    http_port: int
+    max_message_bytes: int
+    grace_period_s: float
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ServerOptions:
+        return cls(s.host, s.grpc_port, s.http_port, s.max_message_bytes, s.grace_period_s)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -53,7 +63,7 @@ class _Uvicorn(uvicorn.Server):
 class Server:
     """Both transports over one ``DataPlane``; ``grpc_port`` / ``http_port`` are the bound ports."""
 
-    def __init__(self, plane: DataPlane, options: ServerOptions = ServerOptions()) -> None:
+    def __init__(self, plane: DataPlane, options: ServerOptions) -> None:
         self.plane = plane
         self.options = options
         self.health = Health()

@@ -33,7 +33,13 @@ from service.core.stylize.tiling import run_tiled
 
 log = logging.getLogger(__name__)
 
+# Defaults of StyleEngine.load; service.settings.Settings takes its defaults from these, so each is written once.
 DEFAULT_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
+DEFAULT_INTRA_THREADS = 0  # ONNX Runtime intra-op threads; 0 = one per physical core
+DEFAULT_INTER_THREADS = 1
+DEFAULT_TILE_THRESHOLD = 1536  # images with a side above this are tiled
+DEFAULT_TILE_SIZE = 1024
+DEFAULT_TILE_OVERLAP = 64
 MIN_SIDE = 16  # the graph contract: any H, W >= 16
 WARMUP_SIDES: tuple[int, ...] = (64, 256)
 
@@ -242,9 +248,9 @@ def _check_image(image: np.ndarray) -> None:
 class StyleEngine:
     """Loaded style models; build with ``StyleEngine.load``. Use as a context manager or call ``close``."""
 
-    tile_threshold: int = 1536
-    tile_size: int = 1024
-    tile_overlap: int = 64
+    tile_threshold: int
+    tile_size: int
+    tile_overlap: int
     load_errors: dict[str, str] = field(default_factory=dict)
     _models: dict[str, _Model] = field(default_factory=dict)
 
@@ -253,11 +259,11 @@ class StyleEngine:
         cls,
         models_dir: str | Path,
         providers: Sequence[str] = DEFAULT_PROVIDERS,
-        intra_threads: int = 0,
-        inter_threads: int = 1,
-        tile_threshold: int = 1536,
-        tile_size: int = 1024,
-        tile_overlap: int = 64,
+        intra_threads: int = DEFAULT_INTRA_THREADS,
+        inter_threads: int = DEFAULT_INTER_THREADS,
+        tile_threshold: int = DEFAULT_TILE_THRESHOLD,
+        tile_size: int = DEFAULT_TILE_SIZE,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
         warmup: bool = True,
         names: Collection[str] | None = None,
     ) -> StyleEngine:

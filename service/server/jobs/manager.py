@@ -48,16 +48,20 @@ _EXPIRED_MEMORY = 10_000  # evicted ids remembered to tell "expired" from "never
 
 
 class JobManager:
-    """Bounded worker pool for slow jobs. Thread-safe; ``submit``/``cancel``/``get`` never block."""
+    """Bounded worker pool for slow jobs. Thread-safe; ``submit``/``cancel``/``get`` never block.
+
+    The limits have no defaults: the server passes its ``Settings`` (``job_*``) down, tests their own.
+    """
 
     def __init__(
         self,
-        workers: int = 1,
-        queue_limit: int = 8,
-        max_runtime_s: float = 600.0,
-        result_ttl_s: float = 3600.0,
-        result_max_count: int = 100,
-        result_max_bytes: int = 256 * 1024 * 1024,
+        *,
+        workers: int,
+        queue_limit: int,
+        max_runtime_s: float,
+        result_ttl_s: float,
+        result_max_count: int,
+        result_max_bytes: int,
         metrics: Metrics | None = None,
         kinds: tuple[str, ...] = ("gatys", "deepdream", "saliency"),
     ) -> None:

@@ -69,8 +69,9 @@ class MicroBatcher:
         self,
         run_batch: RunBatch,
         executor: Executor,
-        max_size: int = 8,
-        max_delay_s: float = 0.005,
+        *,
+        max_size: int,
+        max_delay_s: float,
         observer: BatchObserver | None = None,
         upstream: Callable[[], int] | None = None,
     ) -> None:

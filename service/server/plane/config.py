@@ -1,13 +1,14 @@
 """The data plane's configuration as plain values, built once from ``Settings`` at start.
 
-Kept separate from ``service.settings`` so the data plane can be built in tests (and on machines without
-pydantic-settings) from explicit values.
+Plain values (no pydantic) so the data plane never reads the environment itself. There are no defaults
+here: every value comes from a ``Settings`` (whose fields hold the only defaults), which also validates
+it, so ``PlaneConfig.from_settings(Settings(job_workers=2))`` is how a test or a script builds one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,34 +21,34 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PlaneConfig:
-    models_dir: Path = Path("models")
-    ort_providers: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
-    ort_intra_threads: int = 0
-    ort_inter_threads: int = 1
-    tile_threshold: int = 1536
-    tile_size: int = 1024
-    tile_overlap: int = 64
-    warmup: bool = True
-    limits: ImageLimits = field(default_factory=ImageLimits)
-    max_side_stylize: int = 4096
-    max_side_slow: int = 1024
-    device: str = "cpu"
-    default_backbone: str = "efficientnet_lite0"
-    backbone_weights: Mapping[str, str | Path | None] = field(default_factory=dict)
-    batch_max_size: int = 8
-    batch_max_delay_ms: float = 5.0
-    fast_workers: int = 1
-    fast_queue_limit: int = 64
-    job_workers: int = 1
-    job_queue_limit: int = 8
-    job_max_runtime_s: float = 600.0
-    job_result_ttl_s: float = 3600.0
-    job_result_max_count: int = 100
-    job_result_max_bytes: int = 256 * 1024 * 1024
+    models_dir: Path
+    ort_providers: tuple[str, ...]
+    ort_intra_threads: int
+    ort_inter_threads: int
+    tile_threshold: int
+    tile_size: int
+    tile_overlap: int
+    warmup: bool  # warm-up runs before a model is listed (tests skip them for speed)
+    limits: ImageLimits
+    max_side_stylize: int
+    max_side_slow: int
+    device: str  # resolved: "cpu" or "cuda", never "auto"
+    default_backbone: str
+    backbone_weights: Mapping[str, str | Path | None]
+    batch_max_size: int
+    batch_max_delay_ms: float
+    fast_workers: int
+    fast_queue_limit: int
+    job_workers: int
+    job_queue_limit: int
+    job_max_runtime_s: float
+    job_result_ttl_s: float
+    job_result_max_count: int
+    job_result_max_bytes: int
 
     @classmethod
-    def from_settings(cls, s: Settings, **overrides: object) -> PlaneConfig:
-        values: dict[str, object] = dict(
+    def from_settings(cls, s: Settings, *, warmup: bool = True) -> PlaneConfig:
+        return cls(
             models_dir=s.models_dir,
             ort_providers=tuple(s.ort_providers),
             ort_intra_threads=s.ort_intra_threads,
@@ -55,6 +56,7 @@ class PlaneConfig:
             tile_threshold=s.tile_threshold,
             tile_size=s.tile_size,
             tile_overlap=s.tile_overlap,
+            warmup=warmup,
             limits=s.image_limits(),
             max_side_stylize=s.max_side_stylize,
             max_side_slow=s.max_side_slow,
@@ -72,8 +74,6 @@ class PlaneConfig:
             job_result_max_count=s.job_result_max_count,
             job_result_max_bytes=s.job_result_max_bytes,
         )
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
 
     def slow(self) -> SlowConfig:
         return SlowConfig(
