@@ -7,17 +7,21 @@ from elsewhere, so it works on a machine with no internet access.
 
 FastAPI's own ``/docs`` and ``/redoc`` load Swagger UI and ReDoc from a CDN, so they are blank offline.
 Here they are FastAPI's "self-hosting JavaScript and CSS for docs" recipe, with the assets that the
-``fastapi-offline`` package ships (Swagger UI 5 and the ReDoc 2 standalone bundle).
+``fastapi-offline`` package ships (Swagger UI 5 and the ReDoc 2 standalone bundle). ReDoc's sidebar
+always draws a logo from its vendor's CDN; the bundle is served with that one URL replaced by an empty
+``data:`` image, which fails to decode, so ReDoc's own error handler hides the logo and nothing leaves
+the machine.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -25,6 +29,9 @@ UI_PREFIX = "/ui"  # the page's own assets: /ui/app.js, /ui/samples/chelsea.jpg,
 DOCS_ASSETS_PREFIX = "/docs-assets"  # Swagger UI and ReDoc bundles
 DOCS_URL, REDOC_URL, OAUTH2_REDIRECT_URL = "/docs", "/redoc", "/docs/oauth2-redirect"
 DEFAULT_SALIENCY_METHOD = "gradcam"  # the /v1/saliency route's default: cheap and readable
+
+REDOC_OFFSITE_LOGO = b'"https://cdn.redoc.ly/redoc/logo-mini.svg"'
+REDOC_NO_LOGO = b'"data:,"'
 
 # blob: and data: for images the page made itself (results, SSE preview frames); nothing off-site.
 PAGE_CSP = (
@@ -39,6 +46,12 @@ def docs_assets_dir() -> Path:
     if not (folder / "swagger-ui-bundle.js").is_file() or not (folder / "redoc.standalone.js").is_file():
         raise RuntimeError(f"fastapi-offline is installed without its docs assets (looked in {folder})")
     return folder
+
+
+@functools.cache
+def redoc_bundle() -> bytes:
+    """ReDoc's standalone bundle without its one off-site request (the sidebar logo); read once."""
+    return (docs_assets_dir() / "redoc.standalone.js").read_bytes().replace(REDOC_OFFSITE_LOGO, REDOC_NO_LOGO)
 
 
 def install_pages(app: FastAPI) -> None:
@@ -83,6 +96,12 @@ def install_pages(app: FastAPI) -> None:
     @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
     def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get(f"{assets}/redoc.standalone.js", include_in_schema=False)  # before the mount, as above
+    def redoc_js() -> Response:
+        return Response(
+            redoc_bundle(), media_type="text/javascript", headers={"Cache-Control": "max-age=3600"}
+        )
 
     @app.get(REDOC_URL, include_in_schema=False)
     def redoc(request: Request) -> HTMLResponse:

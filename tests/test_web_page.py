@@ -1,0 +1,356 @@
+"""The web page at ``/`` and the offline API docs, in a real browser (Debian's chromium, driven by
+Playwright) against a real server on 127.0.0.1 with tiny style models.
+
+Chromium must be installed (``.ci/run`` installs it): without it these tests fail, never skip, so a
+machine that cannot run them is noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+
+from service.core.imageio import decode_image
+from service.server.app import Server, ServerOptions
+from service.server.plane.config import PlaneConfig
+from service.server.plane.dataplane import DataPlane
+from service.server.transport.rest.pages import PAGE_CSP, STATIC_DIR
+from service.settings import Settings
+from tests.tinymodels import write_tiny_models
+
+T = TypeVar("T")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STYLES = ("starry_night", "tiny_b")
+TIMEOUT_MS = 60_000  # generous for a busy 2-core CI; a passing test never waits this long
+SAMPLES = ("chelsea", "coffee", "astronaut")
+MAX_SIDE_SLOW = 256  # the server's side limit for saliency and jobs
+
+
+class PageServer:
+    """The whole server (gRPC and HTTP) on its own event loop thread; the browser needs a live socket."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="web-page-server", daemon=True)
+        self.thread.start()
+
+        async def start() -> Server:
+            plane = DataPlane(PlaneConfig.from_settings(settings, warmup=False))
+            server = Server(plane, ServerOptions.from_settings(settings))
+            await server.start()
+            return server
+
+        self.server = self.run(start())
+        self.url = f"http://127.0.0.1:{self.server.http_port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
+
+    def close(self) -> None:
+        self.http.close()
+        try:
+            self.run(self.server.stop(0.5))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
+    models = write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES)
+    settings = Settings(
+        _env_file=None,
+        host="127.0.0.1",
+        grpc_port=0,  # any free ports
+        http_port=0,
+        grace_period_s=1,
+        models_dir=models,
+        ort_providers=["CPUExecutionProvider"],
+        ort_intra_threads=1,
+        max_side_slow=MAX_SIDE_SLOW,
+        device="cpu",
+        job_workers=1,
+    )
+    server = PageServer(settings)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail(
+            f"{CHROMIUM} is missing: the web page tests need Debian's chromium "
+            "(apt-get install -y --no-install-recommends chromium; .ci/run does this)."
+        )
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a new, empty user-data-dir
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context
+        context.close()
+
+
+class Tab:
+    """A new page that records console errors, uncaught exceptions and every URL it requests."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.page: Page = context.new_page()
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        self.page.on("request", lambda request: self.requests.append(request.url))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def open(self, live: PageServer) -> Page:
+        self.page.goto(live.url + "/")
+        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
+        return self.page
+
+
+@pytest.fixture
+def tab(browser: BrowserContext) -> Iterator[Tab]:
+    t = Tab(browser)
+    yield t
+    t.page.close()
+
+
+def choose_sample(page: Page, name: str = "Cat") -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+    expect(page.locator("#photo-status")).to_contain_text(name)
+
+
+def image_size(page: Page, selector: str) -> tuple[int, int]:
+    """The decoded size of an <img>, once the browser has decoded it (0 x 0 would mean a broken image)."""
+    page.wait_for_function(
+        "sel => { const i = document.querySelector(sel); return i && i.complete && i.naturalWidth > 0; }",
+        arg=selector,
+    )
+    w, h = page.eval_on_selector(selector, "i => [i.naturalWidth, i.naturalHeight]")
+    return int(w), int(h)
+
+
+def local_asset_urls(html: str) -> list[str]:
+    """Every src/href and script-loaded URL in a docs page; asserts none points off the server."""
+    urls = re.findall(r"""(?:src|href|url)\s*[=:(]\s*['"]([^'"]+)['"]""", html)
+    for url in urls:
+        assert not re.match(r"^(https?:)?//", url), f"docs page loads {url} from elsewhere"
+    return urls
+
+
+def test_docs_and_redoc_reference_only_local_assets_that_answer(live: PageServer) -> None:
+    for path, bundle in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        page = live.http.get(path)
+        assert page.status_code == 200, page.text
+        urls = local_asset_urls(page.text)
+        assert any(u.endswith(bundle) for u in urls), urls
+        for url in urls:
+            if url.startswith("/openapi.json"):
+                continue
+            asset = live.http.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 100, url
+    assert live.http.get("/docs/oauth2-redirect").status_code == 200
+
+
+def test_docs_render_offline_in_the_browser(live: PageServer, tab: Tab) -> None:
+    page = tab.page
+    page.goto(live.url + "/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Atelier")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    page.goto(live.url + "/redoc")
+    expect(page.locator("h1").first).to_contain_text("Atelier")
+    expect(page.get_by_text("/v1/stylize").first).to_be_attached()
+    foreign = [u for u in tab.requests if not u.startswith((live.url, "data:", "blob:", "about:"))]
+    assert foreign == []
+    assert tab.errors == []
+
+
+def test_page_ships_with_its_assets_and_a_strict_policy(live: PageServer) -> None:
+    page = live.http.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == PAGE_CSP
+    assert "default-src 'self'" in PAGE_CSP
+    for url in re.findall(r"""(?:src|href|data-src)="([^"]+)\"""", page.text):
+        if url.startswith("#"):
+            continue
+        assert url.startswith("/"), f"the page loads {url} from elsewhere"
+        assert live.http.get(url).status_code == 200, url
+    for name in SAMPLES:
+        data = (STATIC_DIR / "samples" / f"{name}.jpg").read_bytes()
+        assert len(data) < 100 * 1024, name
+        image = decode_image(data)  # a real photo, small enough to ship
+        assert max(image.shape[:2]) <= 512 and float(np.std(image)) > 10, name
+    config = live.http.get("/ui/config.json").json()
+    assert "gradcam" in config["saliency_methods"]
+    assert config["saliency_default"] in config["saliency_methods"]
+
+
+def test_page_loads_without_console_errors(live: PageServer, tab: Tab) -> None:
+    page = tab.open(live)
+    names = page.eval_on_selector_all("#style-select option", "os => os.map(o => o.value)")
+    assert sorted(names) == sorted(STYLES)
+    methods = page.eval_on_selector_all("#saliency-method option", "os => os.map(o => o.value)")
+    assert "gradcam" in methods and page.input_value("#saliency-method") == "gradcam"
+    assert tab.errors == []
+    assert all(u.startswith((live.url, "data:", "blob:")) for u in tab.requests), tab.requests
+
+
+def test_stylize_round_trip_shows_the_result(live: PageServer, tab: Tab) -> None:
+    page = tab.open(live)
+    choose_sample(page)
+    page.select_option("#style-select", "tiny_b")
+    page.fill("#strength", "0.5")
+    page.check("#preserve-color")
+    page.get_by_role("button", name="Stylise").click()
+    expect(page.locator("#stylize-status")).to_contain_text("Done")
+    sample = Image.open(STATIC_DIR / "samples" / "chelsea.jpg")
+    assert image_size(page, "#stylize-result") == sample.size
+    link = page.locator("#stylize-download")
+    expect(link).to_be_visible()
+    assert link.get_attribute("download") == "atelier-tiny_b.jpg"
+    assert (link.get_attribute("href") or "").startswith("blob:")
+    sent = [u for u in tab.requests if "/v1/stylize?" in u]
+    assert len(sent) == 1 and "strength=0.5" in sent[0] and "preserve_color=true" in sent[0], sent
+    assert tab.errors == []
+
+
+def test_a_bad_file_shows_the_servers_message(live: PageServer, tab: Tab) -> None:
+    junk = b"this is not an image at all"
+    expected = live.http.post(
+        "/v1/stylize", params={"style": "tiny_b"}, files={"image": ("broken.jpg", junk, "image/jpeg")}
+    ).json()["error"]["message"]
+    page = tab.open(live)
+    page.set_input_files(
+        "#photo-file", files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": junk}]
+    )
+    page.get_by_role("button", name="Stylise").click()
+    status = page.locator("#stylize-status")
+    expect(status).to_have_attribute("data-kind", "error")
+    expect(status).to_have_text(expected)
+    expect(page.locator("#stylize-result")).to_be_hidden()
+
+
+def test_saliency_shows_the_overlay_and_top_five(live: PageServer, tab: Tab) -> None:
+    page = tab.open(live)
+    choose_sample(page)
+    page.select_option("#saliency-method", "gradcam")
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("#saliency-status")).to_contain_text("Done")
+    assert max(image_size(page, "#saliency-result")) == MAX_SIDE_SLOW  # the server downscaled the photo
+    classes = page.locator("#saliency-classes li")
+    expect(classes).to_have_count(5)
+    assert "cat" in classes.first.inner_text().lower()  # the embedded classifier on a photo of a cat
+
+
+def record_progress(page: Page) -> None:
+    """Keep every value the progress bar and the job frame take (setting .value sets the attribute)."""
+    page.evaluate(
+        """() => {
+          window.seenProgress = []; window.seenFrames = [];
+          const bar = document.getElementById("job-progress"), img = document.getElementById("job-image");
+          new MutationObserver(() => window.seenProgress.push(bar.value))
+            .observe(bar, { attributes: true, attributeFilter: ["value"] });
+          new MutationObserver(() => window.seenFrames.push(img.src.slice(0, 23)))
+            .observe(img, { attributes: true, attributeFilter: ["src"] });
+        }"""
+    )
+
+
+def test_job_progress_moves_then_shows_the_result(live: PageServer, tab: Tab) -> None:
+    page = tab.open(live)
+    choose_sample(page, "Coffee")
+    page.fill("#job-steps", "2")
+    page.fill("#job-size", "64")
+    record_progress(page)
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#job-status")).to_contain_text("Done")
+    expect(page.locator("#job-caption")).to_have_text("Result")
+    progress: list[float] = page.evaluate("window.seenProgress")
+    frames: list[str] = page.evaluate("window.seenFrames")
+    assert any(0 < v < 1 for v in progress), progress  # moved through the middle, not only 0 then 1
+    assert progress == sorted(progress) and progress[-1] == 1
+    assert "data:image/jpeg;base64," in frames  # at least one preview frame from the event stream
+    assert max(image_size(page, "#job-image")) == 64
+    assert (page.get_attribute("#job-download", "href") or "").startswith("blob:")
+    assert tab.errors == []
+
+
+def test_cancel_stops_the_job_and_says_so(live: PageServer, tab: Tab) -> None:
+    page = tab.open(live)
+    choose_sample(page)
+    page.fill("#job-steps", "1000")  # 4000 DeepDream steps: it runs until cancelled
+    page.fill("#job-size", "64")
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#job-status")).to_contain_text("Step")
+    page.get_by_role("button", name="Cancel").click()
+    status = page.locator("#job-status")
+    expect(status).to_have_attribute("data-kind", "error")
+    expect(status).to_contain_text("cancelled by the client")
+    ids = {m.group(1) for u in tab.requests if (m := re.search(r"/v1/jobs/([^/?]+)/events", u))}
+    assert len(ids) == 1
+    assert live.http.get(f"/v1/jobs/{ids.pop()}").json()["state"] == "cancelled"
+
+
+def test_keyboard_reaches_and_works_the_controls_with_visible_focus(live: PageServer, tab: Tab) -> None:
+    page = tab.open(live)
+    for _ in range(12):  # skip link, two docs links, the file input, then the samples
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Coffee":
+            break
+    else:
+        raise AssertionError("Tab never reached the Coffee sample button")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"
+    page.keyboard.press("Space")
+    expect(page.get_by_role("button", name="Coffee", exact=True)).to_have_attribute("aria-pressed", "true")
+    page.focus("#stylize-button")
+    page.keyboard.press("Enter")
+    expect(page.locator("#stylize-status")).to_contain_text("Done")
+    assert page.get_attribute("#stylize-status", "aria-live") == "polite"
+
+
+def test_phone_width_has_no_sideways_scroll(live: PageServer, tab: Tab) -> None:
+    page = tab.page
+    page.set_viewport_size({"width": 360, "height": 740})
+    tab.open(live)
+    choose_sample(page, "Astronaut")
+    page.get_by_role("button", name="Stylise").click()
+    expect(page.locator("#stylize-status")).to_contain_text("Done")
+    image_size(page, "#stylize-result")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    result_width = page.eval_on_selector("#stylize-result", "i => i.getBoundingClientRect().width")
+    assert 0 < result_width <= 360
