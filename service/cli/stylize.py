@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance only)")
     p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
     _add_models_dir(p)
+    add_json_arg(p, "{output, width, height, style, version, provider, precision, ms}")
     p.set_defaults(func=run_stylize)
 
     p = sub.add_parser(
@@ -118,9 +119,17 @@ def run_stylize(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         out = engine.stylize(args.style, image, options)
         ms = (time.perf_counter() - t0) * 1e3
-        provider = engine.info(args.style).provider
+        info = engine.info(args.style)
     save_image(out, args.output)
-    print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]}, {args.style} on {provider}, {ms:.0f} ms)")
+    if args.json:
+        print_json({
+            "output": args.output, "width": out.shape[1], "height": out.shape[0], "style": args.style,
+            "version": info.version, "provider": info.provider, "precision": info.precision, "ms": ms,
+        })  # fmt: skip
+        return 0
+    print(
+        f"wrote {args.output} ({out.shape[1]}x{out.shape[0]}, {args.style} on {info.provider}, {ms:.0f} ms)"
+    )
     return 0
 
 
