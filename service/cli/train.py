@@ -14,13 +14,16 @@ from service.cli.common import add_backbone_arg, progress_bar
 
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a fast style-transfer network for one style image")
-    t.add_argument("--style-image", required=True, type=Path, help="the painting to learn")
+    t.add_argument("--style-image", type=Path, help="the painting to learn (not with --identity)")
     t.add_argument(
         "--data", required=True, type=Path, help="folder of training photos (searched recursively)"
     )
     t.add_argument("--name", required=True, help="style name, e.g. starry_night (files are <name>.ckpt ...)")
     t.add_argument(
-        "--arch", choices=("mobile", "johnson"), default="mobile", help="transform net (default mobile)"
+        "--arch",
+        choices=("mobile", "mobile2", "johnson"),
+        default="mobile",
+        help="transform net (default mobile; mobile2: no grid or droplet sources, see docs/training)",
     )
     t.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
     t.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
@@ -52,8 +55,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="continue from <out>/<name>.ckpt")
     t.add_argument(
         "--init-from",
+        "--init",
+        dest="init_from",
         type=Path,
-        help="start from another checkpoint's weights, or a shipped model's .onnx (fine-tune)",
+        help="start from another checkpoint's weights (e.g. an --identity warm start), or a shipped "
+        "model's .onnx (fine-tune)",
+    )
+    t.add_argument(
+        "--identity",
+        action="store_true",
+        help="warm start shared by all styles: train the net to reproduce the photos (pixel MSE + content "
+        "loss, no style image); start style runs from its checkpoint with --init",
+    )
+    t.add_argument(
+        "--pixel-weight", type=float, default=100.0, help="pixel MSE weight of --identity (default 100)"
+    )
+    t.add_argument(
+        "--shift-jitter",
+        type=int,
+        default=0,
+        help="roll output and content by the same random 0..N-1 px before the loss (32: the backbone's "
+        "stride; default 0, off)",
+    )
+    t.add_argument(
+        "--swag", action="store_true", help="softmax-smooth the deep taps before the loss (SWAG, off)"
+    )
+    t.add_argument(
+        "--cpu-budget",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds of process CPU time, resumes included (0: off)",
     )
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.set_defaults(func=run_train)
@@ -78,6 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from service.core.backbones import get_backbone
+    from service.core.errors import InvalidArgument
     from service.core.imageio import load_image
     from service.core.stylize.train import TrainConfig, train
 
@@ -99,9 +131,16 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        shift_jitter=args.shift_jitter,
+        swag=args.swag,
+        identity=args.identity,
+        pixel_weight=args.pixel_weight,
+        cpu_budget_s=args.cpu_budget,
     )
     config.validate()  # fail on a bad flag before loading anything
-    style = load_image(args.style_image)
+    if (args.style_image is None) != args.identity:
+        raise InvalidArgument("Pass --style-image for a style run, or --identity (and no style image).")
+    style = None if args.identity else load_image(args.style_image)
     backbone = get_backbone(config.backbone, config.device)
     with progress_bar(f"train {args.name} ({config.arch})", config.steps) as bar:
         result = train(

@@ -58,3 +58,19 @@ def tv_loss_sum(x: Tensor) -> Tensor:
     dh = x[..., 1:, :] - x[..., :-1, :]
     dw = x[..., :, 1:] - x[..., :, :-1]
     return 0.5 * (dh.pow(2).sum() + dw.pow(2).sum())
+
+
+def softmax3d(features: Tensor, temperature: float = 1.0) -> Tensor:
+    """SWAG activation smoothing (Wang, Li & Vasconcelos, CVPR 2021, "Rethinking and Improving the
+    Robustness of Image Style Transfer", arXiv:2104.05623; their ``softmax3d``): a softmax over all of
+    C, H and W of each (B, C, H, W) feature map, per image.
+
+    Opt-in, for the deep taps only. The paper finds that non-residual VGG works for style because its deep
+    activations are spread out, while a net with shortcuts (ResNet; here EfficientNet-Lite0) concentrates
+    them in a few large peaks whose Gram matrices a style loss then chases; the softmax turns each map into
+    a smooth distribution (entropy up, peaks flattened) before the Gram or content term is taken. Callers
+    normalise their terms by the target's scale, so the tiny magnitudes (the map sums to 1) do not matter.
+    """
+    b, c, h, w = features.shape
+    flat = features.float().reshape(b, c * h * w) / temperature
+    return torch.softmax(flat, dim=1).reshape(b, c, h, w)

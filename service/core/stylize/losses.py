@@ -7,6 +7,11 @@ The features come from ``service.core.backbones`` taps. Each style layer's squar
 the squared mean magnitude of the target Gram, and the content error by the mean square of the target
 features, so every term starts near 1 whatever the layer's scale; the weights then mean the same across
 backbones and layers.
+
+Opt-in levers against the fast nets' crosshatch (docs/training/ablation.md): ``shift_both`` translates
+the output and the content by one random offset before the backbone, and ``swag`` smooths the deep taps
+with ``softmax3d`` (SWAG). A ``pixel`` weight adds a pixel MSE to the content photo, which with no style
+image is the identity warm start every style can start from.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from torch import Tensor, nn
 
 from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument
+from service.core.render.losses import softmax3d
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -42,6 +48,19 @@ def clip_as_served(x: Tensor) -> Tensor:
     return x + (x.clamp(0.0, 1.0) - x).detach()
 
 
+def shift_both(stylized: Tensor, content: Tensor, dy: int, dx: int) -> tuple[Tensor, Tensor]:
+    """Both batches rolled (circularly) by the same ``(dy, dx)`` pixels.
+
+    The backbone has a total stride of 32 (EfficientNet-Lite0), so each output pixel meets the loss
+    network's sampling grid at one fixed phase of 32; a transform net can then lower the loss with a
+    pattern locked to that grid (the period-2/4 crosshatch). A random offset in 0..31 each step makes the
+    loss the same for every phase, so such a pattern no longer pays (Odena et al. 2016, "Deconvolution and
+    Checkerboard Artifacts", on artefacts that come from the gradients). The same offset for both keeps
+    the content term a comparison of corresponding pixels.
+    """
+    return stylized.roll((dy, dx), dims=(2, 3)), content.roll((dy, dx), dims=(2, 3))
+
+
 def out_of_range(x: Tensor) -> Tensor:
     """Mean distance of the pixels outside [0, 1] from that range (0 when every pixel is inside)."""
     return (F.relu(x - 1.0) + F.relu(-x)).float().mean()
@@ -53,9 +72,10 @@ class LossWeights:
     style: float = 10.0
     tv: float = 1e-4
     range: float = 1.0  # out-of-range penalty, used only when the loss clips the output
+    pixel: float = 0.0  # pixel MSE to the content photo (the identity warm start); 0: not computed
 
     def __post_init__(self) -> None:
-        for name in ("content", "style", "tv", "range"):
+        for name in ("content", "style", "tv", "range", "pixel"):
             if getattr(self, name) < 0:
                 raise InvalidArgument(f"The {name} weight must be >= 0, got {getattr(self, name)}.")
 
@@ -65,7 +85,8 @@ class PerceptualLoss(nn.Module):
 
     ``style`` is a (1, 3, H, W) batch in [0, 1]; its Gram matrices are computed once here. ``forward``
     takes the stylised batch and the content batch, both (B, 3, H, W) in [0, 1], and returns the weighted
-    terms and their sum under the keys ``content``, ``style``, ``tv``, ``range`` and ``total``.
+    terms and their sum under the keys ``content``, ``style``, ``tv``, ``range``, ``pixel`` and ``total``.
+    ``style=None`` (only with a zero style weight) drops the style term: the identity warm start.
 
     ``clip_output``: the backbone sees the stylised batch clipped to [0, 1] (``clip_as_served``), and
     ``range`` penalises the pixels outside it. Without the clip, a transform net learns to paint values far
@@ -74,46 +95,69 @@ class PerceptualLoss(nn.Module):
     served image is clipped, so training optimised an image that is never served. With
     ``clip_output=False`` (how the first shipped nets were trained) ``range`` is zero and the total is as
     before.
+
+    ``swag``: the taps whose feature maps are at least ``swag_min_stride`` times smaller than the input
+    (the deep ones; for Lite0 ``block5.expand``, ``block8.expand`` and the content tap ``block7``) pass
+    through ``softmax3d`` before their Gram and content terms (SWAG, arXiv:2104.05623). Off by default.
     """
 
     def __init__(
         self,
         backbone: Backbone,
-        style: Tensor,
+        style: Tensor | None,
         weights: LossWeights,
         style_taps: Sequence[str] | None = None,
         content_tap: str | None = None,
         clip_output: bool = True,
+        swag: bool = False,
+        swag_min_stride: int = 8,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.weights = weights
         self.clip_output = clip_output
-        self.style_taps = tuple(style_taps or backbone.default_style_taps)
+        self.style_taps = tuple(style_taps or backbone.default_style_taps) if style is not None else ()
         self.content_tap = content_tap or backbone.default_content_tap
-        if not self.style_taps or not self.content_tap:
+        if style is None and weights.style > 0:
+            raise InvalidArgument("A style weight above 0 needs a style image.")
+        if (style is not None and not self.style_taps) or not self.content_tap:
             raise InvalidArgument(f"Backbone {backbone.name} has no default taps; name them explicitly.")
         backbone.check_taps([*self.style_taps, self.content_tap])
-        with torch.no_grad():
-            feats = backbone.features(style, self.style_taps)
-            grams = [gram_matrix(feats[t]) for t in self.style_taps]
+        self.swag_taps = self._deep_taps(swag_min_stride) if swag else frozenset()
+        grams: list[Tensor] = []
+        if style is not None:
+            with torch.no_grad():
+                feats = backbone.features(style, self.style_taps)
+                grams = [gram_matrix(self._smooth(t, feats[t])) for t in self.style_taps]
         # Buffers, so .to(device) moves them and they never receive gradients.
         for i, g in enumerate(grams):
             self.register_buffer(f"gram_{i}", g)
             self.register_buffer(f"gram_scale_{i}", g.abs().mean().square().clamp_min(1e-12))
+
+    @torch.no_grad()
+    def _deep_taps(self, min_stride: int) -> frozenset[str]:
+        """Taps at least ``min_stride`` times coarser than the input, found from one probe image's shapes."""
+        side = 64 * min_stride
+        probe = torch.full((1, 3, side, side), 0.5, device=self.backbone.device)
+        feats = self.backbone.features(probe, [*self.style_taps, self.content_tap])
+        return frozenset(t for t, f in feats.items() if f.shape[-1] * min_stride <= side)
+
+    def _smooth(self, tap: str, features: Tensor) -> Tensor:
+        return softmax3d(features) if tap in self.swag_taps else features
 
     def forward(self, stylized: Tensor, content: Tensor) -> dict[str, Tensor]:
         raw = stylized
         if self.clip_output:
             stylized = clip_as_served(raw)
         with torch.no_grad():
-            target = self.backbone.features(content, [self.content_tap])[self.content_tap].float()
+            target = self.backbone.features(content, [self.content_tap])[self.content_tap]
+            target = self._smooth(self.content_tap, target).float()
         feats = self.backbone.features(stylized, [*self.style_taps, self.content_tap])
-        got = feats[self.content_tap].float()
+        got = self._smooth(self.content_tap, feats[self.content_tap]).float()
         content_loss = F.mse_loss(got, target) / target.square().mean().clamp_min(1e-12)
         style_loss = stylized.new_zeros((), dtype=torch.float32)
         for i, tap in enumerate(self.style_taps):
-            g = gram_matrix(feats[tap])
+            g = gram_matrix(self._smooth(tap, feats[tap]))
             gt: Tensor = getattr(self, f"gram_{i}")
             scale: Tensor = getattr(self, f"gram_scale_{i}")
             style_loss = style_loss + F.mse_loss(g, gt.expand_as(g)) / scale
@@ -126,4 +170,10 @@ class PerceptualLoss(nn.Module):
             terms["total"] = terms["total"] + terms["range"]
         else:
             terms["range"] = torch.zeros((), device=raw.device)
+        if w.pixel > 0:
+            # Against the served (clipped) image when clipping: the warm start copies what is served.
+            terms["pixel"] = w.pixel * F.mse_loss(stylized.float(), content.float())
+            terms["total"] = terms["total"] + terms["pixel"]
+        else:
+            terms["pixel"] = torch.zeros((), device=raw.device)
         return terms

@@ -6,6 +6,13 @@ Reproducible: the seed fixes the initial weights and, through ``CropSampler``, e
 holds the model, the optimiser, the AMP scaler, the step, the torch RNG states and the loss history, so a
 resumed run ends with the same weights as an uninterrupted one (bit-identical on the CPU). On CUDA the
 forward pass runs under bf16 autocast (no loss scaling needed), Gram matrices in float32.
+
+Options against the crosshatch and the lost photo (measured in docs/training/ablation.md): ``shift_jitter``
+(the same random translation of output and content before the loss, ``losses.shift_both``), ``swag``
+(softmax-smoothed deep taps), and the identity warm start: ``identity=True`` trains the net to reproduce
+the photos (pixel MSE + content loss, no style image), once per architecture, and a style run starts from
+that checkpoint with ``init_from``. ``cpu_budget_s`` stops a run after that much process CPU time (counted
+across resumes), so runs can be compared at equal cost.
 """
 
 from __future__ import annotations
@@ -24,11 +31,11 @@ from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback, ProgressClock
 from service.core.stylize.dataset import CropSampler, list_photos
-from service.core.stylize.losses import LossWeights, PerceptualLoss
+from service.core.stylize.losses import LossWeights, PerceptualLoss, shift_both
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
 
-LOSS_KEYS = ("total", "content", "style", "tv", "range")
+LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel")
 
 
 @dataclass
@@ -48,6 +55,11 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     checkpoint_every: int = 500  # steps between checkpoints (0: only the final one)
+    shift_jitter: int = 0  # roll output and content by the same random 0..N-1 px each step (0: off)
+    swag: bool = False  # softmax over each deep tap before its Gram / content term (SWAG)
+    identity: bool = False  # warm start: reproduce the photos (pixel MSE + content, no style image)
+    pixel_weight: float = 100.0  # the pixel MSE's weight in an identity run (ignored otherwise)
+    cpu_budget_s: float = 0.0  # stop after this much process CPU time, all resumes together (0: off)
 
     def validate(self) -> None:
         for name in ("steps", "batch", "size", "style_size"):
@@ -61,7 +73,16 @@ class TrainConfig:
             raise InvalidArgument(f"--lr must be positive, got {self.lr}.")
         if self.checkpoint_every < 0:
             raise InvalidArgument("--checkpoint-every must be >= 0.")
-        LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.range_weight)  # validates
+        if not 0 <= self.shift_jitter <= self.size:
+            raise InvalidArgument(f"--shift-jitter must be in 0..{self.size}, got {self.shift_jitter}.")
+        if self.cpu_budget_s < 0:
+            raise InvalidArgument("--cpu-budget must be >= 0.")
+        self.loss_weights()  # validates
+
+    def loss_weights(self) -> LossWeights:
+        if self.identity:  # no style term; the pixel MSE anchors the colours the content taps ignore
+            return LossWeights(self.content_weight, 0.0, self.tv_weight, self.range_weight, self.pixel_weight)
+        return LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.range_weight)
 
 
 @dataclass
@@ -153,9 +174,18 @@ def write_loss_curve(history: list[dict[str, float]], csv_path: Path, png_path: 
     plt.close(fig)
 
 
+def jitter_offset(seed: int, step: int, jitter: int) -> tuple[int, int]:
+    """The (dy, dx) roll of step ``step``: from (seed, step) alone, so a resumed run rolls the same."""
+    if jitter <= 0:
+        return 0, 0
+    rng = np.random.default_rng([seed, step, 1])  # a stream apart from the crop sampler's [seed, step]
+    dy, dx = rng.integers(0, jitter, size=2)
+    return int(dy), int(dx)
+
+
 def train(
     config: TrainConfig,
-    style_image: np.ndarray,
+    style_image: np.ndarray | None,
     data_dir: str | Path,
     out_dir: str | Path,
     name: str,
@@ -165,7 +195,8 @@ def train(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> TrainResult:
-    """Train ``config.arch`` on crops of the photos in ``data_dir`` towards ``style_image`` ((H, W, 3) uint8).
+    """Train ``config.arch`` on crops of the photos in ``data_dir`` towards ``style_image`` ((H, W, 3) uint8;
+    ``None`` for an identity run).
 
     Writes ``<out_dir>/<name>.ckpt`` (every ``checkpoint_every`` steps and at the end) and the loss curve
     ``<name>.loss.csv`` / ``.png``. ``resume`` continues from an existing checkpoint of the same name;
@@ -185,8 +216,14 @@ def train(
     torch.manual_seed(config.seed)
     net = build_net(config.arch).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    style_sha = sha256_bytes(np.ascontiguousarray(style_image).tobytes())
-    start, history = 0, []
+    if style_image is None and not config.identity:
+        raise InvalidArgument("A style run needs a style image (--style-image), or use --identity.")
+    style_sha = (
+        ""
+        if config.identity or style_image is None
+        else sha256_bytes(np.ascontiguousarray(style_image).tobytes())
+    )
+    start, history, cpu_before = 0, [], 0.0
     if resume:
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["arch"] != config.arch:
@@ -194,6 +231,7 @@ def train(
         net.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, history = int(ckpt["step"]), list(ckpt["history"])
+        cpu_before = float(ckpt.get("cpu_seconds", 0.0))
         _set_rng_state(ckpt["rng"], device)
     elif init_from is not None:
         if Path(init_from).suffix == ".onnx":  # a shipped model: its weights, read from the graph
@@ -207,11 +245,16 @@ def train(
         net.load_state_dict(init["model"])
     if start >= config.steps:
         raise InvalidArgument(f"Checkpoint {ckpt_path} is already at step {start} of {config.steps}.")
+    if config.cpu_budget_s and cpu_before >= config.cpu_budget_s:
+        raise InvalidArgument(f"Checkpoint {ckpt_path} has spent its CPU budget ({cpu_before:.0f} s).")
 
-    style = image_to_tensor(style_image, device)
-    style = resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], config.style_size))
-    weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight, config.range_weight)
-    loss_fn = PerceptualLoss(backbone, style, weights, clip_output=config.clip_output).to(device)
+    style = None
+    if not config.identity and style_image is not None:
+        style = image_to_tensor(style_image, device)
+        style = resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], config.style_size))
+    loss_fn = PerceptualLoss(
+        backbone, style, config.loss_weights(), clip_output=config.clip_output, swag=config.swag
+    ).to(device)
     use_amp = device.type == "cuda"
 
     def save(step: int) -> None:
@@ -226,6 +269,7 @@ def train(
             "style_sha256": style_sha,
             "name": name,
             "photos": len(files),
+            "cpu_seconds": cpu_before + time.process_time() - cpu0,
         }
         tmp = ckpt_path.with_suffix(".ckpt.tmp")
         torch.save(payload, tmp)
@@ -233,15 +277,19 @@ def train(
         write_loss_curve(history, out / f"{name}.loss.csv", out / f"{name}.loss.png")
 
     clock = ProgressClock(config.steps - start)
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     net.train()
+    last = config.steps
     for step in range(start, config.steps):
         if cancel is not None:
             cancel.check()
         content = sampler.batch(step, config.batch).to(device, non_blocking=True)  # (B, 3, S, S), 0..255
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             stylized = net(content)
-            terms = loss_fn(stylized / 255.0, content / 255.0)
+            seen, photo = stylized / 255.0, content / 255.0  # the loss works on [0, 1]
+            if config.shift_jitter:
+                seen, photo = shift_both(seen, photo, *jitter_offset(config.seed, step, config.shift_jitter))
+            terms = loss_fn(seen, photo)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
@@ -251,7 +299,10 @@ def train(
             save(step + 1)
         if progress is not None:
             progress(clock.report(step + 1 - start, {k: row[k] for k in LOSS_KEYS}))
-    save(config.steps)
+        if config.cpu_budget_s and cpu_before + time.process_time() - cpu0 >= config.cpu_budget_s:
+            last = step + 1
+            break
+    save(last)
     tail = history[-50:]
     final = {k: float(np.mean([r.get(k, 0.0) for r in tail])) for k in LOSS_KEYS}
-    return TrainResult(ckpt_path, config.steps, final, history, time.monotonic() - t0)
+    return TrainResult(ckpt_path, last, final, history, time.monotonic() - t0)
