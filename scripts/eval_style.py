@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Quality of the fast style nets against Gatys optimisation (the table of models/README.md).
+"""Quality of the fast style nets against Gatys optimisation (the table of models/README.md): style and
+content distances, and the picture measures (structure, grid score over the photo's, droplets).
 
 Imports only ``service.core`` (plus torch, numpy, PIL, onnxruntime, tqdm), so it runs on a GPU machine
 without the server dependencies. The Gatys references are the slow part (seconds each on a GPU, minutes on
@@ -7,11 +8,13 @@ a CPU) and are cached under ``--cache-dir``: run it again after an interruption 
 
     python scripts/eval_style.py --device cuda --size 512 --gatys-steps 300 --out runs/eval_style.md
     python scripts/eval_style.py --device cpu --size 128 --gatys-steps 10 --max-photos 2   # smoke run
+    python scripts/eval_style.py --device cuda --json runs/eval_style.json   # also every figure as JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import platform
 import sys
@@ -24,6 +27,7 @@ from service.core.progress import Progress
 from service.core.stylize.evaluate import (
     EvalOptions,
     contact_sheet,
+    report_json,
     report_markdown,
     run_evaluation,
 )
@@ -49,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", type=Path, default=ROOT / "runs" / "eval_style_cache")
     p.add_argument("--out", type=Path, default=None, help="write the markdown table here too")
     p.add_argument("--sheet", type=Path, default=None, help="PNG: photo | fast | Gatys for the first photo")
+    p.add_argument(
+        "--json", type=Path, default=None, help="write the report as JSON here (per pair, per model)"
+    )
     p.add_argument("--cpu-only-ort", action="store_true", help="run the fast nets on ORT's CPU provider")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     return p.parse_args(argv)
@@ -80,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         bar.total = p.total
         bar.update(p.step - bar.n)
         bar.set_postfix_str(
-            f"{p.stage} style x{p.losses['style_ratio']:.2f} content x{p.losses['content_ratio']:.2f}"
+            f"{p.stage} style x{p.losses['style_ratio']:.2f} content x{p.losses['content_ratio']:.2f} "
+            f"structure {p.losses['structure']:.2f} grid {p.losses['grid_over_photo']:+.2f}"
         )
 
     try:
@@ -105,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        doc = {**report_json(report), "machine": machine}
+        args.json.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
     if args.sheet:
         save_image(contact_sheet(report), args.sheet)
         print(f"wrote {args.sheet}", file=sys.stderr)

@@ -155,12 +155,16 @@ def test_eval_style_end_to_end(
     assert main(argv) == 0
     table = out.read_text()
     rows = [line for line in table.splitlines() if line.startswith("| `tiny_a` |")]
-    assert len(rows) == 3  # the summary row, the style ratio by tap and one per photo
-    cells = [cell.split() for cell in rows[1].split("|")[2:-1]]  # "ratio (share%)" per Lite0 style tap
+    assert len(rows) == 4  # the summary row, the picture measures, the style ratio by tap, one per photo
+    cells = [cell.split() for cell in rows[2].split("|")[2:-1]]  # "ratio (share%)" per Lite0 style tap
     by_tap = [float(ratio) for ratio, _ in cells]
     assert len(by_tap) == 5 and all(np.isfinite(by_tap)) and min(by_tap) > 0
     assert sum(int(share.strip("(%)")) for _, share in cells) == pytest.approx(100, abs=3)
-    assert len(rows[2].split("|")[-2].split(" / ")) == 5
+    assert len(rows[3].split("|")[-5].split(" / ")) == 5
+    # structure fast / Gatys, grid fast / Gatys / photo, over photo fast / Gatys, three peaks, droplets
+    picture = [cell.strip() for cell in rows[1].split("|")[2:-1]]
+    assert len(picture) == 10 and len(picture[7].split(" / ")) == 3
+    assert -1 <= float(picture[0]) <= 1 and float(picture[9]) >= 0
     summary = rows[0].split("|")
     assert summary[2].strip() == "1" and summary[-2].strip() in ("yes", "**no**")
     # style fast, Gatys, resampling floor, ratio; content fast, Gatys, ratio
@@ -171,8 +175,16 @@ def test_eval_style_end_to_end(
     assert len(list(cache.glob("*.png"))) == 1  # the Gatys reference is cached ...
     first = table
     capsys.readouterr()
-    assert main(argv) == 0  # ... and reused: the same numbers again
+    assert main([*argv, "--json"]) == 0  # ... and reused: the same numbers again, here as JSON too
     rerun = out.read_text()
+    report = json.loads(capsys.readouterr().out)
+    (pair,) = report["pairs"]
+    assert pair["model"] == "tiny_a" and pair["gatys_cached"] is True
+    fast = pair["fast_picture"]
+    assert set(fast) >= {"structure", "grid", "photo_grid", "grid_peaks", "droplets", "grid_over_photo"}
+    assert fast["grid_over_photo"] == pytest.approx(fast["grid"] - fast["photo_grid"])
+    (model,) = report["models"]
+    assert model["fast_picture"]["structure"] == pytest.approx(fast["structure"])  # median of one
     pick = [line.split("|")[3:5] for line in rerun.splitlines() if line.startswith("| `tiny_a` | chelsea")]
     assert pick == [
         line.split("|")[3:5] for line in first.splitlines() if line.startswith("| `tiny_a` | chelsea")

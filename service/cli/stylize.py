@@ -3,8 +3,10 @@
 * ``styles`` lists the models of the models folder with their metadata and the provider each runs on;
   models that failed to load are listed on stderr with the reason.
 * ``stylize IN --style NAME -o OUT`` runs one model on one image (same engine as the server).
-* ``eval-style`` measures each model against Gatys optimisation (``service.core.stylize.evaluate``); the
-  same function backs ``scripts/eval_style.py``, which runs without the server dependencies.
+* ``eval-style`` measures each model against Gatys optimisation (``service.core.stylize.evaluate``): style
+  and content distances, and the picture measures (structure, grid score, droplets); ``--json`` prints
+  the same report as JSON. The same function backs ``scripts/eval_style.py``, which runs without the
+  server dependencies.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_stylize)
 
     p = sub.add_parser(
-        "eval-style", help="measure the fast models against Gatys (Gram and content distances)"
+        "eval-style",
+        help="measure the fast models against Gatys (Gram and content distances, structure, grid, droplets)",
     )
     _add_models_dir(p)
     p.add_argument("--content-dir", type=Path, default=DATA_DIR / "content", help="photos to stylise")
@@ -64,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", type=Path, default=Path("runs/eval_style_cache"), help="Gatys result cache")
     p.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
     p.add_argument("--sheet", type=Path, default=None, help="PNG contact sheet: photo | fast | Gatys")
+    add_json_arg(p, "the report (settings, per-model summaries and every pair)")
     p.set_defaults(func=run_eval)
 
 
@@ -135,7 +139,13 @@ def run_stylize(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from service.core.imageio import save_image
-    from service.core.stylize.evaluate import EvalOptions, contact_sheet, report_markdown, run_evaluation
+    from service.core.stylize.evaluate import (
+        EvalOptions,
+        contact_sheet,
+        report_json,
+        report_markdown,
+        run_evaluation,
+    )
 
     settings = settings_from_args(args, models_dir=args.models_dir)
     options = EvalOptions(
@@ -158,7 +168,10 @@ def run_eval(args: argparse.Namespace) -> int:
             progress=progress,
         )
     table = report_markdown(report)
-    print(table)
+    if args.json:
+        print_json(report_json(report))
+    else:
+        print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table, encoding="utf-8")

@@ -15,6 +15,10 @@ from the content image, ``gatys_steps`` iterations), which is what a feed-forwar
 (Johnson, Alahi and Fei-Fei 2016, arXiv:1603.08155) approximates. Gatys results are cached as PNG files
 keyed by the inputs and settings, so a rerun (or a run cut short) only computes what is missing.
 
+Beside the distances, each result gets the picture measures of ``service.core.stylize.measures``
+(structure, grid score beside the photo's own, droplets): a net can win on the Gram distance and still
+lose the picture. The result types and the markdown / JSON reports are in ``eval_report``.
+
 This module imports only ``service.core``, torch, numpy and PIL: it runs on a bare GPU machine.
 """
 
@@ -22,8 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +40,40 @@ from service.core.progress import CancelToken, ProgressCallback, ProgressClock
 from service.core.render.gatys import GatysOptions, gatys, preset_for
 from service.core.render.losses import gram_matrix, normalized_content_loss, normalized_style_loss
 from service.core.stylize.engine import DEFAULT_PROVIDERS, StyleEngine
+from service.core.stylize.eval_report import (
+    CONTENT_RATIO_BAR,
+    STYLE_RATIO_BAR,
+    EvalReport,
+    ModelSummary,
+    PairResult,
+    PictureSummary,
+    report_json,
+    report_markdown,
+)
+from service.core.stylize.measures import grid_score, palette_chroma, picture_quality
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side, tensor_to_image
 
-STYLE_RATIO_BAR = 2.0  # fast style distance at most 2x Gatys'
-CONTENT_RATIO_BAR = 1.5  # fast content distance at most 1.5x Gatys'
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+__all__ = [  # the result types and reports live in eval_report; importable from here as before
+    "CONTENT_RATIO_BAR",
+    "STYLE_RATIO_BAR",
+    "EvalOptions",
+    "EvalReport",
+    "ModelSummary",
+    "PairResult",
+    "PictureSummary",
+    "StyleDistances",
+    "contact_sheet",
+    "evaluate_styles",
+    "gatys_reference",
+    "list_images",
+    "match_style_images",
+    "report_json",
+    "report_markdown",
+    "resize_long_side",
+    "run_evaluation",
+]
 
 
 @dataclass(frozen=True)
@@ -49,76 +82,6 @@ class EvalOptions:
     gatys_steps: int = 300  # L-BFGS iterations of the reference
     cache_dir: Path | None = None  # Gatys results as PNG; None: no cache
     keep_images: int = 0  # per model, keep (photo, fast, Gatys) images of this many photos for a sheet
-
-
-@dataclass(frozen=True)
-class PairResult:
-    model: str
-    photo: str
-    fast_style: float
-    gatys_style: float
-    fast_content: float
-    gatys_content: float
-    fast_ms: float  # one fast-net call (prepare + ONNX Runtime + finish)
-    gatys_cached: bool
-    # The style distances per tap (in the order of EvalReport.style_taps); fast_style is their mean.
-    fast_style_taps: tuple[float, ...] = ()
-    gatys_style_taps: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    model: str
-    photos: int
-    fast_style: float  # mean over photos
-    gatys_style: float
-    fast_content: float
-    gatys_content: float
-
-    @property
-    def style_ratio(self) -> float:
-        return self.fast_style / max(self.gatys_style, 1e-12)
-
-    @property
-    def content_ratio(self) -> float:
-        return self.fast_content / max(self.gatys_content, 1e-12)
-
-    @property
-    def meets_bar(self) -> bool:
-        return self.style_ratio <= STYLE_RATIO_BAR and self.content_ratio <= CONTENT_RATIO_BAR
-
-
-@dataclass
-class EvalReport:
-    size: int
-    gatys_steps: int
-    backbone: str
-    style_taps: tuple[str, ...]
-    content_tap: str
-    device: str
-    providers: dict[str, str]  # model -> ONNX Runtime provider in use
-    pairs: list[PairResult] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # model -> why it was not evaluated
-    floors: dict[str, float] = field(
-        default_factory=dict
-    )  # model -> style distance of the resampled painting
-    images: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-    def summaries(self) -> list[ModelSummary]:
-        out = []
-        for model in dict.fromkeys(p.model for p in self.pairs):
-            rows = [p for p in self.pairs if p.model == model]
-            out.append(
-                ModelSummary(
-                    model=model,
-                    photos=len(rows),
-                    fast_style=float(np.mean([p.fast_style for p in rows])),
-                    gatys_style=float(np.mean([p.gatys_style for p in rows])),
-                    fast_content=float(np.mean([p.fast_content for p in rows])),
-                    gatys_content=float(np.mean([p.gatys_content for p in rows])),
-                )
-            )
-        return out
 
 
 def list_images(folder: str | Path) -> dict[str, Path]:
@@ -252,7 +215,8 @@ def evaluate_styles(
     """Distances of each model's results (``style_images``: model name -> its painting) and of Gatys.
 
     Every photo is first resized so its longer side is ``options.size``; the fast net and Gatys both get
-    that image. Progress is reported once per (model, photo) pair.
+    that image. Progress is reported once per (model, photo) pair. The picture measures are taken on
+    the uint8 results as returned (never re-encoded), the photos' own grid scores once per photo.
     """
     if options.size < 32 or options.gatys_steps < 1:
         raise InvalidArgument(
@@ -273,12 +237,14 @@ def evaluate_styles(
         providers={name: engine.info(name).provider for name in style_images},
     )
     contents = {name: resize_long_side(img, options.size) for name, img in photos.items()}
+    photo_grids = {name: grid_score(img).score for name, img in contents.items()}
     clock = ProgressClock(len(style_images) * len(contents))
     step = 0
     for model, style in style_images.items():
         distances = StyleDistances(backbone, style, options.size)
         report.floors[model] = distances.floor
         style_key = engine.info(model).style
+        palette = palette_chroma(style)
         for i, (photo, content) in enumerate(contents.items()):
             if cancel is not None:
                 cancel.check()
@@ -288,106 +254,24 @@ def evaluate_styles(
             ref, cached = gatys_reference(backbone, content, style, options, f"{style_key}__{photo}", cancel)
             (fst, fc), (gst, gc) = distances(content, fast, ref)
             fs, gs = float(np.mean(fst)), float(np.mean(gst))
-            report.pairs.append(PairResult(model, photo, fs, gs, fc, gc, fast_ms, cached, fst, gst))
+            fast_q, ref_q = (
+                picture_quality(img, content, style, palette, photo_grids[photo]) for img in (fast, ref)
+            )
+            report.pairs.append(
+                PairResult(model, photo, fs, gs, fc, gc, fast_ms, cached, fst, gst, fast_q, ref_q)
+            )
             if i < options.keep_images:
                 report.images[(model, photo)] = (content, fast, ref)
             step += 1
             if progress is not None:
-                losses = {"style_ratio": fs / max(gs, 1e-12), "content_ratio": fc / max(gc, 1e-12)}
+                losses = {
+                    "style_ratio": fs / max(gs, 1e-12),
+                    "content_ratio": fc / max(gc, 1e-12),
+                    "structure": fast_q.structure,
+                    "grid_over_photo": fast_q.grid_over_photo,
+                }
                 progress(clock.report(step, losses, stage=f"{model} / {photo}"))
     return report
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
-
-
-def _ratios(fast: Sequence[float], gatys: Sequence[float], fmt: str) -> list[str]:
-    return [format(f / max(g, 1e-12), fmt) for f, g in zip(fast, gatys, strict=True)]
-
-
-def _by_tap_lines(report: EvalReport) -> list[str]:
-    """Where each model's style gap is: fast / Gatys of the per-tap style distances (means over photos).
-
-    The style distance is the mean over the taps. A tap's ratio says how far the fast net is from Gatys
-    there, its share how much that tap weighs in the distance: a tap with a high ratio and a small share
-    (typically ``stem``, whose Gram distances are small) moves the total little.
-    """
-    pairs = [p for p in report.pairs if p.fast_style_taps]
-    if not pairs:
-        return []
-    lines = [
-        "",
-        "Style ratio by tap: mean fast distance / mean Gatys distance over the photos, per tap, and in "
-        "brackets that tap's share of the fast net's style distance (the mean of the taps' distances):",
-        "",
-        "| model | " + " | ".join(f"`{t}`" for t in report.style_taps) + " |",
-        "|---|" + "---:|" * len(report.style_taps),
-    ]
-    for model in dict.fromkeys(p.model for p in pairs):
-        fast = np.mean([p.fast_style_taps for p in pairs if p.model == model], axis=0)
-        gatys = np.mean([p.gatys_style_taps for p in pairs if p.model == model], axis=0)
-        shares = fast / max(float(fast.sum()), 1e-12)
-        cells = [
-            f"{r} ({share:.0%})"
-            for r, share in zip(_ratios(list(fast), list(gatys), ".2f"), shares, strict=True)
-        ]
-        lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
-    return lines
-
-
-def report_markdown(report: EvalReport, machine: str = "") -> str:
-    """The evaluation as markdown: a header line, the per-model table, then per-photo rows in <details>.
-
-    The text between the ``eval-style`` markers is meant to be pasted into ``models/README.md``.
-    """
-    providers = ", ".join(sorted(set(report.providers.values()))) or "?"
-    photos = len({p.photo for p in report.pairs})
-    lines = [
-        "<!-- eval-style: begin (generated by scripts/eval_style.py / atelier eval-style) -->",
-        f"{photos} photos at {report.size} px (longer side); Gatys reference: {report.gatys_steps} L-BFGS "
-        f"iterations from the content image. Distances on `{report.backbone}` taps: style (Gram) "
-        f"{', '.join(f'`{t}`' for t in report.style_taps)}; content `{report.content_tap}`. "
-        f"Backbone on `{report.device}`, fast nets on {providers}{'; ' + machine if machine else ''}.",
-        "",
-        f"Bar: style distance at most {STYLE_RATIO_BAR:g}x Gatys', content distance at most "
-        f"{CONTENT_RATIO_BAR:g}x Gatys' (ratios of the means over the photos).",
-        "",
-        "Floor: the style distance of the painting itself resampled with another filter (torch's "
-        "antialiased bilinear instead of PIL's): what resampling alone costs on these taps.",
-        "",
-        "| model | photos | style dist. fast | style dist. Gatys | floor | style ratio | content dist. fast "
-        "| content dist. Gatys | content ratio | style ratio, median of the photos' | fast net ms (median) "
-        "| meets bar |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
-    ]
-    for s in report.summaries():
-        rows = [p for p in report.pairs if p.model == s.model]
-        ms = float(np.median([p.fast_ms for p in rows]))
-        median_ratio = float(np.median([p.fast_style / max(p.gatys_style, 1e-12) for p in rows]))
-        lines.append(
-            f"| `{s.model}` | {s.photos} | {_fmt(s.fast_style)} | {_fmt(s.gatys_style)} | "
-            f"{_fmt(report.floors.get(s.model, float('nan')))} | {s.style_ratio:.2f} | {_fmt(s.fast_content)} | {_fmt(s.gatys_content)} | "
-            f"{s.content_ratio:.2f} | {median_ratio:.2f} | {ms:.0f} | {'yes' if s.meets_bar else '**no**'} |"
-        )
-    lines += _by_tap_lines(report)
-    lines += [
-        "",
-        "<details><summary>Per photo</summary>",
-        "",
-        "| model | photo | style fast | style Gatys | content fast | content Gatys | style ratio by tap |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for p in report.pairs:
-        by_tap = " / ".join(_ratios(p.fast_style_taps, p.gatys_style_taps, ".2g"))
-        lines.append(
-            f"| `{p.model}` | {p.photo} | {_fmt(p.fast_style)} | {_fmt(p.gatys_style)} | "
-            f"{_fmt(p.fast_content)} | {_fmt(p.gatys_content)} | {by_tap} |"
-        )
-    lines += ["", "</details>"]
-    lines += [f"\nNot evaluated: `{m}`: {why}" for m, why in sorted(report.skipped.items())]
-    lines += ["<!-- eval-style: end -->", ""]
-    return "\n".join(lines)
 
 
 def contact_sheet(report: EvalReport, cell: int = 256) -> np.ndarray:
