@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Quality of the fast style nets against Gatys optimisation (the table of models/README.md): style and
+"""Quality of the fast style nets against Gatys optimisation (the table of docs/quality.md): style and
 content distances, and the picture measures (structure, grid score over the photo's, droplets).
 
 Imports only ``service.core`` (plus torch, numpy, PIL, onnxruntime, tqdm), so it runs on a GPU machine

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check that needs a GPU, as one prepared run for a lent GPU machine (the CUDA columns of the README's
+# Every check that needs a GPU, as one prepared run for a lent GPU machine (the CUDA columns of docs/bench/'s
 # benchmark tables, and CUDA training with mixed precision). No GPU has been lent to this project yet, so
 # the script has only run on the CPU, in its quick mode: `DEVICE=cpu QUICK=1 scripts/gpu_check.sh run`
 # (about 80 s on 2 cores; every step ok).

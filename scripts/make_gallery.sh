@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Renders the README gallery (docs/gallery/) with the atelier CLI from the images in /work/shared/data.
+# Renders the gallery of docs/renders.md (docs/gallery/) with the atelier CLI from the images in /work/shared/data.
 # Usage: scripts/make_gallery.sh [ITEM...]   items: gatys1 gatys2 dream class invert texture filters
 # (default: all); "patches" renders a top-patch grid of the training photos into /tmp (not committed: the
 # crops are pieces of the photos themselves). Rendered on a quiet 2-core CPU: single-scale Gatys at 512 px
-# (a coarse start saves little with these taps, see the README's render benchmarks), about 2 min each.
+# (a coarse start saves little with these taps, see the render benchmarks in docs/renders.md), about 2 min each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${ATELIER_DATA:-/work/shared/data}

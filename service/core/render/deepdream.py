@@ -35,7 +35,7 @@ from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side, 
 
 MIN_OCTAVE_SIDE = 32
 
-# Layers that dream well by default; chosen by looking at renders (README "Slow renders").
+# Layers that dream well by default; chosen by looking at renders (docs/renders.md).
 DEFAULT_LAYERS: dict[str, tuple[str, ...]] = {
     "efficientnet_lite0": ("block6", "block9"),
     "vgg16": ("relu4_3",),

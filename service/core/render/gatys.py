@@ -62,7 +62,7 @@ class LossPreset:
     feature_scale: float = 1.0
 
 
-# EfficientNet-Lite0: taps measured here (docs/ARCHITECTURE.md, README "Slow renders"); weights chosen by
+# EfficientNet-Lite0: taps measured here (docs/ARCHITECTURE.md, docs/renders.md); weights chosen by
 # looking at renders of several content/style pairs at 256-512 px.
 LITE0_PRESET = LossPreset(
     content_tap="block7",

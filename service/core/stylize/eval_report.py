@@ -227,7 +227,7 @@ def _picture_lines(report: EvalReport) -> list[str]:
 def report_markdown(report: EvalReport, machine: str = "") -> str:
     """The evaluation as markdown: a header line, the per-model tables, then per-photo rows in <details>.
 
-    The text between the ``eval-style`` markers is meant to be pasted into ``models/README.md``.
+    The text between the ``eval-style`` markers is meant to be pasted into ``docs/quality.md``.
     """
     providers = ", ".join(sorted(set(report.providers.values()))) or "?"
     photos = len({p.photo for p in report.pairs})
