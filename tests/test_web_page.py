@@ -309,6 +309,26 @@ def test_job_progress_moves_then_shows_the_result(live: PageServer, tab: Tab) ->
     assert tab.errors == []
 
 
+def test_gatys_job_takes_the_uploaded_painting(live: PageServer, tab: Tab) -> None:
+    page = tab.open(live)
+    choose_sample(page)
+    page.get_by_label("Gatys style transfer").check()
+    expect(page.locator("#job-steps")).to_have_value("100")  # the Gatys default replaced DeepDream's
+    page.fill("#job-steps", "2")
+    page.fill("#job-size", "48")
+    page.get_by_role("button", name="Start").click()  # no painting yet: the page says what is missing
+    expect(page.locator("#job-status")).to_have_text("Choose a painting for Gatys style transfer.")
+    painting = (STATIC_DIR / "samples" / "coffee.jpg").read_bytes()
+    page.set_input_files(
+        "#painting-file", files=[{"name": "painting.jpg", "mimeType": "image/jpeg", "buffer": painting}]
+    )
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#job-status")).to_contain_text("Done")
+    assert max(image_size(page, "#job-image")) == 48
+    assert any("/v1/jobs/gatys" in u for u in tab.requests)
+    assert tab.errors == []
+
+
 def test_cancel_stops_the_job_and_says_so(live: PageServer, tab: Tab) -> None:
     page = tab.open(live)
     choose_sample(page)
