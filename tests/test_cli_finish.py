@@ -183,3 +183,12 @@ def test_doctor_text(models_dir: Path, tmp_path: Path) -> None:
     job = next(line.split() for line in out.splitlines() if line.split()[:1] == ["job_workers"])
     assert job == ["job_workers", "2", "environment", "ATELIER_JOB_WORKERS"]
     assert not any(noise in res.stderr for noise in ORT_NOISE), res.stderr
+
+
+def test_stylize_json(models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out = tmp_path / "in.png", tmp_path / "out.webp"
+    save_image(np.full((50, 80, 3), 120, np.uint8), src)
+    argv = ["stylize", str(src), "--style", "tiny_b", "-o", str(out), "--max-side", "40"]
+    doc = _json_out(capsys, [*argv, "--models-dir", str(models_dir), "--json"])
+    assert (doc["width"], doc["height"], doc["style"], doc["precision"]) == (40, 25, "tiny_b", "fp32")
+    assert doc["output"] == str(out) and out.is_file() and doc["ms"] >= 0
