@@ -35,6 +35,7 @@ from service.server.plane.dataplane import DataPlane
 from service.server.transport.rest.errors import error_response
 from service.settings import Settings
 from tests.liveserver import serve_asgi
+from tests.test_server_grpc import BAD_OPTIONS, OPTION_IDS
 from tests.tinymodels import write_tiny_models
 
 T = TypeVar("T")
@@ -572,3 +573,47 @@ def test_readme_grpc_python_example_runs(live: LiveServer, tmp_path: Path) -> No
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert decode_image((tmp_path / "chelsea.grpc.png").read_bytes()).ndim == 3
+
+
+# --- one options parser for every algorithm (the same cases as over gRPC) -----------------------------
+def _rest_call(live: LiveServer, algorithm: str, photo: bytes, options: dict[str, Any]) -> httpx.Response:
+    text = json.dumps(options)  # Python's json writes NaN / Infinity, as a careless client would
+    if algorithm == "saliency":
+        return post_image(live, "/v1/saliency", photo, method="smoothgrad", params=text)
+    if algorithm == "gatys":
+        files = {"content": ("c.jpg", photo, "image/jpeg"), "style": ("s.jpg", photo, "image/jpeg")}
+        return live.http.post("/v1/jobs/gatys", files=files, data={"options": text})
+    return post_image(live, "/v1/jobs/deepdream", photo, options=text)
+
+
+@pytest.mark.parametrize(("algorithm", "options", "words"), BAD_OPTIONS, ids=OPTION_IDS)
+def test_every_algorithm_parses_options_strictly(
+    live: LiveServer, photo: bytes, algorithm: str, options: dict[str, Any], words: str
+) -> None:
+    r = _rest_call(live, algorithm, photo, options)
+    assert r.status_code == BAD_OPTION, r.text
+    err = error_of(r)
+    assert err["reason"] == "invalid_argument" and words in err["message"]
+
+
+def test_a_form_field_option_follows_the_same_rules(live: LiveServer, photo: bytes) -> None:
+    # Form fields are text: one that reads as JSON is that JSON value, anything else stays a string.
+    files = {"content": ("c.jpg", photo, "image/jpeg"), "style": ("s.jpg", photo, "image/jpeg")}
+    r = live.http.post("/v1/jobs/gatys", files=files, data={"steps": "many"})
+    assert r.status_code == BAD_OPTION and "got the string 'many'" in error_of(r)["message"]
+    r = live.http.post("/v1/jobs/gatys", files=files, data={"steps": "NaN"})
+    assert r.status_code == BAD_OPTION and "finite number, got NaN" in error_of(r)["message"]
+
+
+def test_integral_floats_are_ints_over_rest(live: LiveServer, photo: bytes) -> None:
+    params = json.dumps({"samples": 2.0, "seed": 1})
+    r = post_image(live, "/v1/saliency", photo, method="smoothgrad", params=params, output="npy")
+    assert r.status_code == 200, r.text
+    assert np.load(io.BytesIO(r.content)).shape == (64, 96)
+
+
+@pytest.mark.parametrize("strength", ["nan", "inf", "-inf"])
+def test_stylize_refuses_nan_and_infinity_over_rest(live: LiveServer, photo: bytes, strength: str) -> None:
+    r = post_image(live, "/v1/stylize", photo, style="starry_night", strength=strength)
+    assert r.status_code == BAD_OPTION
+    assert "'strength' must be a finite number" in error_of(r)["message"]

@@ -117,3 +117,62 @@ def test_build_options_rejects_bad_values(options: dict[str, object], match: str
 def test_build_options_blocks_server_controlled_fields() -> None:
     with pytest.raises(errors.InvalidArgument, match="Unknown option 'size'"):
         build_options(_Opts, {"size": 10}, blocked=("size",))
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"size": "16"}, r"must be an integer, got the string '16'"),
+        ({"scale": "1.5"}, r"must be a number, got the string '1.5'"),
+        ({"flag": "true"}, r"true or false, got '"),
+        ({"size": float("nan")}, r"finite number, got NaN"),
+        ({"scale": float("inf")}, r"finite number, got Infinity"),
+        ({"sides": [128, float("-inf")]}, r"finite number, got -Infinity"),
+        ({"weight": float("nan")}, r"finite number, got NaN"),
+    ],
+)
+def test_build_options_respects_json_types_and_refuses_nan(options: dict[str, object], match: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match=match):
+        build_options(_Opts, options)
+
+
+def test_build_options_lists_the_known_names_with_the_algorithm() -> None:
+    with pytest.raises(errors.InvalidArgument) as info:
+        build_options(_Opts, {"colour": 1}, blocked=("weight",), what="saliency method 'x'")
+    assert info.value.message == (
+        "Unknown option 'colour' for saliency method 'x'. Known options: flag, name, scale, sides, size."
+    )
+
+
+def _algorithm_options() -> list[tuple[str, type, tuple[str, ...]]]:
+    from service.core.render.deepdream import DreamOptions
+    from service.core.render.gatys import GatysOptions
+    from service.core.saliency import METHODS
+    from service.core.saliency.registry import get_method
+    from service.core.stylize.engine import StylizeOptions
+    from service.server.plane.slow_jobs import DREAM_BLOCKED, GATYS_BLOCKED
+
+    cases = [
+        ("gatys", GatysOptions, GATYS_BLOCKED),
+        ("deepdream", DreamOptions, DREAM_BLOCKED),
+        ("stylize", StylizeOptions, ()),
+    ]
+    return cases + [(m, get_method(m).options, ()) for m in METHODS]
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "blocked"), _algorithm_options(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_every_option_of_every_algorithm_can_be_sent(name: str, cls: type, blocked: tuple[str, ...]) -> None:
+    """Each settable field takes its own default as JSON would carry it (numbers as floats, tuples as
+    lists): no field is of a type the transports cannot set."""
+    import dataclasses
+    import json
+
+    defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name not in blocked}
+    as_json = json.loads(json.dumps(defaults, default=list))
+    as_struct = {
+        k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in as_json.items()
+    }
+    for sent in (as_json, as_struct):
+        assert build_options(cls, sent, blocked) == cls(), name

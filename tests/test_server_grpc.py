@@ -540,3 +540,55 @@ def test_large_images_are_tiled_like_the_engine_tiles_them(models: Path, photo: 
         assert np.array_equal(decode_image(reply.image), expected)
     finally:
         s.close()
+
+
+# --- one options parser for every algorithm ------------------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+# (algorithm, options, words of the message): the same answer over gRPC here and REST in test_rest_api.
+BAD_OPTIONS = [
+    ("saliency", {"samples": "4"}, "got the string '4'"),
+    ("saliency", {"samples": NAN}, "finite number, got NaN"),
+    ("saliency", {"sampels": 4}, "Known options: batch_size, noise, samples, seed"),
+    ("gatys", {"steps": "3"}, "got the string '3'"),
+    ("gatys", {"style_weight": INF}, "finite number, got Infinity"),
+    ("gatys", {"stepz": 3}, "Unknown option 'stepz' for Gatys. Known options:"),
+    ("deepdream", {"octaves": NAN}, "finite number, got NaN"),
+    ("deepdream", {"preserve_color": True}, "Unknown option 'preserve_color' for DeepDream"),
+]
+OPTION_IDS = [f"{a}-{next(iter(o))}" for a, o, _ in BAD_OPTIONS]
+
+
+def _grpc_request(algorithm: str, image: bytes, options: dict[str, Any]) -> tuple[Any, Any]:
+    from google.protobuf import struct_pb2
+
+    opts = struct_pb2.Struct()
+    opts.update(options)
+    if algorithm == "saliency":
+        return "Saliency", pb.SaliencyRequest(image=image, method="smoothgrad", params=opts)
+    if algorithm == "gatys":
+        return "Gatys", pb.GatysRequest(content=image, styles=[image], options=opts)
+    return "DeepDream", pb.DeepDreamRequest(image=image, options=opts)
+
+
+@pytest.mark.parametrize(("algorithm", "options", "words"), BAD_OPTIONS, ids=OPTION_IDS)
+def test_every_algorithm_parses_options_strictly(
+    stub: pb_grpc.AtelierStub, photo: bytes, algorithm: str, options: dict[str, Any], words: str
+) -> None:
+    method, request = _grpc_request(algorithm, photo, options)
+    code, details = code_of(getattr(stub, method), request, timeout=60)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+    assert words in details
+
+
+def test_integral_floats_are_ints(client: AtelierClient, photo: bytes) -> None:
+    # A Struct carries every number as a double: samples=2 arrives as 2.0 and is read as the int 2.
+    reply = client.saliency(photo, method="smoothgrad", params={"samples": 2, "seed": 1}, output="float32")
+    assert reply.width == 226 and np.frombuffer(reply.map, "<f4").std() > 0
+
+
+@pytest.mark.parametrize("strength", [NAN, INF])
+def test_stylize_refuses_nan_and_infinity(stub: pb_grpc.AtelierStub, photo: bytes, strength: float) -> None:
+    code, details = code_of(
+        stub.Stylize, pb.StylizeRequest(image=photo, style="tiny_a", strength=strength), timeout=30
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "'strength' must be a finite number" in details

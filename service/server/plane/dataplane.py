@@ -32,6 +32,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -42,6 +43,7 @@ from service.server.jobs.manager import Job, JobManager
 from service.server.metrics import Metrics
 from service.server.plane.batching import MicroBatcher
 from service.server.plane.config import PlaneConfig
+from service.server.plane.options import build_options
 from service.server.plane.results import SaliencyOutput, StylizeResult
 from service.server.plane.slow_jobs import prepare_deepdream, prepare_gatys, prepare_saliency
 from service.server.plane.tracking import RequestScope, deadline_scope, track_call
@@ -167,16 +169,15 @@ class DataPlane:
         from service.core.stylize.engine import StylizeOptions
 
         engine = self._require_ready()
-        fmt = normalize_format(fmt)
-        if not 0.0 <= strength <= 1.0:
-            raise InvalidArgument(f"strength must be between 0 and 1, got {strength}.")
-        if not 1 <= quality <= 100:
-            raise InvalidArgument(f"quality must be between 1 and 100, got {quality}.")
+        fmt, quality = _check_output(fmt, quality)
+        given = {"strength": strength, "preserve_color": preserve_color, "max_side": max_side}
+        opts = build_options(StylizeOptions, given, what="stylize")  # the parser every algorithm uses
+        opts.check()
         cap = self.config.max_side_stylize
-        if max_side is not None and not 16 <= max_side <= cap:
-            raise InvalidArgument(f"max_side must be between 16 and {cap}, got {max_side}.")
+        if opts.max_side is not None and opts.max_side > cap:
+            raise InvalidArgument(f"max_side must be between 16 and {cap}, got {opts.max_side}.")
         info = engine.info(style)  # UnknownModel (NOT_FOUND) listing the known styles
-        opts = StylizeOptions(strength=strength, preserve_color=preserve_color, max_side=max_side or cap)
+        opts = replace(opts, max_side=opts.max_side or cap)
         async with deadline_scope(deadline), self._fast_slot():
             t0 = time.monotonic()
             self._upstream += 1

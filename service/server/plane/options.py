@@ -1,8 +1,19 @@
-"""Turn a transport's loose option mapping (JSON object, protobuf Struct) into an algorithm's options
-dataclass, with a readable ``InvalidArgument`` for unknown names and wrong types.
+"""The one strict parser from a transport's loose option mapping to an algorithm's options dataclass.
 
-JSON and protobuf ``Struct`` carry every number as a float, so integral floats are accepted for ``int``
-fields (``384.0`` -> 384) and anything else is refused rather than silently truncated.
+Every algorithm the server runs takes its options through ``build_options``: Gatys (``GatysOptions``),
+DeepDream (``DreamOptions``), each saliency method (its registered options class) and the fast stylize
+path (``StylizeOptions``), over REST (a JSON object, form fields) and gRPC (a protobuf ``Struct``, typed
+request fields) alike, so one option gets one answer whichever way it arrives. The rules:
+
+* Names are checked against the dataclass fields; an unknown name is refused listing the known ones.
+* JSON types are respected: a string is never read as a number (``"16"`` is refused for an int field) or
+  a boolean, and a boolean is never a number.
+* Integral floats are accepted for ``int`` fields (``384.0`` -> 384), because a protobuf ``Struct``
+  carries every number as a double; any other float is refused rather than silently truncated.
+* NaN and Infinity are refused for every number, with a message that says so (Python's ``json`` and a
+  protobuf float both let them through).
+
+Range checks stay with each dataclass (``__post_init__``) or the algorithm's own planning.
 """
 
 from __future__ import annotations
@@ -19,24 +30,44 @@ from service.core.errors import InvalidArgument
 T = TypeVar("T")
 
 
+def _describe(value: Any) -> str:
+    """A value as the caller wrote it (JSON spelling), for messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return repr(value)
+
+
+def _number(name: str, value: Any, integral: bool) -> int | float:
+    kind = "an integer" if integral else "a number"
+    if isinstance(value, str):
+        raise InvalidArgument(
+            f"Option {name!r} must be {kind}, got the string {value!r}; send it as a JSON number."
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"Option {name!r} must be {kind}, got {_describe(value)}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(f"Option {name!r} must be a finite number, got {_describe(value)}.")
+    if not integral:
+        return float(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise InvalidArgument(f"Option {name!r} must be an integer, got {value!r}.")
+    return int(value)
+
+
 def _scalar(name: str, value: Any, kind: type) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        raise InvalidArgument(f"Option {name!r} must be true or false, got {value!r}.")
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidArgument(f"Option {name!r} must be an integer, got {value!r}.")
-        if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
-            raise InvalidArgument(f"Option {name!r} must be an integer, got {value!r}.")
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidArgument(f"Option {name!r} must be a finite number, got {value!r}.")
-        return float(value)
+        raise InvalidArgument(f"Option {name!r} must be true or false, got {_describe(value)}.")
+    if kind is int or kind is float:
+        return _number(name, value, integral=kind is int)
     if kind is str:
         if not isinstance(value, str):
-            raise InvalidArgument(f"Option {name!r} must be a string, got {value!r}.")
+            raise InvalidArgument(f"Option {name!r} must be a string, got {_describe(value)}.")
         return value
     raise InvalidArgument(f"Option {name!r} cannot be set here.")
 
@@ -52,7 +83,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         raise InvalidArgument(f"Option {name!r} cannot be set here.")
     if origin is tuple:
         if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
-            raise InvalidArgument(f"Option {name!r} must be a list, got {value!r}.")
+            raise InvalidArgument(f"Option {name!r} must be a list, got {_describe(value)}.")
         item = typing.get_args(hint)[0]
         return tuple(_scalar(name, v, item) for v in value)
     if isinstance(hint, type):
@@ -60,21 +91,31 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     raise InvalidArgument(f"Option {name!r} cannot be set here.")
 
 
-def build_options(cls: type[T], options: Mapping[str, Any] | None, blocked: tuple[str, ...] = ()) -> T:
-    """``cls(**options)`` after checking each name against the dataclass fields and coercing its type.
+def settable(cls: type, blocked: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of ``cls`` a caller may set (name -> type hint), in declaration order."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name not in blocked}
 
-    ``blocked`` names are server-controlled (size limits, images passed separately) and refused.
+
+def build_options(
+    cls: type[T], options: Mapping[str, Any] | None, blocked: tuple[str, ...] = (), what: str = ""
+) -> T:
+    """``cls(**options)`` after checking each name against the dataclass fields and each value's type.
+
+    ``blocked`` names are server-controlled (size limits, images passed separately) and refused as
+    unknown. ``what`` names the algorithm in messages (``"saliency method 'rise'"``).
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
-    hints = typing.get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls) if f.name not in blocked]
+    fields = settable(cls, blocked)
+    where = f" for {what}" if what else ""
     values: dict[str, Any] = {}
     for name, value in (options or {}).items():
-        if name not in allowed:
-            raise InvalidArgument(f"Unknown option {name!r}. Known options: {', '.join(sorted(allowed))}.")
-        values[name] = _coerce(name, value, hints[name])
+        if name not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise InvalidArgument(f"Unknown option {name!r}{where}. Known options: {known}.")
+        values[name] = _coerce(name, value, fields[name])
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"Invalid options: {exc}") from None
+        raise InvalidArgument(f"Invalid options{where}: {exc}") from None

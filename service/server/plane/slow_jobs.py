@@ -9,6 +9,7 @@ the client.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from service.server.jobs.manager import JobFunction, JobOutput
 from service.server.plane.options import build_options
 
 SALIENCY_OUTPUTS: tuple[str, ...] = ("overlay", "heatmap", "float32", "npy", "json")
+# Option fields the server sets itself (its size limits; images arrive as files, not options).
+GATYS_BLOCKED: tuple[str, ...] = ("max_side", "max_pixels")
+DREAM_BLOCKED: tuple[str, ...] = ("guide", "max_side", "max_pixels")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def prepare_gatys(
     """Gatys et al. (2015) style transfer as a job; see ``service.core.render.gatys``."""
     from service.core.render.gatys import GatysOptions, check_gatys, gatys
 
-    opts = build_options(GatysOptions, options, blocked=("max_side", "max_pixels"))
+    opts = build_options(GatysOptions, options, blocked=GATYS_BLOCKED, what="Gatys")
     opts.max_side = cfg.max_side
     opts.max_pixels = cfg.limits.max_pixels
     if not styles:
@@ -99,7 +103,7 @@ def prepare_deepdream(
     """
     from service.core.render.deepdream import DreamOptions, check_deepdream, deepdream
 
-    opts = build_options(DreamOptions, options, blocked=("guide", "max_side", "max_pixels"))
+    opts = build_options(DreamOptions, options, blocked=DREAM_BLOCKED, what="DeepDream")
     opts.max_side = cfg.max_side
     opts.max_pixels = cfg.limits.max_pixels
     img = _decode_within(image, cfg)
@@ -132,9 +136,12 @@ def prepare_saliency(
     ``JobOutput.extra`` carries ``method``, ``target``, ``predictions`` and ``map`` (the float array).
     """
     from service.core.saliency import METHODS, explain
+    from service.core.saliency.registry import get_method
 
     if method not in METHODS:
         raise InvalidArgument(f"Unknown saliency method {method!r}. Known methods: {', '.join(METHODS)}.")
+    # The strict parser, not the core's lenient one (which reads "16" as 16 for the CLI's k=v pairs).
+    parsed = build_options(get_method(method).options, params, what=f"saliency method {method!r}")
     if output not in SALIENCY_OUTPUTS:
         raise InvalidArgument(
             f"Unknown saliency output {output!r}; use one of {', '.join(SALIENCY_OUTPUTS)}."
@@ -143,7 +150,7 @@ def prepare_saliency(
         raise InvalidArgument(f"top_k must be between 1 and 1000, got {top_k}.")
     img = _decode_within(image, cfg)
     net = _backbone(cfg, backbone)
-    args = dict(params or {})
+    args = dataclasses.asdict(parsed)
 
     def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
         res = explain(

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2
 
@@ -55,8 +55,21 @@ def _quality(value: int) -> int:
     return value or 90
 
 
-def _struct(message: Any) -> dict[str, Any]:
-    return json_format.MessageToDict(message) if message is not None else {}
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return _struct(value.struct_value)
+    if kind == "list_value":
+        return [_value(v) for v in value.list_value.values]
+    if kind in (None, "null_value"):
+        return None
+    return getattr(value, kind)  # number_value (a float: the options parser decides), string, bool
+
+
+def _struct(message: struct_pb2.Struct) -> dict[str, Any]:
+    """A ``Struct`` as plain Python values for the options parser. Not ``json_format.MessageToDict``: it
+    raises ``ValueError`` on NaN and Infinity, which must reach the parser and be refused as bad input."""
+    return {key: _value(v) for key, v in message.fields.items()}
 
 
 def _predictions(preds: Any) -> list[pb.Prediction]:
