@@ -1,0 +1,130 @@
+"""Ablation of the fast-style training levers, each alone against the current recipe and then together, at
+equal CPU time, on two styles (docs/training/ablation.md).
+
+Resumable: every run lives in runs/ablation/<run>/ (git-ignored). A run with a ``done`` marker is skipped;
+a run with a checkpoint and no marker is resumed (``--resume``; the CPU budget counts across resumes); a
+trained run without ``score.json`` is scored. One run at a time, one torch thread, so it can run in the
+background on a shared 2-core machine:
+
+    nohup .venv/bin/python scripts/ablation.py > runs/ablation/log.txt 2>&1 &
+
+``--dry-run`` prints the commands; ``--only NAME...`` limits the runs; ``--table`` prints the scores so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "runs" / "ablation"
+DATA = Path(os.environ.get("ATELIER_DATA", "/work/shared/data"))
+STYLES = {"starry_night": "van_gogh_starry_night.jpg", "great_wave": "hokusai_great_wave.jpg"}
+STYLE_BUDGET_S = float(os.environ.get("STYLE_BUDGET_S", "420"))  # CPU seconds per style run
+IDENTITY_BUDGET_S = float(os.environ.get("IDENTITY_BUDGET_S", "300"))  # per architecture, shared by styles
+
+# The current recipe (scripts/train_defaults.sh phase 9, from scratch): 256 px crops, painting at 512 px,
+# style weight 8, batch 4, Adam 1e-3, the output clipped as served.
+RECIPE = ["--batch", "4", "--size", "256", "--style-size", "512", "--lr", "1e-3", "--style-weight", "8"]
+# Each lever alone: the extra flags, and the identity warm start it starts from (None: from scratch).
+LEVERS: dict[str, tuple[list[str], str | None]] = {
+    "base": (["--arch", "mobile"], None),
+    "combo": (
+        ["--arch", "mobile2", "--shift-jitter", "32", "--swag", "--content-weight", "3"],
+        "identity-mobile2",
+    ),
+    "arch": (["--arch", "mobile2"], None),
+    "roll": (["--arch", "mobile", "--shift-jitter", "32"], None),
+    "swag": (["--arch", "mobile", "--swag"], None),
+    "warm": (["--arch", "mobile"], "identity-mobile"),
+    "cw3": (["--arch", "mobile", "--content-weight", "3"], None),
+}
+IDENTITIES = {"identity-mobile": "mobile", "identity-mobile2": "mobile2"}
+
+
+def plan() -> list[tuple[str, list[str], str | None]]:
+    """(run name, train arguments, style key or None) in the order they run: the base and the combination
+    of both styles first, so the main comparison finishes first; each warm start just before its first user."""
+    order = [(lever, style) for lever in ("base", "combo") for style in STYLES]
+    order += [(lever, style) for style in STYLES for lever in LEVERS if lever not in ("base", "combo")]
+    runs: list[tuple[str, list[str], str | None]] = []
+    made: set[str] = set()
+    for lever, style in order:
+        flags, warm = LEVERS[lever]
+        if warm is not None and warm not in made:
+            made.add(warm)
+            args = [
+                "--identity",
+                "--arch",
+                IDENTITIES[warm],
+                *RECIPE[:6],
+                "--cpu-budget",
+                str(IDENTITY_BUDGET_S),
+            ]
+            runs.append((warm, args, None))
+        args = [*RECIPE, *flags, "--style-image", str(DATA / "styles" / STYLES[style])]
+        args += ["--cpu-budget", str(STYLE_BUDGET_S)]
+        if warm is not None:
+            args += ["--init", str(OUT / warm / f"{warm}.ckpt")]
+        runs.append((f"{style}.{lever}", args, style))
+    return runs
+
+
+def train_command(name: str, args: list[str]) -> list[str]:
+    folder = OUT / name
+    cmd = [sys.executable, "-m", "service", "train", "--name", name, "--data", str(DATA / "photos")]
+    cmd += [*args, "--steps", "100000", "--checkpoint-every", "50", "--threads", "1", "--out", str(folder)]
+    if (folder / f"{name}.ckpt").is_file():
+        cmd.append("--resume")
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--only", nargs="*", help="run names to do (default all)")
+    p.add_argument("--table", action="store_true", help="print the scores so far as markdown and exit")
+    args = p.parse_args(argv)
+    scorer = [sys.executable, str(ROOT / "scripts" / "score_ablation.py")]
+    if args.table:
+        return subprocess.call([*scorer, "--table", str(OUT)])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    for key, painting in STYLES.items():  # the shipped nets, as the reference rows
+        ref = OUT / f"shipped.{key}"
+        if not (ref / "score.json").is_file() and not args.dry_run and not args.only:
+            ref.mkdir(parents=True, exist_ok=True)
+            cmd = [*scorer, str(ROOT / "models" / f"{key}.mobile.onnx"), "--out", str(ref)]
+            cmd += ["--style-image", str(DATA / "styles" / painting), "--content", str(DATA / "content")]
+            subprocess.call(cmd, cwd=ROOT, env=env)
+    for name, train_args, style in plan():
+        if args.only and name not in args.only:
+            continue
+        folder = OUT / name
+        if not (folder / "done").is_file():
+            cmd = train_command(name, train_args)
+            print(f"[{time.strftime('%H:%M:%S')}] train {name}: {' '.join(cmd)}", flush=True)
+            if args.dry_run:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
+                print(f"{name}: training failed; stopping (rerun to resume)", flush=True)
+                return 1
+            (folder / "done").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        if style is not None and not (folder / "score.json").is_file() and not args.dry_run:
+            print(f"[{time.strftime('%H:%M:%S')}] score {name}", flush=True)
+            style_file = DATA / "styles" / STYLES[style]
+            cmd = [*scorer, str(folder / f"{name}.ckpt"), "--style-image", str(style_file)]
+            cmd += ["--content", str(DATA / "content"), "--out", str(folder)]
+            if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
+                print(f"{name}: scoring failed", flush=True)
+                return 1
+    print(f"[{time.strftime('%H:%M:%S')}] all runs done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
