@@ -204,6 +204,7 @@ def test_page_ships_with_its_assets_and_a_strict_policy(live: PageServer) -> Non
     assert page.status_code == 200
     assert page.headers["content-security-policy"] == PAGE_CSP
     assert "default-src 'self'" in PAGE_CSP
+    assert live.http.head("/").status_code == 200
     for url in re.findall(r"""(?:src|href|data-src)="([^"]+)\"""", page.text):
         if url.startswith("#"):
             continue

@@ -62,7 +62,7 @@ def install_pages(app: FastAPI) -> None:
     assets = DOCS_ASSETS_PREFIX
     openapi_url = app.openapi_url or "/openapi.json"
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: uptime checks, curl -I
     def index() -> FileResponse:
         # no-cache: a new server version's page must not run against an old cached script
         headers = {"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"}
