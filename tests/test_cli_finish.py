@@ -75,6 +75,16 @@ def test_completion_scripts_name_the_commands() -> None:
     for command in ("styles", "stylize", "classify", "saliency", "doctor", "completion", "visualize"):
         assert command in bash.stdout
     assert "complete " in bash.stdout and "--models-dir" in bash.stdout  # flags complete too
+    # The script works in a real bash: what it offers after `atelier sty` and `atelier doctor --`.
+    probe = (
+        'source /dev/stdin; COMP_WORDS=(atelier sty); COMP_CWORD=1; _shtab_atelier; echo "${COMPREPLY[@]}"; '
+        'COMP_WORDS=(atelier doctor --); COMP_CWORD=2; _shtab_atelier; echo "${COMPREPLY[@]}"'
+    )
+    offered = subprocess.run(
+        ["bash", "-c", probe], input=bash.stdout, capture_output=True, text=True, timeout=30
+    )
+    commands, flags = offered.stdout.splitlines()
+    assert commands.split() == ["styles", "stylize"] and {"--json", "--models-dir"} <= set(flags.split())
     zsh = atelier("completion", "zsh")
     assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef atelier")
     assert atelier("completion", "fish").returncode == 2  # not a supported shell: argparse's usage error
