@@ -117,11 +117,29 @@ def test_readme_rpc_table_lists_every_rpc() -> None:
         assert row[1] == streaming, row
 
 
-def local_links(path: Path) -> list[str]:
-    """Relative link and image targets of a markdown file (anchors and URLs left out)."""
+def local_links(path: Path) -> list[tuple[str, str]]:
+    """(file, anchor) of each relative link and image in a markdown file; URLs left out."""
     text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)  # code blocks hold no links
     targets = re.findall(r"\]\(([^)\s]+)\)", text)
-    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+    out = []
+    for target in targets:
+        if not re.match(r"[a-z]+:", target):
+            file, _, anchor = target.partition("#")
+            out.append((file or path.name, anchor))
+    return out
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, repeats numbered."""
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    found: set[str] = set()
+    counts: dict[str, int] = {}
+    for heading in re.findall(r"^#+ (.+)$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        n = counts.get(slug, 0)
+        counts[slug] = n + 1
+        found.add(slug if n == 0 else f"{slug}-{n}")
+    return found
 
 
 @pytest.mark.parametrize(
@@ -135,11 +153,14 @@ def local_links(path: Path) -> list[str]:
 def test_links_point_at_files_that_exist(page: str) -> None:
     path = ROOT / page
     missing = []
-    for target in local_links(path):
+    for target, anchor in local_links(path):
         resolved = (path.parent / target).resolve()
-        if not resolved.exists() and str(resolved.relative_to(ROOT)) not in PENDING:
-            missing.append(target)
-    assert not missing, f"{page} links to missing files: {missing}"
+        if not resolved.exists():
+            if str(resolved.relative_to(ROOT)) not in PENDING:
+                missing.append(target)
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+            missing.append(f"{target}#{anchor}")
+    assert not missing, f"{page} links to missing files or headings: {missing}"
 
 
 def test_models_folder_holds_only_what_is_served() -> None:
