@@ -81,6 +81,32 @@ def test_queue_full_is_resource_exhausted_with_retry_hint(manager: JobManager) -
     assert running.wait(10) and running.state == "cancelled"
 
 
+def test_a_finished_job_has_already_freed_its_worker() -> None:
+    """Whoever learns that a job ended may submit the next one at once: with no queue slots, a worker
+    still held when the terminal event goes out would refuse it as a full queue."""
+    m = job_manager(queue_limit=0)
+    go = threading.Event()
+    seen: list[tuple[str, int]] = []
+
+    class Probe:  # stands in for a subscriber's event loop: told in the worker thread, as events go out
+        def call_soon_threadsafe(self, callback: Any) -> None:
+            seen.append((job.latest.state, m.running))
+
+    def held(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
+        assert go.wait(10)
+        return JobOutput(b"ok", "text/plain")
+
+    try:
+        job = m.submit("saliency", held)
+        job._waiters.append((Probe(), threading.Event()))  # type: ignore[arg-type]
+        go.set()
+        assert job.wait(10) and job.state == "succeeded"
+        assert seen[-1] == ("succeeded", 0), seen
+        assert m.submit("saliency", quick_job()).wait(10)  # the one worker takes the next job
+    finally:
+        m.close(timeout=5)
+
+
 def test_cancel_running_job_frees_worker_for_next(manager: JobManager) -> None:
     started = threading.Event()
     first = manager.submit("gatys", looping_job(started))

@@ -80,7 +80,7 @@ class JobManager:
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._pending: collections.deque[Job] = collections.deque()
         self._wake = threading.Condition(self._lock)
-        self._running = 0
+        self._active: set[str] = set()  # ids of the jobs holding a worker
         self._closing = False
         self._mean_duration_s = 10.0  # running mean for the retry hint; starts at a guess
         if metrics is not None:
@@ -104,12 +104,12 @@ class JobManager:
         with self._lock:
             if self._closing:
                 raise NotReady("The server is shutting down and accepts no new jobs.")
-            if self._running + len(self._pending) >= self.workers + self.queue_limit:
+            if len(self._active) + len(self._pending) >= self.workers + self.queue_limit:
                 retry = self._retry_hint_locked()
                 if self.metrics is not None:
                     self.metrics.rejected.labels(queue="jobs").inc()
                 raise ResourceExhausted(
-                    f"The job queue is full ({len(self._pending)} waiting, {self._running} running).",
+                    f"The job queue is full ({len(self._pending)} waiting, {len(self._active)} running).",
                     retry_after_s=retry,
                 )
             self._jobs[job.id] = job
@@ -148,7 +148,7 @@ class JobManager:
 
     @property
     def running(self) -> int:
-        return self._running
+        return len(self._active)
 
     def close(self, timeout: float = 5.0) -> None:
         """Refuse new jobs, cancel queued and running ones, and wait up to ``timeout`` for the workers."""
@@ -191,13 +191,13 @@ class JobManager:
                 if not self._pending:
                     return  # closing and nothing left
                 job = self._pending.popleft()
-                self._running += 1
+                self._active.add(job.id)
                 self._gauges_locked()
             try:
                 self._run(job)
             finally:
-                with self._lock:
-                    self._running -= 1
+                with self._lock:  # normally released already, by _finish
+                    self._active.discard(job.id)
 
     def _run(self, job: Job) -> None:
         now = time.monotonic()
@@ -249,6 +249,9 @@ class JobManager:
         with self._lock:
             if state == "succeeded":
                 self._mean_duration_s = 0.8 * self._mean_duration_s + 0.2 * duration
+            # Free the worker slot before anyone hears the job ended: a caller that submits again as
+            # soon as it has its result must find the slot free, not a full queue.
+            self._active.discard(job.id)
             self._finished[job.id] = job
             self._evict_locked()
         job._publish(state=state, error=error, output=output, duration_s=duration)
