@@ -146,9 +146,28 @@ def test_run_batch_equals_per_image_runs(engine: StyleEngine) -> None:
 def test_split_pipeline_equals_stylize(engine: StyleEngine, coffee: np.ndarray) -> None:
     opts = StylizeOptions(strength=0.7, preserve_color=True, max_side=120)
     prepared = engine.prepare(coffee, opts)
-    assert not engine.needs_tiling(prepared)
+    assert engine.batchable(prepared, opts)
     split = engine.finish(prepared, engine.run_batch("tiny_b", [prepared])[0], opts)
     np.testing.assert_array_equal(split, engine.stylize("tiny_b", coffee, opts))
+
+
+def test_only_a_single_whole_image_run_is_batchable(
+    engine: StyleEngine, coffee: np.ndarray, astronaut: np.ndarray
+) -> None:
+    """``batchable`` says exactly when ``stylize`` makes one run over the whole image (``on_run`` counts)."""
+    cases = [
+        (coffee, StylizeOptions(max_side=120), True),  # one run
+        (coffee, StylizeOptions(strength=0.0, max_side=120), False),  # no run at all
+        (astronaut, StylizeOptions(), False),  # above the tile threshold: runs of tiles
+    ]
+    for image, opts, batchable in cases:
+        runs: list[tuple[int, float]] = []
+        engine.stylize("tiny_a", image, opts, on_run=lambda n, s: runs.append((n, s)))
+        assert engine.batchable(engine.prepare(image, opts), opts) is batchable
+        whole = [n for n, _ in runs] == [1] and not engine.needs_tiling(engine.prepare(image, opts))
+        assert whole is batchable, runs
+        assert all(seconds >= 0 for _, seconds in runs)
+    assert not runs or sum(n for n, _ in runs) > 1  # the tiled case ran several tiles
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -338,19 +338,39 @@ class StyleEngine:
         return model
 
     # --- the pipeline ------------------------------------------------------------------------------------
-    def stylize(self, name: str, image: np.ndarray, options: StylizeOptions = StylizeOptions()) -> np.ndarray:
-        """Stylise an (H, W, 3) uint8 image with model ``name``; tiles images above ``tile_threshold``."""
+    def stylize(
+        self,
+        name: str,
+        image: np.ndarray,
+        options: StylizeOptions = StylizeOptions(),
+        on_run: Callable[[int, float], None] | None = None,
+    ) -> np.ndarray:
+        """Stylise an (H, W, 3) uint8 image with model ``name``; tiles images above ``tile_threshold``.
+
+        ``on_run(images, seconds)`` is told of each ONNX Runtime run (none for strength 0), for metrics."""
         model = self._model(name)  # unknown names fail before any work
         content = self.prepare(image, options)
         if options.strength == 0.0:
             return content.copy()  # nothing of the style is kept: skip the network
+
+        def run(images: list[np.ndarray]) -> list[np.ndarray]:
+            start = time.perf_counter()
+            out = _run(model, images)
+            if on_run is not None:
+                on_run(len(images), time.perf_counter() - start)
+            return out
+
         if self.needs_tiling(content):
-            stylized = run_tiled(
-                content, lambda tiles: _run(model, tiles), self.tile_size, self.tile_overlap, batch_size=4
-            )
+            stylized = run_tiled(content, run, self.tile_size, self.tile_overlap, batch_size=4)
         else:
-            stylized = _run(model, [content])[0]
+            stylized = run([content])[0]
         return self.finish(content, stylized, options)
+
+    def batchable(self, content: np.ndarray, options: StylizeOptions) -> bool:
+        """Whether ``stylize`` makes exactly one network run over the whole prepared image (no strength-0
+        shortcut, no tiles): then ``finish(content, run_batch(name, [content, ...])[i], options)`` gives the
+        same pixels, and the run can be shared with other same-size images."""
+        return options.strength != 0.0 and not self.needs_tiling(content)
 
     def prepare(self, image: np.ndarray, options: StylizeOptions) -> np.ndarray:
         """Validate the image and options; downscale to ``options.max_side``. Returns (H, W, 3) uint8."""

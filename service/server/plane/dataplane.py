@@ -188,24 +188,22 @@ class DataPlane:
             finally:
                 self._upstream -= 1
             t1 = time.monotonic()
-            if strength == 0.0:  # nothing of the style is kept: skip the network, as the engine does
-                queue_s, run_s, batch, t2 = 0.0, 0.0, 0, t1
-                out = prepared
-                data = await self._in(self.codec_executor, encode_image, out, fmt, quality)
-            elif engine.needs_tiling(prepared):
-                # Tiled images run alone: one request is already several ONNX Runtime runs.
-                out = await self._in(self.fast_executor, engine.stylize, style, prepared, opts)
-                t2 = time.monotonic()
-                queue_s, run_s, batch = 0.0, t2 - t1, 1
-                self._observe_batch(style, 1, run_s)
-                data = await self._in(self.codec_executor, encode_image, out, fmt, quality)
-            else:
+            if engine.batchable(prepared, opts):  # one run over the whole image: share it
                 res = await self.batcher.submit(style, prepared)
                 t2 = time.monotonic()
                 queue_s, run_s, batch = res.queue_wait_s, res.run_s, res.batch_size
                 out, data = await self._in(
                     self.codec_executor, _finish_encode, engine, prepared, res.output, opts, fmt, quality
                 )
+            else:  # the engine's own path, alone: strength 0 skips the network, large images are tiled
+                out, runs, run_s = await self._in(
+                    self.fast_executor, _stylize_alone, engine, style, prepared, opts
+                )
+                t2 = time.monotonic()
+                queue_s, batch = 0.0, min(runs, 1)  # one request, however many tile runs it took
+                if runs:
+                    self._observe_batch(style, 1, run_s)
+                data = await self._in(self.codec_executor, encode_image, out, fmt, quality)
             t3 = time.monotonic()
         self.metrics.queue_wait.labels(queue="fast").observe(queue_s)
         timings = {
@@ -353,6 +351,15 @@ def _check_output(fmt: str, quality: int) -> tuple[str, int]:
 
 def _decode_prepare(engine: StyleEngine, data: bytes, opts: Any, config: PlaneConfig) -> np.ndarray:
     return engine.prepare(decode_image(data, config.limits), opts)
+
+
+def _stylize_alone(
+    engine: StyleEngine, style: str, prepared: np.ndarray, opts: Any
+) -> tuple[np.ndarray, int, float]:
+    """``engine.stylize`` with its ONNX Runtime runs counted: (image, runs, seconds of running)."""
+    runs: list[float] = []
+    out = engine.stylize(style, prepared, opts, on_run=lambda images, seconds: runs.append(seconds))
+    return out, len(runs), sum(runs)
 
 
 def _finish_encode(
