@@ -155,19 +155,17 @@ def test_only_a_single_whole_image_run_is_batchable(
     engine: StyleEngine, coffee: np.ndarray, astronaut: np.ndarray
 ) -> None:
     """``batchable`` says exactly when ``stylize`` makes one run over the whole image (``on_run`` counts)."""
-    cases = [
-        (coffee, StylizeOptions(max_side=120), True),  # one run
-        (coffee, StylizeOptions(strength=0.0, max_side=120), False),  # no run at all
-        (astronaut, StylizeOptions(), False),  # above the tile threshold: runs of tiles
-    ]
-    for image, opts, batchable in cases:
-        runs: list[tuple[int, float]] = []
-        engine.stylize("tiny_a", image, opts, on_run=lambda n, s: runs.append((n, s)))
-        assert engine.batchable(engine.prepare(image, opts), opts) is batchable
-        whole = [n for n, _ in runs] == [1] and not engine.needs_tiling(engine.prepare(image, opts))
-        assert whole is batchable, runs
-        assert all(seconds >= 0 for _, seconds in runs)
-    assert not runs or sum(n for n, _ in runs) > 1  # the tiled case ran several tiles
+
+    def runs_of(image: np.ndarray, opts: StylizeOptions) -> list[int]:
+        runs: list[int] = []
+        engine.stylize("tiny_a", image, opts, on_run=lambda images, seconds: runs.append(images))
+        return runs
+
+    whole, zero = StylizeOptions(max_side=120), StylizeOptions(strength=0.0, max_side=120)
+    assert runs_of(coffee, whole) == [1] and engine.batchable(engine.prepare(coffee, whole), whole)
+    assert runs_of(coffee, zero) == [] and not engine.batchable(engine.prepare(coffee, zero), zero)
+    tiled = StylizeOptions()  # the astronaut is above this engine's tile threshold
+    assert sum(runs_of(astronaut, tiled)) > 1 and not engine.batchable(astronaut, tiled)
 
 
 @pytest.mark.parametrize(
