@@ -12,7 +12,7 @@ import pytest
 
 from service.core.errors import Cancelled, InvalidArgument, ResourceExhausted, UnknownJob
 from service.core.progress import CancelToken, ProgressCallback, ProgressClock
-from service.server.jobs.manager import JobEvent, JobManager, JobOutput
+from service.server.jobs.manager import TERMINAL_STATES, JobEvent, JobManager, JobOutput, JobState
 from service.server.metrics import Metrics
 from service.server.plane.batching import MicroBatcher
 
@@ -216,6 +216,34 @@ def test_job_metrics_count_states() -> None:
     assert value("atelier_jobs_finished_total", {"kind": "deepdream", "state": "succeeded"}) == 1
     assert value("atelier_jobs", {"kind": "deepdream", "state": "running"}) == 0
     assert value("atelier_job_duration_seconds_count", {"kind": "deepdream"}) == 1
+
+
+def test_job_states_are_an_enum_with_the_wire_strings() -> None:
+    assert [s.value for s in JobState] == [
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "deadline_exceeded",
+    ]
+    assert [s for s in JobState if s.terminal] == list(TERMINAL_STATES)
+    assert not JobState.QUEUED.terminal and JobState.DEADLINE_EXCEEDED.terminal
+    assert JobState("cancelled") is JobState.CANCELLED and f"{JobState.RUNNING}" == "running"
+    m = job_manager()
+    try:
+        job = m.submit("gatys", quick_job())
+        assert job.wait(10) and job.state is JobState.SUCCEEDED and job.latest.terminal
+    finally:
+        m.close()
+    # Every state is a primed label value of the job metrics, spelled as on the wire.
+    metrics = Metrics()
+    metrics.prime_job_kind("gatys")
+    value = metrics.registry.get_sample_value
+    for state in ("queued", "running"):
+        assert value("atelier_jobs", {"kind": "gatys", "state": state}) == 0
+    for state in ("succeeded", "failed", "cancelled", "deadline_exceeded"):
+        assert value("atelier_jobs_finished_total", {"kind": "gatys", "state": state}) == 0
 
 
 # --- micro-batcher ------------------------------------------------------------------------------------

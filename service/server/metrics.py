@@ -10,13 +10,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from service.server.jobs.job import ACTIVE_STATES, TERMINAL_STATES
+
 # Latency buckets from 5 ms (a small stylize on a GPU) to 10 min (a long Gatys render).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 QUEUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-
-JOB_ACTIVE_STATES = ("queued", "running")
-JOB_FINAL_STATES = ("succeeded", "failed", "cancelled", "deadline_exceeded")
 
 
 class Metrics:
@@ -117,9 +116,10 @@ class Metrics:
         self.ready.set(0)
 
     def prime_job_kind(self, kind: str) -> None:
-        for state in JOB_ACTIVE_STATES:
+        # The state labels are the JobState values: atelier_jobs the active ones, *_finished the final ones.
+        for state in ACTIVE_STATES:
             self.jobs.labels(kind=kind, state=state).set(0)
-        for state in JOB_FINAL_STATES:
+        for state in TERMINAL_STATES:
             self.jobs_finished.labels(kind=kind, state=state)
         self.job_duration.labels(kind=kind)
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from service.core.errors import NotReady
@@ -19,7 +20,30 @@ from service.core.progress import CancelToken, Progress, ProgressCallback
 HISTORY = 256  # events held per job for subscribers (replay on subscribe, slack for slow readers)
 PREVIEWS_KEPT = 8  # of those, how many newest keep their preview JPEG
 
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "deadline_exceeded"})
+
+class JobState(StrEnum):
+    """A job's state; the values are the wire strings (REST ``state``, gRPC ``RenderEvent.state``, the
+    ``state`` label of the job metrics), so a ``JobState`` is used wherever a string was."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+ACTIVE_STATES: tuple[JobState, ...] = (JobState.QUEUED, JobState.RUNNING)
+TERMINAL_STATES: tuple[JobState, ...] = (
+    JobState.SUCCEEDED,
+    JobState.FAILED,
+    JobState.CANCELLED,
+    JobState.DEADLINE_EXCEEDED,
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +67,7 @@ class JobEvent:
 
     job_id: str
     kind: str
-    state: str
+    state: JobState
     progress: Progress | None = None
     preview_jpeg: bytes | None = None
     output: JobOutput | None = None
@@ -52,7 +76,7 @@ class JobEvent:
 
     @property
     def terminal(self) -> bool:
-        return self.state in TERMINAL_STATES
+        return self.state.terminal
 
 
 JobFunction = Callable[[CancelToken, ProgressCallback], JobOutput]
@@ -71,7 +95,7 @@ class Job:
         self.finished: float | None = None
         self._lock = threading.Lock()
         self._version = 0
-        self._event = JobEvent(self.id, kind, "queued")
+        self._event = JobEvent(self.id, kind, JobState.QUEUED)
         self._history: collections.deque[tuple[int, JobEvent]] = collections.deque(maxlen=HISTORY)
         self._history.append((0, self._event))
         self._done = threading.Event()
@@ -79,7 +103,7 @@ class Job:
 
     # --- reading --------------------------------------------------------------------------------------
     @property
-    def state(self) -> str:
+    def state(self) -> JobState:
         return self._event.state
 
     @property
@@ -98,7 +122,7 @@ class Job:
     def output(self) -> JobOutput:
         """The result of a succeeded job; raises the job's error otherwise (NotReady while unfinished)."""
         event = self._event
-        if event.state == "succeeded" and event.output is not None:
+        if event.state is JobState.SUCCEEDED and event.output is not None:
             return event.output
         if event.error is not None:
             raise event.error

@@ -37,10 +37,10 @@ from service.core.errors import (
 )
 from service.core.imageio import encode_image
 from service.core.progress import Progress
-from service.server.jobs.job import TERMINAL_STATES, Job, JobEvent, JobFunction, JobOutput
+from service.server.jobs.job import TERMINAL_STATES, Job, JobEvent, JobFunction, JobOutput, JobState
 from service.server.metrics import Metrics
 
-__all__ = ["TERMINAL_STATES", "Job", "JobEvent", "JobFunction", "JobManager", "JobOutput"]
+__all__ = ["TERMINAL_STATES", "Job", "JobEvent", "JobFunction", "JobManager", "JobOutput", "JobState"]
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class JobManager:
             self._pending.append(job)
             self._gauges_locked()
             if self.metrics is not None:
-                self.metrics.jobs.labels(kind=kind, state="queued").inc()
+                self.metrics.jobs.labels(kind=kind, state=JobState.QUEUED).inc()
             self._wake.notify()
         return job
 
@@ -166,13 +166,13 @@ class JobManager:
     def _cancel(self, job: Job, reason: str) -> None:
         job.token.cancel(reason)
         with self._lock:
-            if job.state != "queued":
+            if job.state is not JobState.QUEUED:
                 return  # running: the worker sees the token within one iteration; finished: nothing to do
             self._pending.remove(job)
             self._gauges_locked()
             if self.metrics is not None:
-                self.metrics.jobs.labels(kind=job.kind, state="queued").dec()
-        self._finish(job, "cancelled", Cancelled(f"Job was cancelled ({reason})."), None)
+                self.metrics.jobs.labels(kind=job.kind, state=JobState.QUEUED).dec()
+        self._finish(job, JobState.CANCELLED, Cancelled(f"Job was cancelled ({reason})."), None)
 
     def _retry_hint_locked(self) -> float:
         # Roughly when a slot frees up: the mean job time scaled by how far back in line a new job would be.
@@ -206,9 +206,9 @@ class JobManager:
         job.token.deadline = cap if job.token.deadline is None else min(job.token.deadline, cap)
         if self.metrics is not None:
             self.metrics.queue_wait.labels(queue="jobs").observe(now - job.created)
-            self.metrics.jobs.labels(kind=job.kind, state="queued").dec()
-            self.metrics.jobs.labels(kind=job.kind, state="running").inc()
-        job._publish(state="running")
+            self.metrics.jobs.labels(kind=job.kind, state=JobState.QUEUED).dec()
+            self.metrics.jobs.labels(kind=job.kind, state=JobState.RUNNING).inc()
+        job._publish(state=JobState.RUNNING)
 
         def report(p: Progress) -> None:
             preview = None
@@ -218,28 +218,30 @@ class JobManager:
             job._publish(progress=p, preview_jpeg=preview)
 
         output: JobOutput | None = None
-        state: str
+        state: JobState
         error: BaseException | None
         try:
             job.token.check()  # a job whose deadline passed while queued never starts
             output = job.fn(job.token, report)
         except Cancelled as exc:
-            state, error = "cancelled", exc
+            state, error = JobState.CANCELLED, exc
         except DeadlineExceeded as exc:
-            state, error = "deadline_exceeded", exc
+            state, error = JobState.DEADLINE_EXCEEDED, exc
         except AtelierError as exc:
-            state, error = "failed", exc
+            state, error = JobState.FAILED, exc
         except Exception as exc:
             log.error("job %s (%s) failed with an unexpected error", job.id, job.kind, exc_info=exc)
-            state, error = "failed", exc
+            state, error = JobState.FAILED, exc
         else:
-            state, error = "succeeded", None
+            state, error = JobState.SUCCEEDED, None
         finally:
             if self.metrics is not None:
-                self.metrics.jobs.labels(kind=job.kind, state="running").dec()
+                self.metrics.jobs.labels(kind=job.kind, state=JobState.RUNNING).dec()
         self._finish(job, state, error, output)
 
-    def _finish(self, job: Job, state: str, error: BaseException | None, output: JobOutput | None) -> None:
+    def _finish(
+        self, job: Job, state: JobState, error: BaseException | None, output: JobOutput | None
+    ) -> None:
         job.finished = time.monotonic()
         duration = job.finished - job.started if job.started is not None else 0.0
         if self.metrics is not None:
@@ -247,7 +249,7 @@ class JobManager:
             if job.started is not None:
                 self.metrics.job_duration.labels(kind=job.kind).observe(duration)
         with self._lock:
-            if state == "succeeded":
+            if state is JobState.SUCCEEDED:
                 self._mean_duration_s = 0.8 * self._mean_duration_s + 0.2 * duration
             # Free the worker slot before anyone hears the job ended: a caller that submits again as
             # soon as it has its result must find the slot free, not a full queue.

@@ -22,7 +22,7 @@ from service.api.v1 import atelier_pb2 as pb
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.core.errors import ResourceExhausted
 from service.server.errors import RETRY_AFTER_KEY, public_message, status_for
-from service.server.jobs.manager import Job, JobEvent
+from service.server.jobs.manager import Job, JobEvent, JobState
 from service.server.plane.dataplane import DataPlane, RequestScope
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Atelier"].full_name  # "atelier.v1.Atelier"
@@ -220,7 +220,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
         """Relay a job's events; cancel the job if the stream ends early (client gone, deadline)."""
         try:
             async for event in job.events():
-                if event.state == "succeeded":
+                if event.state is JobState.SUCCEEDED:
                     yield _result_event(event)
                 elif event.terminal:
                     assert event.error is not None

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from service.server.errors import public_message, reason_of
-from service.server.jobs.manager import Job, JobEvent
+from service.server.jobs.manager import Job, JobEvent, JobState
 from service.server.transport.rest import sse
 
 API_PREFIX = "/v1"
@@ -82,7 +82,7 @@ class JobResultInfo(BaseModel):
 class JobOut(BaseModel):
     id: str
     kind: str = Field(description="gatys or deepdream (saliency runs as a job too, awaited by its call)")
-    state: str = Field(description="queued, running, succeeded, failed, cancelled or deadline_exceeded")
+    state: JobState = Field(description="queued, running, succeeded, failed, cancelled or deadline_exceeded")
     progress: ProgressOut | None = None
     timings: dict[str, float] = Field(description="seconds: queued, running (so far or in total), total")
     result: JobResultInfo | None = Field(None, description="set once the job has succeeded")
@@ -149,7 +149,7 @@ def job_out(job: Job, event: JobEvent | None = None, with_preview: bool = False)
             eta_s=None if p.eta_s is None else round(p.eta_s, 3),
         )
     result = None
-    if event.state == "succeeded" and event.output is not None:
+    if event.state is JobState.SUCCEEDED and event.output is not None:
         out = event.output
         result = JobResultInfo(
             content_type=out.content_type, width=out.width, height=out.height, bytes=len(out.data)
