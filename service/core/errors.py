@@ -9,6 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+ECHO_CHARS = 80  # most characters of caller-supplied text an error message repeats
+
+
+def quoted(text: object, limit: int = ECHO_CHARS) -> str:
+    """Caller-supplied text for an error message: ``repr`` of it, cut to ``limit`` characters.
+
+    Every message that repeats what a caller sent (a style name, an option name or value, a job id) goes
+    through this, so a 1 MB name gives a one-line error instead of a 1 MB one (which gRPC clients refuse
+    as an oversized trailer, reading RESOURCE_EXHAUSTED).
+    """
+    if not isinstance(text, str):
+        text = repr(text) if isinstance(text, bytes | bytearray) else str(text)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
 
 class AtelierError(Exception):
     """Base class: a failure with a message a person understands."""
@@ -55,7 +71,7 @@ class UnknownModel(NotFound):
     def __init__(self, kind: str, name: str, available: Iterable[str]) -> None:
         names = sorted(available)
         listed = ", ".join(names) if names else "none"
-        super().__init__(f"Unknown {kind} {name!r}. Available: {listed}.")
+        super().__init__(f"Unknown {kind} {quoted(name)}. Available: {listed}.")
         self.kind = kind
         self.name = name
         self.available = names
@@ -101,6 +117,12 @@ class ResourceExhausted(AtelierError):
         self.retry_after_s = retry_after_s
 
 
+class Unauthenticated(AtelierError):
+    """The server requires an API key and the call carried none, or one it does not know (or revoked)."""
+
+    reason = "unauthenticated"
+
+
 class NotReady(AtelierError):
     """The service is starting (models loading or warming up) or shutting down."""
 
@@ -120,5 +142,6 @@ ALL_ERRORS: tuple[type[AtelierError], ...] = (
     Cancelled,
     DeadlineExceeded,
     ResourceExhausted,
+    Unauthenticated,
     NotReady,
 )

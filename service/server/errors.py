@@ -41,6 +41,8 @@ ERROR_TABLE: dict[type[errors.AtelierError], Status] = {
     errors.Cancelled: Status(grpc.StatusCode.CANCELLED, 499),
     errors.DeadlineExceeded: Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504),
     errors.ResourceExhausted: Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    # REST adds ``WWW-Authenticate: Bearer`` (RFC 6750); PERMISSION_DENIED would say the key is known.
+    errors.Unauthenticated: Status(grpc.StatusCode.UNAUTHENTICATED, 401),
     errors.NotReady: Status(grpc.StatusCode.UNAVAILABLE, 503),
     errors.AtelierError: Status(grpc.StatusCode.INTERNAL, 500),
 }

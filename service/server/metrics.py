@@ -103,6 +103,12 @@ class Metrics:
             ("queue",),
             registry=r,
         )
+        self.requests_by_key = Counter(
+            "atelier_requests_by_key_total",
+            "Calls by API key name (never the key), method and status code; only when keys are configured.",
+            ("key", "method", "code"),
+            registry=r,
+        )
         self._prime()
 
     def _prime(self) -> None:

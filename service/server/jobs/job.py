@@ -85,9 +85,10 @@ JobFunction = Callable[[CancelToken, ProgressCallback], JobOutput]
 class Job:
     """One submitted unit of slow work. Created by ``JobManager.submit``; read-only for callers."""
 
-    def __init__(self, kind: str, fn: JobFunction, deadline: float | None) -> None:
+    def __init__(self, kind: str, fn: JobFunction, deadline: float | None, owner: str | None = None) -> None:
         self.id = uuid.uuid4().hex
         self.kind = kind
+        self.owner = owner  # the API key name that submitted it; None without keys (anyone may see it)
         self.fn = fn
         self.token = CancelToken(deadline=deadline)
         self.created = time.monotonic()

@@ -19,6 +19,12 @@ class RequestScope:
 
     model: str = ""
     code: str = "OK"
+    key: str = ""  # the caller's API key name ("" when the service runs without keys)
+
+    @property
+    def owner(self) -> str | None:
+        """Who owns the jobs this call creates or may see: the key name, None in open mode (all)."""
+        return self.key or None
 
 
 @asynccontextmanager
@@ -48,6 +54,8 @@ async def track_call(
         metrics.request_duration.labels(
             transport=transport, method=method, model=scope.model, code=scope.code
         ).observe(time.monotonic() - start)
+        if scope.key:
+            metrics.requests_by_key.labels(key=scope.key, method=method, code=scope.code).inc()
 
 
 @asynccontextmanager

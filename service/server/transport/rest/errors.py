@@ -36,6 +36,8 @@ def error_response(exc: BaseException) -> JSONResponse:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     elif isinstance(exc, errors.NotReady):
         headers["Retry-After"] = "1"
+    elif isinstance(exc, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="atelier"'  # RFC 6750: how to authenticate
     if isinstance(exc, errors.UnknownModel):
         details["available"] = exc.available
     body = error_body(reason_of(exc), public_message(exc), **details)
