@@ -1,12 +1,19 @@
-"""Shared fixtures: the embedded backbone once per session, scikit-image photos as test images."""
+"""Shared fixtures: the embedded backbone once per session, scikit-image photos as test images, and the
+live servers (one shared server for gRPC and REST tests alike, and a factory for servers of their own)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from service.core.backbones import Backbone, get_backbone
+from tests.liveserver import BROKEN, STYLES, LiveServer, ServerProcess, StartServer, server_settings
+from tests.tinymodels import write_tiny_models
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,3 +39,45 @@ def coffee() -> np.ndarray:
     from skimage import data
 
     return np.ascontiguousarray(data.coffee())
+
+
+# --- live servers (tests/liveserver.py) -----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES, corrupt=(BROKEN,))
+
+
+@pytest.fixture(scope="session")
+def live(models_dir: Path) -> Iterator[LiveServer]:
+    """The one shared server (gRPC and REST on 127.0.0.1, ``TEST_SETTINGS``), for every test that can
+    share it: tests leave it as they found it (jobs cancelled, nothing reconfigured)."""
+    server = LiveServer(server_settings(models_dir))
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def start_server(models_dir: Path) -> Iterator[StartServer]:
+    """``start_server(**settings)``: a server of its own for a test that changes settings or the
+    server's state (readiness, a failing start), closed after the test. ``start=False`` returns it
+    unstarted, ``load_models=False`` started without models, ``warmup=False`` skips warm-up runs, and
+    ``process=True`` makes it the ``python -m service serve`` process instead (``ServerProcess``)."""
+    servers: list[LiveServer | ServerProcess] = []
+
+    def start(
+        start: bool = True,
+        load_models: bool = True,
+        warmup: bool = True,
+        process: bool = False,
+        **settings: Any,
+    ) -> LiveServer | ServerProcess:
+        config = server_settings(settings.pop("models_dir", models_dir), **settings)
+        server = ServerProcess(config) if process else LiveServer(config, warmup=warmup)
+        servers.append(server)
+        return server.start(load_models=load_models) if start else server
+
+    yield start
+    for server in servers:
+        server.close()

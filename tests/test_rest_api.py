@@ -1,12 +1,12 @@
 """The REST API against a real server (gRPC + uvicorn on 127.0.0.1, ephemeral ports) over httpx.
 
-Tiny seeded ONNX style models stand in for the shipped ones (named like them, so the README's curl
-examples run as written); the backbone is the embedded EfficientNet-Lite0.
+The shared ``live`` server of tests/conftest.py (the one the gRPC tests use too); tiny seeded ONNX style
+models stand in for the shipped ones (named like them, so the README's curl examples run as written); the
+backbone is the embedded EfficientNet-Lite0.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -14,10 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import numpy as np
@@ -28,82 +26,15 @@ from service.core import errors
 from service.core.errors import InvalidArgument
 from service.core.imageio import ImageLimits, decode_image, encode_image
 from service.core.stylize.engine import StylizeOptions
-from service.server.app import Server, ServerOptions
 from service.server.errors import status_for
-from service.server.plane.config import PlaneConfig
-from service.server.plane.dataplane import DataPlane
 from service.server.transport.rest.errors import error_response
-from service.settings import Settings
-from tests.liveserver import serve_asgi
+from tests.liveserver import STYLES, TEST_SETTINGS, LiveServer, StartServer, serve_asgi
 from tests.test_server_grpc import BAD_OPTIONS, OPTION_IDS
-from tests.tinymodels import write_tiny_models
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
-STYLES = ("starry_night", "tiny_b")  # the README's examples use starry_night
-LIMITS = ImageLimits(max_bytes=1024 * 1024, max_pixels=4_000_000)
+# The shared server's image limits (small, so the limit tests stay cheap).
+LIMITS = ImageLimits(max_bytes=TEST_SETTINGS["max_image_bytes"], max_pixels=TEST_SETTINGS["max_image_pixels"])
 BAD_OPTION = status_for(InvalidArgument("")).http  # the error table's status for a bad option
-
-
-class LiveServer:
-    """``service.server.app.Server`` on its own event loop thread, for blocking test clients."""
-
-    def __init__(self, config: PlaneConfig, load_models: bool = True) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
-        self.thread.start()
-
-        async def start() -> tuple[DataPlane, Server]:
-            plane = DataPlane(config)
-            server = Server(
-                plane,
-                ServerOptions(
-                    host="127.0.0.1", grpc_port=0, http_port=0, max_message_bytes=32 << 20, grace_period_s=1
-                ),
-            )
-            await server.start(load_models=load_models)
-            return plane, server
-
-        self.plane, self.server = self.run(start())
-        self.url = f"http://127.0.0.1:{self.server.http_port}"
-        self.grpc_target = f"127.0.0.1:{self.server.grpc_port}"
-        self.http = httpx.Client(base_url=self.url, timeout=60)
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.http.close()
-        try:
-            self.run(self.server.stop(0.5))
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
-
-
-def plane_config(models_dir: Path, warmup: bool = True, **settings: Any) -> PlaneConfig:
-    """The server's configuration built the way ``atelier serve`` builds it: from ``Settings``."""
-    values: dict[str, Any] = dict(
-        models_dir=models_dir,
-        ort_providers=["CPUExecutionProvider"],
-        ort_intra_threads=1,
-        max_image_bytes=LIMITS.max_bytes,
-        max_image_pixels=LIMITS.max_pixels,
-        max_side_slow=256,
-        device="cpu",
-        batch_max_delay_ms=2.0,
-    )
-    values.update(settings)
-    return PlaneConfig.from_settings(Settings(_env_file=None, **values), warmup=warmup)
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    models = write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES)
-    server = LiveServer(plane_config(models))
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -378,26 +309,20 @@ def test_413_too_many_bytes_or_pixels(live: LiveServer) -> None:
     assert r.status_code == 413 and "pixels" in error_of(r)["message"].lower()
 
 
-def test_503_until_ready(tmp_path: Path, photo: bytes) -> None:
-    models = write_tiny_models(tmp_path / "models", names=STYLES)
-    server = LiveServer(plane_config(models, warmup=False), load_models=False)
-    try:
-        assert server.http.get("/healthz").status_code == 200
-        assert server.http.get("/readyz").status_code == 503
-        for r in (
-            server.http.get("/v1/styles"),
-            post_image(server, "/v1/stylize", photo, style="starry_night"),
-            server.http.post(
-                "/v1/jobs/gatys", files={"content": ("c.jpg", photo), "style": ("s.jpg", photo)}
-            ),
-        ):
-            assert r.status_code == 503 and r.headers["retry-after"] == "1"
-            assert error_of(r)["reason"] == "not_ready"
-        server.run(server.plane.start())
-        assert server.http.get("/readyz").status_code == 200
-        assert post_image(server, "/v1/stylize", photo, style="starry_night").status_code == 200
-    finally:
-        server.close()
+def test_503_until_ready(start_server: StartServer, photo: bytes) -> None:
+    server = start_server(load_models=False, warmup=False)
+    assert server.http.get("/healthz").status_code == 200
+    assert server.http.get("/readyz").status_code == 503
+    for r in (
+        server.http.get("/v1/styles"),
+        post_image(server, "/v1/stylize", photo, style="starry_night"),
+        server.http.post("/v1/jobs/gatys", files={"content": ("c.jpg", photo), "style": ("s.jpg", photo)}),
+    ):
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert error_of(r)["reason"] == "not_ready"
+    server.run(server.plane.start())
+    assert server.http.get("/readyz").status_code == 200
+    assert post_image(server, "/v1/stylize", photo, style="starry_night").status_code == 200
 
 
 @pytest.mark.parametrize(

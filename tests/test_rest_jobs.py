@@ -1,13 +1,14 @@
 """Slow renders as REST jobs against a real server: submit, progress over Server-Sent Events, status,
-result, cancel, a full queue (429) and result expiry. One job worker, one queue slot and a 3 s result
-time-to-live make each of those reachable with tiny renders."""
+result, cancel, a full queue (429) and result expiry. The shared ``live`` server's one job worker and one
+queue slot make each of those reachable with tiny renders; the expiry test has a server of its own with a
+short result time-to-live."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -18,21 +19,12 @@ from service.core.errors import Cancelled, DeadlineExceeded, InvalidArgument
 from service.core.imageio import decode_image, encode_image
 from service.server.errors import status_for
 from service.server.transport.rest import sse
-from tests.test_rest_api import STYLES, LiveServer, error_of, plane_config
-from tests.tinymodels import write_tiny_models
+from tests.liveserver import LiveServer, StartServer
+from tests.test_rest_api import error_of
 
-TTL_S = 3.0
+TTL_S = 2.0  # result time-to-live of the expiry test's own server
 QUICK = {"size": 48, "steps": 3}
-ENDLESS = {"size": 48, "steps": 100_000}  # runs until cancelled
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    models = write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES)
-    config = plane_config(models, warmup=False, job_workers=1, job_queue_limit=1, job_result_ttl_s=TTL_S)
-    server = LiveServer(config)
-    yield server
-    server.close()
+ENDLESS = {"size": 48, "steps": 10_000}  # the most steps allowed: runs until cancelled
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +196,8 @@ def test_429_when_the_job_queue_is_full(live: LiveServer, images: tuple[bytes, b
         wait_state(live, running["id"], {"cancelled"})
 
 
-def test_finished_results_expire(live: LiveServer, images: tuple[bytes, bytes]) -> None:
+def test_finished_results_expire(start_server: StartServer, images: tuple[bytes, bytes]) -> None:
+    live = start_server(warmup=False, job_result_ttl_s=TTL_S)
     job = submit_gatys(live, images, QUICK).json()
     wait_state(live, job["id"], {"succeeded"})
     assert live.http.get(job["urls"]["result"]).status_code == 200

@@ -1,22 +1,20 @@
 """The gRPC server end to end: a real server on 127.0.0.1 (port 0) over tiny seeded style models.
 
-One server per module (loading and warming the backbone is the slow part); tests that need other settings
-start their own. Waiting is always on a condition (a stream event, a job's done flag), never a sleep.
+The shared ``live`` server (tests/conftest.py) serves these tests and the REST ones; tests that need other
+settings or change the server's state start their own with ``start_server``. Waiting is always on a
+condition (a stream event, a job's done flag), never a sleep.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import struct
-import threading
 import zlib
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -28,87 +26,19 @@ from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.client import AtelierClient, AtelierClientError
 from service.core.imageio import decode_image, encode_image
 from service.core.stylize.engine import StyleEngine, StylizeOptions
-from service.server.app import Server, ServerOptions
-from service.server.plane.config import PlaneConfig
-from service.server.plane.dataplane import DataPlane
-from service.settings import Settings
-from tests.tinymodels import write_tiny_models
+from tests.liveserver import BROKEN, STYLES, LiveServer, StartServer
 
-T = TypeVar("T")
 MiB = 1024 * 1024
 
 
-class ServerThread:
-    """A ``Server`` running on its own event loop in a background thread, driven from sync tests."""
-
-    def __init__(self, config: PlaneConfig, max_message_bytes: int = 4 * MiB) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.plane = DataPlane(config)
-        self.server = Server(
-            self.plane,
-            ServerOptions(
-                host="127.0.0.1",
-                grpc_port=0,
-                http_port=0,
-                max_message_bytes=max_message_bytes,
-                grace_period_s=1,
-            ),
-        )
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.server.grpc_port}"
-
-    def close(self) -> None:
-        self.run(self.server.stop(1.0))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-def plane_config(models: Path, **overrides: Any) -> PlaneConfig:
-    values: dict[str, Any] = dict(
-        models_dir=models,
-        ort_providers=["CPUExecutionProvider"],
-        ort_intra_threads=1,
-        device="cpu",
-        batch_max_delay_ms=100.0,  # generous, so concurrent test calls reliably share a batch
-        job_workers=1,
-        job_queue_limit=0,
-        max_side_slow=256,
-    )
-    values.update(overrides)
-    return PlaneConfig.from_settings(Settings(_env_file=None, **values))
+@pytest.fixture(scope="module")
+def stub(live: LiveServer) -> pb_grpc.AtelierStub:
+    return live.stub
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A corrupt model beside two good ones: the server skips it, serves the others, and counts the failure.
-    return write_tiny_models(tmp_path_factory.mktemp("models"), corrupt=("broken",))
-
-
-@pytest.fixture(scope="module")
-def server(models: Path) -> Iterator[ServerThread]:
-    s = ServerThread(plane_config(models))
-    s.run(s.server.start())
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def stub(server: ServerThread) -> Iterator[pb_grpc.AtelierStub]:
-    with grpc.insecure_channel(server.target) as channel:
-        yield pb_grpc.AtelierStub(channel)
-
-
-@pytest.fixture(scope="module")
-def client(server: ServerThread) -> Iterator[AtelierClient]:
-    with AtelierClient(server.target, timeout=60) as c:
+def client(live: LiveServer) -> Iterator[AtelierClient]:
+    with AtelierClient(live.grpc_target, timeout=60) as c:
         yield c
 
 
@@ -133,16 +63,16 @@ def code_of(call: Any, *args: Any, **kwargs: Any) -> tuple[grpc.StatusCode, str]
 
 def test_list_styles(stub: pb_grpc.AtelierStub) -> None:
     styles = stub.ListStyles(pb.ListStylesRequest(), timeout=30).styles
-    assert [s.name for s in styles] == ["tiny_a", "tiny_b"]
+    assert [s.name for s in styles] == sorted(STYLES)  # the corrupt model is skipped
     assert all(s.provider == "CPUExecutionProvider" and s.version == "1" for s in styles)
 
 
-def test_stylize_matches_in_process_engine(client: AtelierClient, models: Path, photo: bytes) -> None:
+def test_stylize_matches_in_process_engine(client: AtelierClient, models_dir: Path, photo: bytes) -> None:
     reply = client.stylize(photo, "tiny_b", strength=0.7)
     assert (reply.model, reply.version, reply.content_type) == ("tiny_b", "1", "image/png")
     assert set(reply.timings_ms) >= {"decode", "queue", "inference", "encode", "total"}
     served = decode_image(reply.image)
-    with StyleEngine.load(models, providers=("CPUExecutionProvider",), warmup=False) as engine:
+    with StyleEngine.load(models_dir, providers=("CPUExecutionProvider",), warmup=False) as engine:
         expected = engine.stylize("tiny_b", decode_image(photo), StylizeOptions(strength=0.7, max_side=4096))
     assert served.shape == expected.shape == (150, 226, 3)
     assert np.array_equal(served, expected)  # PNG is lossless: the server adds nothing to the pixels
@@ -217,9 +147,9 @@ def test_message_size_limit_is_a_clear_error(stub: pb_grpc.AtelierStub) -> None:
 
 
 def test_concurrent_stylize_calls_are_batched(
-    server: ServerThread, stub: pb_grpc.AtelierStub, photo: bytes
+    live: LiveServer, stub: pb_grpc.AtelierStub, photo: bytes
 ) -> None:
-    metric = server.plane.metrics.registry.get_sample_value
+    metric = live.plane.metrics.registry.get_sample_value
     before = metric("atelier_batch_size_count", {"model": "tiny_a"}) or 0.0
     before_sum = metric("atelier_batch_size_sum", {"model": "tiny_a"}) or 0.0
     calls = [
@@ -352,89 +282,89 @@ def test_gatys_without_style_or_with_bad_image(stub: pb_grpc.AtelierStub, photo:
 
 
 def _long_gatys(client: AtelierClient, photo: bytes, timeout: float | None = None) -> Any:
-    return client.gatys(photo, [photo], {"size": 32, "steps": 100_000, "optimizer": "adam"}, timeout=timeout)
+    # The most steps a render may take: it runs until the test cancels it.
+    return client.gatys(photo, [photo], {"size": 32, "steps": 10_000, "optimizer": "adam"}, timeout=timeout)
 
 
-def test_cancelling_a_stream_frees_the_worker(
-    server: ServerThread, client: AtelierClient, photo: bytes
-) -> None:
+def test_cancelling_a_stream_frees_the_worker(live: LiveServer, client: AtelierClient, photo: bytes) -> None:
     stream = _long_gatys(client, photo)
     updates = iter(stream)
     first = next(u for u in updates if u.step > 0)  # the render is running on the only worker
-    job = server.plane.jobs.get(first.job_id)
+    job = live.plane.jobs.get(first.job_id)
     stream.cancel()
     assert job.wait(30), "the cancelled render should stop within one iteration"
     assert job.state == "cancelled"
-    # The only worker is free again: a new render is admitted (queue limit 0) and completes.
+    # The only worker is free again: a new render runs and completes (it would wait forever otherwise).
     assert client.gatys(photo, [photo], SMALL_GATYS).result().done
 
 
 def test_full_job_queue_is_resource_exhausted_with_retry_hint(
-    server: ServerThread, client: AtelierClient, photo: bytes
+    live: LiveServer, client: AtelierClient, photo: bytes
 ) -> None:
-    stream = _long_gatys(client, photo)
-    first = next(u for u in stream if u.step > 0)
-    with pytest.raises(AtelierClientError) as info:
-        client.gatys(photo, [photo], SMALL_GATYS).result()
-    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert info.value.retry_after_s is not None and info.value.retry_after_s >= 1
-    assert "Retry after" in info.value.message
-    stream.cancel()
-    assert server.plane.jobs.get(first.job_id).wait(30)
+    running = _long_gatys(client, photo)
+    first = next(u for u in running if u.step > 0)  # on the one worker
+    queued = _long_gatys(client, photo)
+    second = next(iter(queued))  # in the one queue slot
+    assert second.state == "queued"
+    try:
+        with pytest.raises(AtelierClientError) as info:
+            client.gatys(photo, [photo], SMALL_GATYS).result()
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert info.value.retry_after_s is not None and info.value.retry_after_s >= 1
+        assert "Retry after" in info.value.message
+    finally:
+        queued.cancel()
+        running.cancel()
+    for update in (first, second):
+        assert live.plane.jobs.get(update.job_id).wait(30)
 
 
-def test_deadline_exceeded_stops_the_render(
-    server: ServerThread, client: AtelierClient, photo: bytes
-) -> None:
+def test_deadline_exceeded_stops_the_render(live: LiveServer, client: AtelierClient, photo: bytes) -> None:
     stream = _long_gatys(client, photo, timeout=3.0)
     job_id = ""
     with pytest.raises(AtelierClientError) as info:
         for update in stream:
             job_id = update.job_id
     assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    job = server.plane.jobs.get(job_id)
+    job = live.plane.jobs.get(job_id)
     assert job.wait(30) and job.state in ("deadline_exceeded", "cancelled")
 
 
-def test_unary_deadline_is_honoured_by_the_data_plane(server: ServerThread, photo: bytes) -> None:
+def test_unary_deadline_is_honoured_by_the_data_plane(live: LiveServer, photo: bytes) -> None:
     import time
 
     from service.core.errors import DeadlineExceeded
 
     with pytest.raises(DeadlineExceeded):
-        server.run(server.plane.stylize(photo, "tiny_a", deadline=time.monotonic() - 1))
+        live.run(live.plane.stylize(photo, "tiny_a", deadline=time.monotonic() - 1))
     with pytest.raises(DeadlineExceeded):  # a saliency run that cannot finish in 1 ms is cut off
-        server.run(server.plane.saliency(photo, "occlusion", deadline=time.monotonic() + 0.001))
+        live.run(live.plane.saliency(photo, "occlusion", deadline=time.monotonic() + 0.001))
 
 
 # --- health, reflection, metrics -----------------------------------------------------------------------
 
 
-def test_health_goes_from_not_serving_to_serving(models: Path) -> None:
-    s = ServerThread(plane_config(models))
-    try:
-        s.run(s.server.start(load_models=False))
-        with grpc.insecure_channel(s.target) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            stub = pb_grpc.AtelierStub(channel)
-            for name in ("", "atelier.v1.Atelier"):
-                reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
-                assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
-            code, _ = code_of(stub.ListStyles, pb.ListStylesRequest(), timeout=10)
-            assert code == grpc.StatusCode.UNAVAILABLE  # calls before readiness are refused, not hung
-            assert httpx.get(f"http://127.0.0.1:{s.server.http_port}/readyz").status_code == 503
-            s.run(s.plane.start())
-            s.run(s.server.mark_ready())
-            for name in ("", "atelier.v1.Atelier"):
-                reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
-                assert reply.status == health_pb2.HealthCheckResponse.SERVING
-            assert httpx.get(f"http://127.0.0.1:{s.server.http_port}/readyz").status_code == 200
-    finally:
-        s.close()
+def test_health_goes_from_not_serving_to_serving(start_server: StartServer) -> None:
+    s = start_server(load_models=False)
+    with grpc.insecure_channel(s.grpc_target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        stub = pb_grpc.AtelierStub(channel)
+        for name in ("", "atelier.v1.Atelier"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        code, _ = code_of(stub.ListStyles, pb.ListStylesRequest(), timeout=10)
+        assert code == grpc.StatusCode.UNAVAILABLE  # calls before readiness are refused, not hung
+        assert s.http.get("/readyz").status_code == 503
+        s.run(s.plane.start())
+        s.run(s.server.mark_ready())
+        for name in ("", "atelier.v1.Atelier"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert s.http.get("/readyz").status_code == 200
 
 
-def test_reflection_lists_and_describes_the_service(server: ServerThread) -> None:
-    with grpc.insecure_channel(server.target) as channel:
+def test_reflection_lists_and_describes_the_service(live: LiveServer) -> None:
+    with grpc.insecure_channel(live.grpc_target) as channel:
         refl = reflection_pb2_grpc.ServerReflectionStub(channel)
         requests = [
             reflection_pb2.ServerReflectionRequest(list_services=""),
@@ -479,14 +409,14 @@ CONTRACT = {  # docs/ARCHITECTURE.md: the dashboards and alert rules depend on t
 
 
 def test_metrics_page_has_the_contract_names_and_labels(
-    server: ServerThread, client: AtelierClient, photo: bytes
+    live: LiveServer, client: AtelierClient, photo: bytes
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     client.stylize(photo, "tiny_a")
     with pytest.raises(AtelierClientError):
         client.stylize(b"junk", "tiny_a")
-    page = httpx.get(f"http://127.0.0.1:{server.server.http_port}/metrics", timeout=30)
+    page = live.http.get("/metrics")
     assert page.status_code == 200
     samples: dict[str, list[dict[str, str]]] = {}
     for family in text_string_to_metric_families(page.text):
@@ -497,7 +427,7 @@ def test_metrics_page_has_the_contract_names_and_labels(
         assert found, f"{name} missing from /metrics"
         label_sets = [set(lbls) - {"le"} for n in found for lbls in samples[n]]
         assert labels in label_sets, f"{name}: labels {label_sets[:3]} != {labels}"
-    assert {"model": "broken"} in samples["atelier_model_load_failures_total"]
+    assert {"model": BROKEN} in samples["atelier_model_load_failures_total"]
     ok = {"transport": "grpc", "method": "Stylize", "model": "tiny_a", "code": "OK"}
     assert ok in samples["atelier_request_duration_seconds_count"]
     assert {"transport": "grpc", "method": "Stylize", "reason": "invalid_image"} in samples[
@@ -508,17 +438,15 @@ def test_metrics_page_has_the_contract_names_and_labels(
     ]
 
 
-def test_start_fails_with_a_typed_error_when_the_backbone_is_missing(models: Path, tmp_path: Path) -> None:
+def test_start_fails_with_a_typed_error_when_the_backbone_is_missing(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     from service.core.errors import WeightsNotFound
 
-    config = plane_config(models, default_backbone="vgg16", vgg16_weights=tmp_path / "none.pth")
-    s = ServerThread(config)
-    try:
-        with pytest.raises(WeightsNotFound, match=r"none\.pth"):
-            s.run(s.server.start())
-        assert not s.plane.ready
-    finally:
-        s.close()
+    s = start_server(start=False, default_backbone="vgg16", vgg16_weights=tmp_path / "none.pth")
+    with pytest.raises(WeightsNotFound, match=r"none\.pth"):
+        s.start()
+    assert not s.plane.ready
 
 
 def test_strength_zero_returns_the_content_without_a_network_run(client: AtelierClient, photo: bytes) -> None:
@@ -527,19 +455,17 @@ def test_strength_zero_returns_the_content_without_a_network_run(client: Atelier
     assert reply.batch_size == 0 and reply.timings_ms["inference"] == 0.0
 
 
-def test_large_images_are_tiled_like_the_engine_tiles_them(models: Path, photo: bytes) -> None:
+def test_large_images_are_tiled_like_the_engine_tiles_them(
+    start_server: StartServer, models_dir: Path, photo: bytes
+) -> None:
     tiling = {"tile_threshold": 128, "tile_size": 64, "tile_overlap": 8}
-    s = ServerThread(plane_config(models, **tiling))
-    try:
-        s.run(s.server.start())
-        with AtelierClient(s.target, timeout=60) as c:
-            reply = c.stylize(photo, "tiny_a")
-        assert reply.batch_size == 1
-        with StyleEngine.load(models, providers=("CPUExecutionProvider",), warmup=False, **tiling) as engine:
-            expected = engine.stylize("tiny_a", decode_image(photo), StylizeOptions(max_side=4096))
-        assert np.array_equal(decode_image(reply.image), expected)
-    finally:
-        s.close()
+    s = start_server(warmup=False, **tiling)
+    with AtelierClient(s.grpc_target, timeout=60) as c:
+        reply = c.stylize(photo, "tiny_a")
+    assert reply.batch_size == 1
+    with StyleEngine.load(models_dir, providers=("CPUExecutionProvider",), warmup=False, **tiling) as engine:
+        expected = engine.stylize("tiny_a", decode_image(photo), StylizeOptions(max_side=4096))
+    assert np.array_equal(decode_image(reply.image), expected)
 
 
 # --- one options parser for every algorithm ------------------------------------------------------------
