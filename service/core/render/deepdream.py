@@ -158,13 +158,20 @@ class _Objective:
         return torch.stack(terms).sum()
 
 
-def tiled_gradient(x: Tensor, objective: _Objective, tile: int) -> tuple[Tensor, float]:
-    """Gradient of the objective w.r.t. ``x`` (1, 3, H, W), tile by tile; also the area-weighted value."""
+def tiled_gradient(
+    x: Tensor, objective: _Objective, tile: int, cancel: CancelToken | None = None
+) -> tuple[Tensor, float]:
+    """Gradient of the objective w.r.t. ``x`` (1, 3, H, W), tile by tile; also the area-weighted value.
+
+    ``cancel`` is checked before every tile: one step of a large image is many tiles, each a full
+    forward and backward pass, so a cancel should not wait for the whole step."""
     grad = torch.zeros_like(x)
     total, area = 0.0, x.shape[2] * x.shape[3]
     ys, xs = _tile_edges(x.shape[2], tile), _tile_edges(x.shape[3], tile)
     for y0, y1 in itertools.pairwise(ys):
         for x0, x1 in itertools.pairwise(xs):
+            if cancel is not None:
+                cancel.check()
             part = x[:, :, y0:y1, x0:x1].detach().requires_grad_(True)
             value = objective(part)
             (g,) = torch.autograd.grad(value, part)
@@ -184,7 +191,7 @@ def deepdream(
     """Dream on ``image`` (H, W, 3) uint8; returns an image of the same size (or ``options.size``).
 
     Progress reports ``objective`` (the value before the step) after every step of every octave; a
-    cancel is honoured before the next step.
+    cancel is honoured before every octave, every step and every gradient tile.
     """
     o = options or DreamOptions()
     layers, height, width = _validate(backbone, image, o)
@@ -198,6 +205,8 @@ def deepdream(
     detail = torch.zeros(1, 3, *sizes[0], device=device)
     x = base_full
     for i, (h, w) in enumerate(sizes):
+        if cancel is not None:
+            cancel.check()  # resizing to the next octave (and its guide features) is work too
         stepper.stage = f"octave {i + 1}/{len(sizes)} ({w}x{h})"
         base = resize_tensor(base_full, h, w)
         if guide_full is not None:
@@ -207,7 +216,7 @@ def deepdream(
         for _ in range(o.steps):
             stepper.begin()
             rolled, shift = random_roll(x, o.jitter, rng)
-            grad, value = tiled_gradient(rolled, objective, o.tile_size)
+            grad, value = tiled_gradient(rolled, objective, o.tile_size, cancel)
             grad = unroll(grad, shift)
             with torch.no_grad():
                 # Normalising by the mean |gradient| makes step_size a pixel distance, whatever the layer.
