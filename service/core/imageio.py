@@ -22,7 +22,7 @@ from struct import error as struct_error  # Pillow's TIFF and PNG readers raise 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from service.core.errors import ImageTooLarge, InvalidArgument, InvalidImage
+from service.core.errors import ImageTooLarge, InvalidArgument, InvalidImage, quoted
 
 # Formats accepted from user bytes. Pillow's other plug-ins (EPS via Ghostscript, PSD, ICO, ...) are
 # deliberately not reachable.
@@ -165,7 +165,7 @@ def normalize_format(fmt: str) -> str:
     """Return the canonical lower-case format name ('png', 'jpeg', 'webp') or raise ``InvalidArgument``."""
     key = fmt.lower().strip().lstrip(".")
     if key not in ENCODE_FORMATS:
-        raise InvalidArgument(f"Unsupported output format {fmt!r}; use one of png, jpeg, webp.")
+        raise InvalidArgument(f"Unsupported output format {quoted(fmt)}; use one of png, jpeg, webp.")
     return "jpeg" if key == "jpg" else key
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from service.core.errors import InvalidArgument
+from service.core.errors import InvalidArgument, quoted
 
 
 @lru_cache(maxsize=1)
@@ -32,5 +32,8 @@ def resolve_class(target: int | str, labels: list[str] | None = None) -> int:
         return partial[0]
     if partial:
         shown = ", ".join(names[i] for i in partial[:8])
-        raise InvalidArgument(f"Class {target!r} is ambiguous: {shown}{' ...' if len(partial) > 8 else ''}.")
-    raise InvalidArgument(f"Unknown class {target!r}: give an ImageNet class index 0..999 or a label name.")
+        more = " ..." if len(partial) > 8 else ""
+        raise InvalidArgument(f"Class {quoted(target)} is ambiguous: {shown}{more}.")
+    raise InvalidArgument(
+        f"Unknown class {quoted(target)}: give an ImageNet class index 0..999 or a label name."
+    )

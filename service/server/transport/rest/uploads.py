@@ -42,7 +42,7 @@ class Upload:
     def one(self, name: str) -> bytes:
         items = self.files.get(name, [])
         if not items:
-            sent = ", ".join(sorted(self.files)) or "none"
+            sent = ", ".join(errors.quoted(f, 32) for f in sorted(self.files)[:8]) or "none"
             raise errors.InvalidImage(
                 f"The request has no image in the field {name!r} (file fields sent: {sent})."
             )
@@ -94,7 +94,7 @@ async def read_upload(request: Request, max_image_bytes: int, max_images: int = 
         if not body:
             raise errors.InvalidImage(f"The request has no body. {HOW_TO_SEND}")
         raise errors.InvalidImage(f"The request has no Content-Type. {HOW_TO_SEND}")
-    raise errors.InvalidImage(f"Unsupported Content-Type {ctype!r}. {HOW_TO_SEND}")
+    raise errors.InvalidImage(f"Unsupported Content-Type {errors.quoted(ctype)}. {HOW_TO_SEND}")
 
 
 async def _read_multipart(request: Request, cap: int, max_images: int) -> Upload:
