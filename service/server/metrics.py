@@ -7,15 +7,22 @@ add new metrics freely, but never rename these.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.server.jobs.job import ACTIVE_STATES, TERMINAL_STATES
 
+# The ``model`` label of a request naming a model this server has not loaded: client strings never become
+# label values (2000 random style names once made /metrics 106 MB).
+UNKNOWN_MODEL = "unknown"
+
 # Latency buckets from 5 ms (a small stylize on a GPU) to 10 min (a long Gatys render).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 QUEUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+RELOAD_RESULTS = ("success", "partial", "failure")  # the result label of atelier_model_reload_total
 
 
 class Metrics:
@@ -23,6 +30,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._known_models: set[str] = set()
         r = self.registry
         self.request_duration = Histogram(
             "atelier_request_duration_seconds",
@@ -109,6 +117,15 @@ class Metrics:
             ("key", "method", "code"),
             registry=r,
         )
+        self.model_reloads = Counter(
+            "atelier_model_reload_total",
+            "Hot reloads of the models folder (SIGHUP, POST /v1/admin/reload) by result: success, partial "
+            "(some new versions refused, their old ones still serve), failure (nothing changed).",
+            ("result",),
+            registry=r,
+        )
+        for result in RELOAD_RESULTS:
+            self.model_reloads.labels(result=result)
         self._prime()
 
     def _prime(self) -> None:
@@ -120,6 +137,14 @@ class Metrics:
         for transport in ("grpc", "rest"):
             self.requests_in_flight.labels(transport=transport).set(0)
         self.ready.set(0)
+
+    def allow_models(self, names: Iterable[str]) -> None:
+        """Names the ``model`` label may take (the loaded styles and the backbones); others read unknown."""
+        self._known_models.update(names)
+
+    def model_label(self, name: str) -> str:
+        """``name`` if it is a known model (or empty: a call that names none), else ``UNKNOWN_MODEL``."""
+        return name if not name or name in self._known_models else UNKNOWN_MODEL
 
     def prime_job_kind(self, kind: str) -> None:
         # The state labels are the JobState values: atelier_jobs the active ones, *_finished the final ones.

@@ -33,6 +33,7 @@ def load_engine(config: PlaneConfig, metrics: Metrics) -> StyleEngine:
         tile_overlap=config.tile_overlap,
         warmup=config.warmup,
     )
+    metrics.allow_models(info.name for info in engine.styles())
     for info in engine.styles():
         metrics.model_load.labels(model=info.name).set(info.load_s)
         metrics.model_warmup.labels(model=info.name).set(info.warmup_s)
@@ -64,9 +65,10 @@ def load_engine(config: PlaneConfig, metrics: Metrics) -> StyleEngine:
 
 def load_backbone_warm(config: PlaneConfig, metrics: Metrics) -> None:
     """Load the default backbone and run one small classification so the first request is not cold."""
-    from service.core.backbones import get_backbone
+    from service.core.backbones import BACKBONES, get_backbone
     from service.core.classify import classify
 
+    metrics.allow_models(BACKBONES)  # any of them may be asked for by name, loaded on first use
     name = config.default_backbone
     start = time.monotonic()
     net = get_backbone(name, config.device, config.backbone_weights)

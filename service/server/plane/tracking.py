@@ -52,7 +52,7 @@ async def track_call(
     finally:
         gauge.dec()
         metrics.request_duration.labels(
-            transport=transport, method=method, model=scope.model, code=scope.code
+            transport=transport, method=method, model=metrics.model_label(scope.model), code=scope.code
         ).observe(time.monotonic() - start)
         if scope.key:
             metrics.requests_by_key.labels(key=scope.key, method=method, code=scope.code).inc()
