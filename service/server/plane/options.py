@@ -12,8 +12,13 @@ request fields) alike, so one option gets one answer whichever way it arrives. T
   carries every number as a double; any other float is refused rather than silently truncated.
 * NaN and Infinity are refused for every number, with a message that says so (Python's ``json`` and a
   protobuf float both let them through).
+* Every value is within its documented bound (``plane/bounds.py``, listed in docs/limits.md): numbers in
+  their range, lists no longer than their item limit, strings at most ``NAME_CHARS`` characters. So no
+  option can make one request unbounded, and nothing that would only fail inside a job is accepted.
+* What a caller sent is echoed cut short (``service.core.errors.quoted``).
 
-Range checks stay with each dataclass (``__post_init__``) or the algorithm's own planning.
+Finer checks (one blend weight per style, increasing scales, a known tap) stay with each dataclass
+(``__post_init__``) or the algorithm's own planning, which the server runs before accepting a job.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ import math
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
-from service.core.errors import InvalidArgument
+from service.core.errors import InvalidArgument, quoted
+from service.server.plane.bounds import NAME_CHARS, Bound, bound_of
 
 T = TypeVar("T")
 
@@ -38,14 +45,16 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return repr(value)
+    if isinstance(value, dict | list | tuple):
+        return "an object" if isinstance(value, dict) else f"a list of {len(value)} items"
+    return quoted(value) if isinstance(value, str) else repr(value)
 
 
 def _number(name: str, value: Any, integral: bool) -> int | float:
     kind = "an integer" if integral else "a number"
     if isinstance(value, str):
         raise InvalidArgument(
-            f"Option {name!r} must be {kind}, got the string {value!r}; send it as a JSON number."
+            f"Option {name!r} must be {kind}, got the string {quoted(value)}; send it as a JSON number."
         )
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgument(f"Option {name!r} must be {kind}, got {_describe(value)}.")
@@ -68,6 +77,10 @@ def _scalar(name: str, value: Any, kind: type) -> Any:
     if kind is str:
         if not isinstance(value, str):
             raise InvalidArgument(f"Option {name!r} must be a string, got {_describe(value)}.")
+        if len(value) > NAME_CHARS:
+            raise InvalidArgument(
+                f"Option {name!r} is {len(value)} characters long; the limit is {NAME_CHARS}."
+            )
         return value
     raise InvalidArgument(f"Option {name!r} cannot be set here.")
 
@@ -89,6 +102,33 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if isinstance(hint, type):
         return _scalar(name, value, hint)
     raise InvalidArgument(f"Option {name!r} cannot be set here.")
+
+
+def _check_bound(name: str, value: Any, bound: Bound, where: str) -> None:
+    if isinstance(value, tuple):
+        if bound.items is not None and len(value) > bound.items:
+            raise InvalidArgument(
+                f"Option {name!r}{where} takes at most {bound.items} items, got {len(value)}."
+            )
+        for item in value:
+            _check_bound(name, item, replace(bound, items=None), where)
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return  # None (the default), booleans, strings (capped in _scalar)
+    lo, hi = bound.lo, bound.hi
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise InvalidArgument(
+            f"Option {name!r}{where} must be between {_num(lo)} and {_num(hi)}, got {_num(value)}."
+        )
+
+
+def _num(value: float | None) -> str:
+    """A bound or value as a person writes it: 4294967295, 0.01, 1e+09 (not 4.29497e+09)."""
+    if value is None:
+        return "any"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
 
 
 def settable(cls: type, blocked: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -113,8 +153,11 @@ def build_options(
     for name, value in (options or {}).items():
         if name not in fields:
             known = ", ".join(sorted(fields)) or "none"
-            raise InvalidArgument(f"Unknown option {name!r}{where}. Known options: {known}.")
+            raise InvalidArgument(f"Unknown option {quoted(name)}{where}. Known options: {known}.")
         values[name] = _coerce(name, value, fields[name])
+        bound = bound_of(cls, name)
+        if bound is not None:
+            _check_bound(name, values[name], bound, where)
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
