@@ -11,6 +11,7 @@ upsampled result of the previous one).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -155,6 +156,8 @@ def _plan(backbone: Backbone, content: np.ndarray, styles: Sequence[np.ndarray],
     if any(w < 0 for w in blend) or sum(blend) <= 0:
         raise InvalidArgument(f"Style blend weights must be >= 0 and not all 0, got {list(blend)}.")
     check_positive(style_scale=o.style_scale)
+    if not math.isfinite(sides[-1] * o.style_scale):  # else round() below raises OverflowError (a 500)
+        raise InvalidArgument(f"style_scale {o.style_scale} is too large.")
     if o.learning_rate is not None:
         check_positive(learning_rate=o.learning_rate)
     for name in ("content_weight", "style_weight", "tv_weight"):
