@@ -10,11 +10,12 @@ are built from a ``Settings``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core.imageio import DEFAULT_LIMITS, ImageLimits
 from service.core.stylize import engine
@@ -92,6 +93,36 @@ class Settings(BaseSettings):
     job_result_ttl_s: float = Field(3600.0, gt=0, description="how long finished results are kept")
     job_result_max_count: int = Field(100, ge=1, description="most finished results kept")
     job_result_max_bytes: int = Field(256 * MiB, ge=1, description="most bytes of finished results kept")
+
+    # --- access: API keys, per-key limits, CORS (service/server/auth/) ---------------------------------
+    api_keys_file: Path | None = Field(
+        None,
+        description="file of name:sha256-of-key[:rps[:burst]] lines (atelier keys new); unset = open to all",
+    )
+    default_key_rps: float = Field(
+        0.0, ge=0, description="requests per second of a key whose line names none; 0 = unlimited"
+    )
+    default_key_burst: int = Field(
+        0, ge=0, description="burst of a key whose line names none; 0 = the rate rounded up (at least 1)"
+    )
+    jobs_per_key: int = Field(
+        4, ge=0, description="queued + running slow jobs one API key may hold; 0 = no cap"
+    )
+    metrics_require_key: bool = Field(False, description="/metrics also needs an API key")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated origins allowed by CORS (e.g. https://a.example); empty = no CORS headers",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # An environment variable is a comma-separated list (a JSON list is taken too).
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
 
     # --- logging ---------------------------------------------------------------------------------------
     log_level: str = Field("INFO", description="logging level (DEBUG, INFO, WARNING, ...)")

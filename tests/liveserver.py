@@ -29,6 +29,7 @@ import uvicorn
 
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.server.app import Server, ServerOptions, _Uvicorn
+from service.server.auth.authenticator import Authenticator
 from service.server.plane.config import PlaneConfig
 from service.server.plane.dataplane import DataPlane
 from service.settings import Settings
@@ -77,7 +78,12 @@ class LiveServer:
         self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
         self.thread.start()
         self.plane = DataPlane(PlaneConfig.from_settings(settings, warmup=warmup))
-        self.server = Server(self.plane, ServerOptions.from_settings(settings))
+        self.server = Server(
+            self.plane,
+            ServerOptions.from_settings(settings),
+            auth=Authenticator.from_settings(settings),  # open unless the settings name a keys file
+            cors_origins=settings.cors_origins,
+        )
         self.url = self.grpc_target = ""
         self.http = httpx.Client(timeout=60)
         self._channel: grpc.Channel | None = None

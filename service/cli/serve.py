@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from service.server.app import ServerOptions, serve_until_signal
+    from service.server.auth.authenticator import Authenticator
     from service.server.plane.config import PlaneConfig
     from service.server.plane.dataplane import DataPlane
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    auth = Authenticator.from_settings(settings)  # a malformed keys file refuses to start, naming the line
     plane = DataPlane(PlaneConfig.from_settings(settings))
     options = ServerOptions(
         host=settings.host,
@@ -45,4 +47,4 @@ def run(args: argparse.Namespace) -> int:
         max_message_bytes=settings.max_message_bytes,
         grace_period_s=settings.grace_period_s,
     )
-    return asyncio.run(serve_until_signal(plane, options))
+    return asyncio.run(serve_until_signal(plane, options, auth=auth, cors_origins=settings.cors_origins))

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,9 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
+from service.server.auth.authenticator import Authenticator
 from service.server.plane.dataplane import DataPlane
+from service.server.reload import ReloadHooks
 from service.server.transport.grpc.servicer import SERVICE_NAME, AtelierServicer, Health
 from service.server.transport.rest.app import create_app
 
@@ -63,9 +65,22 @@ class _Uvicorn(uvicorn.Server):
 class Server:
     """Both transports over one ``DataPlane``; ``grpc_port`` / ``http_port`` are the bound ports."""
 
-    def __init__(self, plane: DataPlane, options: ServerOptions) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        options: ServerOptions,
+        *,
+        auth: Authenticator | None = None,
+        cors_origins: Sequence[str] = (),
+    ) -> None:
+        """``auth``: API keys (None: open to every caller); ``cors_origins``: CORS on the HTTP port."""
         self.plane = plane
         self.options = options
+        self.auth = auth if auth is not None else Authenticator.open()
+        self.cors_origins = tuple(cors_origins)
+        self.reloads = ReloadHooks()  # what SIGHUP runs (serve_until_signal installs the handler)
+        if self.auth.enabled:
+            self.reloads.add("API keys", self.auth.reload)
         self.health = Health()
         self.grpc_port = 0
         self.http_port = 0
@@ -79,7 +94,7 @@ class Server:
         server = grpc.aio.server(
             options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
         )
-        pb_grpc.add_AtelierServicer_to_server(AtelierServicer(self.plane), server)
+        pb_grpc.add_AtelierServicer_to_server(AtelierServicer(self.plane, self.auth), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, grpc_health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -93,7 +108,7 @@ class Server:
         self._grpc = server
 
         config = uvicorn.Config(
-            create_app(self.plane),
+            create_app(self.plane, auth=self.auth, cors_origins=self.cors_origins),
             host=o.host,
             port=o.http_port,
             log_config=None,
@@ -110,6 +125,7 @@ class Server:
             await asyncio.sleep(0.01)
         self.http_port = self._http.servers[0].sockets[0].getsockname()[1]
         log.info("listening: gRPC on %s:%d, HTTP on %s:%d", o.host, self.grpc_port, o.host, self.http_port)
+        (log.info if self.auth.enabled else log.warning)(self.auth.describe())
         if load_models:
             await self.plane.start()
             await self.health.set(True)
@@ -133,13 +149,21 @@ class Server:
         log.info("stopped")
 
 
-async def serve_until_signal(plane: DataPlane, options: ServerOptions) -> int:
-    """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code (0)."""
+async def serve_until_signal(
+    plane: DataPlane,
+    options: ServerOptions,
+    *,
+    auth: Authenticator | None = None,
+    cors_origins: Sequence[str] = (),
+) -> int:
+    """Run until SIGTERM or SIGINT, then stop gracefully; returns the exit code (0). SIGHUP runs the
+    server's reload hooks (``Server.reloads``: the API keys file, ...) and keeps serving."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = Server(plane, options)
+    server = Server(plane, options, auth=auth, cors_origins=cors_origins)
+    server.reloads.install(loop)
     starting = asyncio.create_task(server.start())
     waiting = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)

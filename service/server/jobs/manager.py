@@ -38,6 +38,7 @@ from service.core.errors import (
 from service.core.imageio import encode_image
 from service.core.progress import Progress
 from service.server.jobs.job import TERMINAL_STATES, Job, JobEvent, JobFunction, JobOutput, JobState
+from service.server.jobs.owners import OwnerLedger
 from service.server.metrics import Metrics
 
 __all__ = ["TERMINAL_STATES", "Job", "JobEvent", "JobFunction", "JobManager", "JobOutput", "JobState"]
@@ -64,6 +65,7 @@ class JobManager:
         result_max_bytes: int,
         metrics: Metrics | None = None,
         kinds: tuple[str, ...] = ("gatys", "deepdream", "saliency"),
+        jobs_per_owner: int = 0,  # the server passes Settings.jobs_per_key; 0: no cap
     ) -> None:
         if workers < 1 or queue_limit < 0:
             raise ValueError("workers must be >= 1 and queue_limit >= 0")
@@ -77,7 +79,9 @@ class JobManager:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._finished: collections.OrderedDict[str, Job] = collections.OrderedDict()
-        self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Evicted id -> its owner, so an expired job of another API key reads as never having existed.
+        self._expired: collections.OrderedDict[str, str | None] = collections.OrderedDict()
+        self._owners = OwnerLedger(jobs_per_owner)  # per-key cap and fair dispatch (owners.py)
         self._pending: collections.deque[Job] = collections.deque()
         self._wake = threading.Condition(self._lock)
         self._active: set[str] = set()  # ids of the jobs holding a worker
@@ -94,18 +98,23 @@ class JobManager:
             t.start()
 
     # --- public API -----------------------------------------------------------------------------------
-    def submit(self, kind: str, fn: JobFunction, deadline: float | None = None) -> Job:
+    def submit(
+        self, kind: str, fn: JobFunction, deadline: float | None = None, owner: str | None = None
+    ) -> Job:
         """Queue ``fn(token, progress)`` as a job; ``deadline`` is a ``time.monotonic()`` value or None.
+        ``owner``: the submitting API key's name (None without keys); only it may see the job.
 
-        Raises ``ResourceExhausted`` when every worker is busy and the queue is full, ``NotReady`` while
-        shutting down.
+        Raises ``ResourceExhausted`` when every worker is busy and the queue is full, or the owner holds
+        its limit of jobs; ``NotReady`` while shutting down.
         """
-        job = Job(kind, fn, deadline)
+        job = Job(kind, fn, deadline, owner)
         with self._lock:
             if self._closing:
                 raise NotReady("The server is shutting down and accepts no new jobs.")
+            self._owners.admit(owner, self._retry_hint_locked())  # before the shared queue's own check
             if len(self._active) + len(self._pending) >= self.workers + self.queue_limit:
                 retry = self._retry_hint_locked()
+                self._owners.finished(owner, was_running=False)  # admitted above, never queued
                 if self.metrics is not None:
                     self.metrics.rejected.labels(queue="jobs").inc()
                 raise ResourceExhausted(
@@ -120,27 +129,29 @@ class JobManager:
             self._wake.notify()
         return job
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job ``job_id``; with an ``owner`` (an API key name), only a job of that owner: another
+        key's job answers exactly as an id that never existed, so ids reveal nothing across tenants."""
         with self._lock:
             self._evict_locked()
             job = self._jobs.get(job_id)
-            if job is not None:
+            if job is not None and (owner is None or job.owner == owner):
                 return job
-            if job_id in self._expired:
+            if job is None and job_id in self._expired and owner in (None, self._expired[job_id]):
                 raise UnknownJob(f"Job {job_id} has finished and its result has expired.")
         raise UnknownJob(f"No job with id {job_id!r} exists.")
 
-    def cancel(self, job_id: str, reason: str = "cancelled by the client") -> Job:
+    def cancel(self, job_id: str, reason: str = "cancelled by the client", owner: str | None = None) -> Job:
         """Cancel a queued or running job (a finished job is left as it is) and return it."""
-        job = self.get(job_id)
+        job = self.get(job_id, owner)
         self._cancel(job, reason)
         return job
 
-    def result(self, job_id: str) -> JobOutput:
-        return self.get(job_id).output()
+    def result(self, job_id: str, owner: str | None = None) -> JobOutput:
+        return self.get(job_id, owner).output()
 
-    def subscribe(self, job_id: str) -> AsyncIterator[JobEvent]:
-        return self.get(job_id).events()
+    def subscribe(self, job_id: str, owner: str | None = None) -> AsyncIterator[JobEvent]:
+        return self.get(job_id, owner).events()
 
     @property
     def queued(self) -> int:
@@ -190,7 +201,7 @@ class JobManager:
                     self._wake.wait()
                 if not self._pending:
                     return  # closing and nothing left
-                job = self._pending.popleft()
+                job = self._owners.pick(self._pending)  # FIFO without keys; fair across keys with them
                 self._active.add(job.id)
                 self._gauges_locked()
             try:
@@ -253,6 +264,7 @@ class JobManager:
                 self._mean_duration_s = 0.8 * self._mean_duration_s + 0.2 * duration
             # Free the worker slot before anyone hears the job ended: a caller that submits again as
             # soon as it has its result must find the slot free, not a full queue.
+            self._owners.finished(job.owner, was_running=job.id in self._active)
             self._active.discard(job.id)
             self._finished[job.id] = job
             self._evict_locked()
@@ -273,6 +285,6 @@ class JobManager:
             del self._finished[oldest_id]
             self._jobs.pop(oldest_id, None)
             total -= oldest.result_bytes
-            self._expired[oldest_id] = None
+            self._expired[oldest_id] = oldest.owner
             if len(self._expired) > _EXPIRED_MEMORY:
                 self._expired.popitem(last=False)

@@ -45,6 +45,7 @@ class PlaneConfig:
     job_result_ttl_s: float
     job_result_max_count: int
     job_result_max_bytes: int
+    jobs_per_key: int  # queued + running jobs one API key may hold (0: no cap; no keys: never applies)
 
     @classmethod
     def from_settings(cls, s: Settings, *, warmup: bool = True) -> PlaneConfig:
@@ -73,6 +74,7 @@ class PlaneConfig:
             job_result_ttl_s=s.job_result_ttl_s,
             job_result_max_count=s.job_result_max_count,
             job_result_max_bytes=s.job_result_max_bytes,
+            jobs_per_key=s.jobs_per_key,
         )
 
     def slow(self) -> SlowConfig:

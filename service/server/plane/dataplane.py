@@ -20,6 +20,8 @@ Contract for the transports (keep stable; plain values in, dataclasses out, type
 ``await plane.close(grace_s)``            stop accepting, cancel jobs, release executors
 
 ``image`` arguments are encoded bytes; ``deadline`` is a ``time.monotonic()`` value (None: no deadline).
+``owner`` (saliency and ``submit_*``): the caller's API key name, None without keys; ``plane.jobs.get(id,
+owner)`` then finds only that key's jobs, and one key holds at most ``jobs_per_key`` jobs.
 The ``submit_*`` methods decode and validate before creating the job, so bad input raises at once.
 Queues are bounded: a full queue raises ``ResourceExhausted`` carrying ``retry_after_s``.
 """
@@ -84,6 +86,7 @@ class DataPlane:
             result_max_count=config.job_result_max_count,
             result_max_bytes=config.job_result_max_bytes,
             metrics=self.metrics,
+            jobs_per_owner=config.jobs_per_key,
         )
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -257,6 +260,7 @@ class DataPlane:
         top_k: int = 5,
         backbone: str | None = None,
         deadline: float | None = None,
+        owner: str | None = None,
     ) -> SaliencyOutput:
         """A saliency map; runs on the job workers (some methods take seconds) and waits for the result."""
         self._require_ready()
@@ -272,7 +276,7 @@ class DataPlane:
             top_k,
             backbone,
         )
-        job = self.jobs.submit("saliency", fn, deadline)
+        job = self.jobs.submit("saliency", fn, deadline, owner)
         try:
             async with deadline_scope(deadline):
                 await job.final()
@@ -301,6 +305,7 @@ class DataPlane:
         quality: int = 90,
         backbone: str | None = None,
         deadline: float | None = None,
+        owner: str | None = None,
     ) -> Job:
         self._require_ready()
         fmt, quality = _check_output(fmt, quality)
@@ -315,7 +320,7 @@ class DataPlane:
             quality,
             backbone,
         )
-        return self.jobs.submit("gatys", fn, deadline)
+        return self.jobs.submit("gatys", fn, deadline, owner)
 
     async def submit_deepdream(
         self,
@@ -326,6 +331,7 @@ class DataPlane:
         backbone: str | None = None,
         guide: bytes | None = None,
         deadline: float | None = None,
+        owner: str | None = None,
     ) -> Job:
         self._require_ready()
         fmt, quality = _check_output(fmt, quality)
@@ -340,7 +346,7 @@ class DataPlane:
             backbone,
             guide,
         )
-        return self.jobs.submit("deepdream", fn, deadline)
+        return self.jobs.submit("deepdream", fn, deadline, owner)
 
 
 def _check_output(fmt: str, quality: int) -> tuple[str, int]:

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2
 from service.api.v1 import atelier_pb2 as pb
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.core.errors import ResourceExhausted
+from service.server.auth.authenticator import Authenticator
 from service.server.errors import RETRY_AFTER_KEY, public_message, status_for
 from service.server.jobs.manager import Job, JobEvent, JobState
 from service.server.plane.dataplane import DataPlane, RequestScope
@@ -72,13 +73,22 @@ def _struct(message: struct_pb2.Struct) -> dict[str, Any]:
     return {key: _value(v) for key, v in message.fields.items()}
 
 
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    """The call's ``authorization`` metadata (``Bearer <key>``); gRPC lower-cases metadata keys."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
 def _predictions(preds: Any) -> list[pb.Prediction]:
     return [pb.Prediction(index=p.index, label=p.label, probability=p.probability) for p in preds]
 
 
 class AtelierServicer(pb_grpc.AtelierServicer):
-    def __init__(self, plane: DataPlane) -> None:
+    def __init__(self, plane: DataPlane, auth: Authenticator | None = None) -> None:
         self.plane = plane
+        self.auth = auth if auth is not None else Authenticator.open()
 
     @asynccontextmanager
     async def _rpc(
@@ -88,9 +98,13 @@ class AtelierServicer(pb_grpc.AtelierServicer):
 
         ``abort`` raises, so an error never falls through to the code after the ``async with`` block.
         Cancellation (client gone, deadline) is a ``BaseException`` and passes through untouched.
+        The API key is checked here, inside the tracking (not in an interceptor), so a refused call is
+        counted and mapped like any other error and its key name reaches the job calls as ``scope.owner``.
+        Health and reflection are other services: they never ask for a key.
         """
         try:
             async with self.plane.track("grpc", method, model) as scope:
+                scope.key = self.auth.check(_authorization(context))
                 yield scope
         except Exception as exc:
             status = status_for(exc)
@@ -161,7 +175,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
         backbone = request.backbone or self.plane.config.default_backbone
         which = request.WhichOneof("target")
         target: int | str | None = getattr(request, which) if which else None
-        async with self._rpc(context, "Saliency", backbone):
+        async with self._rpc(context, "Saliency", backbone) as scope:
             out = await self.plane.saliency(
                 request.image,
                 request.method,
@@ -171,6 +185,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
                 top_k=request.top_k or 5,
                 backbone=backbone,
                 deadline=_deadline(context),
+                owner=scope.owner,
             )
         return pb.SaliencyResponse(
             map=out.data,
@@ -186,7 +201,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
         self, request: pb.GatysRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RenderEvent]:
         backbone = request.backbone or self.plane.config.default_backbone
-        async with self._rpc(context, "Gatys", backbone):
+        async with self._rpc(context, "Gatys", backbone) as scope:
             job = await self.plane.submit_gatys(
                 request.content,
                 list(request.styles),
@@ -195,6 +210,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
                 quality=_quality(request.quality),
                 backbone=backbone,
                 deadline=_deadline(context),
+                owner=scope.owner,
             )
             async for event in self._stream(job):
                 yield event
@@ -203,7 +219,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
         self, request: pb.DeepDreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RenderEvent]:
         backbone = request.backbone or self.plane.config.default_backbone
-        async with self._rpc(context, "DeepDream", backbone):
+        async with self._rpc(context, "DeepDream", backbone) as scope:
             job = await self.plane.submit_deepdream(
                 request.image,
                 _struct(request.options) if request.HasField("options") else None,
@@ -212,6 +228,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
                 backbone=backbone,
                 guide=request.guide or None,
                 deadline=_deadline(context),
+                owner=scope.owner,
             )
             async for event in self._stream(job):
                 yield event

@@ -7,25 +7,43 @@ answers both ports and shares one data plane and one metrics registry.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
+from service.core.errors import AtelierError
+from service.server.auth.authenticator import Authenticator
+from service.server.auth.rest import check_metrics_access, install_cors
 from service.server.metrics import Metrics
 from service.server.plane.dataplane import DataPlane
+from service.server.transport.rest.errors import error_response
 from service.server.transport.rest.pages import install_pages
 
 
-def create_app(plane: DataPlane, registry: Metrics | None = None) -> FastAPI:
-    """The FastAPI app: operational endpoints, and the REST router when that module is installed."""
+def create_app(
+    plane: DataPlane,
+    registry: Metrics | None = None,
+    *,
+    auth: Authenticator | None = None,
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    """The FastAPI app: operational endpoints, and the REST router when that module is installed.
+
+    ``auth`` with keys: ``/v1`` needs a key (and ``/metrics`` if so configured); ``cors_origins``: the
+    origins CORS allows (none: no CORS headers at all)."""
     metrics = registry if registry is not None else plane.metrics
     # docs_url/redoc_url None: FastAPI's own pages load from a CDN; install_pages serves them offline
     app = FastAPI(title="Atelier", version=__version__, docs_url=None, redoc_url=None)
     install_pages(app)  # the web page at /, and /docs and /redoc
 
     @app.get("/metrics", include_in_schema=False)
-    def get_metrics() -> Response:
+    def get_metrics(request: Request) -> Response:
+        try:
+            check_metrics_access(auth, request)
+        except AtelierError as exc:
+            return error_response(exc)
         body, content_type = metrics.render()
         return Response(content=body, media_type=content_type)
 
@@ -48,5 +66,6 @@ def create_app(plane: DataPlane, registry: Metrics | None = None) -> FastAPI:
         )
 
         install_error_handlers(app)  # JSON errors app-wide (unknown routes, wrong methods), as /v1 does
-        app.include_router(build_router(plane))
+        app.include_router(build_router(plane, auth=auth))
+    install_cors(app, cors_origins)
     return app

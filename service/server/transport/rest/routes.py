@@ -26,10 +26,12 @@ import json
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.core.errors import InvalidArgument, InvalidImage
+from service.server.auth.authenticator import Authenticator
+from service.server.auth.rest import key_dependency
 from service.server.jobs.manager import Job
 from service.server.plane.dataplane import DataPlane
 from service.server.transport.rest import sse
@@ -87,10 +89,16 @@ METHOD_NAMES = {
 }
 
 
-def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
-    """The ``/v1`` routes over ``plane``. ``keepalive_s``: SSE comment interval on a quiet stream."""
+def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticator | None = None) -> APIRouter:
+    """The ``/v1`` routes over ``plane``. ``keepalive_s``: SSE comment interval on a quiet stream.
+    ``auth`` with keys: every route needs one (``service.server.auth.rest``); jobs are the key's own."""
+    # Only with keys: an open server's routes and OpenAPI document stay what they were without auth.
+    keyed = [Depends(key_dependency(auth))] if auth is not None and auth.enabled else []
     router = APIRouter(
-        prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=route_class(plane.metrics, METHOD_NAMES)
+        prefix=API_PREFIX,
+        responses=ERROR_RESPONSES,
+        route_class=route_class(plane.metrics, METHOD_NAMES),
+        dependencies=keyed,
     )
     max_bytes = plane.config.limits.max_bytes
 
@@ -189,6 +197,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
             top_k=top_k,
             backbone=net,
             deadline=_deadline(timeout_s),
+            owner=scope.owner,
         )
         preds = [
             {"index": p.index, "label": p.label, "probability": round(p.probability, 5)}
@@ -256,7 +265,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         if not styles:
             upload.one("style")  # raises: explains which fields were sent
         job = await plane.submit_gatys(
-            upload.one("content"), styles, opts, fmt, quality, net, deadline=_deadline(timeout_s)
+            upload.one("content"), styles, opts, fmt, quality, net, _deadline(timeout_s), scope.owner
         )
         return _accepted(job)
 
@@ -281,18 +290,18 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         scope.model = net
         guide = upload.optional("guide")
         job = await plane.submit_deepdream(
-            upload.one("image"), opts, fmt, quality, net, guide, deadline=_deadline(timeout_s)
+            upload.one("image"), opts, fmt, quality, net, guide, _deadline(timeout_s), scope.owner
         )
         return _accepted(job)
 
     @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state, progress and timings")
-    async def get_job(job_id: str) -> JobOut:
-        return job_out(plane.jobs.get(job_id))
+    async def get_job(job_id: str, scope: CallScope) -> JobOut:
+        return job_out(plane.jobs.get(job_id, scope.owner))
 
     @router.delete("/jobs/{job_id}", response_model=JobOut, summary="Cancel a job")
-    async def cancel_job(job_id: str) -> JobOut:
+    async def cancel_job(job_id: str, scope: CallScope) -> JobOut:
         """A queued job is cancelled at once; a running one stops within one iteration."""
-        return job_out(plane.jobs.cancel(job_id, "cancelled by the client (DELETE)"))
+        return job_out(plane.jobs.cancel(job_id, "cancelled by the client (DELETE)", scope.owner))
 
     @router.get(
         "/jobs/{job_id}/result",
@@ -300,9 +309,9 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         response_class=Response,
         responses=image_response("image/png", "image/jpeg", "image/webp"),
     )
-    async def job_result(job_id: str) -> Response:
+    async def job_result(job_id: str, scope: CallScope) -> Response:
         """503 with Retry-After while the job runs; the job's own error if it failed or was cancelled."""
-        job = plane.jobs.get(job_id)
+        job = plane.jobs.get(job_id, scope.owner)
         out = job.output()
         ext = out.content_type.rsplit("/", 1)[-1]
         headers = {"Content-Disposition": f'inline; filename="{job.kind}-{job.id}.{ext}"'}
@@ -314,10 +323,10 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0) -> APIRouter:
         response_class=StreamingResponse,
         responses={200: {"content": {sse.MEDIA_TYPE: {}}, "description": "progress events, then done"}},
     )
-    async def job_events(job_id: str) -> StreamingResponse:
+    async def job_events(job_id: str, scope: CallScope) -> StreamingResponse:
         """``event: progress`` (JSON job status, with a ``preview`` data URL when the job makes previews)
         on each step, ``event: done`` once with the final status; ``:`` comments keep a quiet stream open."""
-        job = plane.jobs.get(job_id)
+        job = plane.jobs.get(job_id, scope.owner)
         return StreamingResponse(
             job_event_stream(job, keepalive_s), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS
         )
