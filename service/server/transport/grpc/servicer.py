@@ -81,6 +81,15 @@ def _authorization(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
+# Status details travel in a trailer, and clients refuse trailers above their metadata limit (8 KiB by
+# default), reporting RESOURCE_EXHAUSTED instead of the real error; every message is cut well below that.
+MAX_DETAILS_CHARS = 2000
+
+
+def _fit(message: str) -> str:
+    return message if len(message) <= MAX_DETAILS_CHARS else message[: MAX_DETAILS_CHARS - 3] + "..."
+
+
 def _predictions(preds: Any) -> list[pb.Prediction]:
     return [pb.Prediction(index=p.index, label=p.label, probability=p.probability) for p in preds]
 
@@ -110,7 +119,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
             status = status_for(exc)
             if isinstance(exc, ResourceExhausted):
                 context.set_trailing_metadata(((RETRY_AFTER_KEY, f"{exc.retry_after_s:g}"),))
-            await context.abort(status.grpc, public_message(exc))
+            await context.abort(status.grpc, _fit(public_message(exc)))
 
     async def Stylize(
         self, request: pb.StylizeRequest, context: grpc.aio.ServicerContext
