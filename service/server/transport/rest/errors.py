@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -61,7 +62,8 @@ def validation_message(exc: RequestValidationError) -> str:
             continue
         msg = str(err.get("msg", "is invalid"))
         got = err.get("input")
-        suffix = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+        shown = errors.quoted(got) if isinstance(got, str) else repr(got)  # a query value may be huge
+        suffix = f" (got {shown})" if isinstance(got, str | int | float) else ""
         parts.append(f"{where}: {msg[:1].lower()}{msg[1:]}{suffix}.")
     return " ".join(parts) or "The request is invalid."
 
@@ -104,6 +106,28 @@ def call_scope(request: Request) -> RequestScope:
 CallScope = Annotated[RequestScope, Depends(call_scope)]
 
 
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameter names (aliases) a route declares, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= query_names(sub)
+    return frozenset(names)
+
+
+def check_query(request: Request, known: frozenset[str], route: str) -> None:
+    """Refuse query parameters the route does not declare (InvalidArgument naming the known ones)."""
+    unknown = sorted(set(request.query_params) - known)
+    if not unknown:
+        return
+    shown = ", ".join(errors.quoted(name) for name in unknown[:5])
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    takes = ", ".join(sorted(known)) or "none"
+    noun = "parameter" if len(unknown) == 1 else "parameters"
+    raise errors.InvalidArgument(
+        f"Unknown query {noun} {shown}{more} for {request.method} {route}. Known: {takes}."
+    )
+
+
 def route_class(metrics: Metrics, method_names: Mapping[str, str]) -> type[APIRoute]:
     """Routes that track every call and answer every error once, as a gRPC interceptor would.
 
@@ -111,17 +135,21 @@ def route_class(metrics: Metrics, method_names: Mapping[str, str]) -> type[APIRo
     ``method_names[route function name]`` as the method label, and any exception becomes the JSON error
     of the one status table. FastAPI validates query values inside the route handler, so a non-numeric
     ``strength`` is caught here too and answered as ``InvalidArgument`` (never FastAPI's 422 body).
+    FastAPI ignores query parameters a route does not declare, so a misspelt ``strenght=0.5`` would
+    silently render at the default strength: they are refused here, listing the names the route takes.
     """
 
     class RestRoute(APIRoute):
         def get_route_handler(self) -> Any:
             handler = super().get_route_handler()
             method = method_names.get(self.name, self.name)
+            known = query_names(self.dependant)
 
             async def run(request: Request) -> Response:
                 try:
                     async with track_call(metrics, "rest", method) as scope:
                         request.state.atelier_scope = scope
+                        check_query(request, known, self.path)
                         try:
                             response: Response = await handler(request)
                         except RequestValidationError as exc:
