@@ -13,8 +13,9 @@ Errors arrive as ``AtelierClientError`` with the gRPC status code, the server's 
 queue the server's retry hint (``retry_after_s``).
 
 ``api_key="..."`` sends ``authorization: Bearer ...`` metadata on every call; ``tls_ca="ca.pem"`` opens a
-TLS channel that trusts that CA (PEM) instead of a plaintext one. The server does not check either yet;
-the client is ready for a server, or a proxy in front of it, that does.
+TLS channel that trusts that CA (PEM) instead of a plaintext one (a server started with ``ATELIER_TLS_CERT``
+and ``ATELIER_TLS_KEY``); ``tls_cert`` + ``tls_key`` add a client certificate, for a server that requires
+one (``ATELIER_TLS_CLIENT_CA``, mTLS). Without ``tls_ca`` a client certificate uses the system's CAs.
 """
 
 from __future__ import annotations
@@ -198,14 +199,22 @@ class AtelierClient:
         max_message_bytes: int = 32 * MiB,
         api_key: str | None = None,
         tls_ca: str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
     ) -> None:
         self.timeout = timeout
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
-        if tls_ca is not None:
-            creds = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("a client certificate needs both tls_cert and tls_key")
+        if tls_ca is not None or tls_cert is not None:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=Path(tls_ca).read_bytes() if tls_ca is not None else None,
+                private_key=Path(tls_key).read_bytes() if tls_key is not None else None,
+                certificate_chain=Path(tls_cert).read_bytes() if tls_cert is not None else None,
+            )
             self.channel = grpc.secure_channel(target, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(target, options=options)
@@ -242,6 +251,14 @@ class AtelierClient:
             raise AtelierClientError.from_rpc(err) from None
         finally:
             responses.cancel()
+
+    def health(self, service: str = "", timeout: float | None = None) -> str:
+        """The server's health status (``SERVING``, ``NOT_SERVING``, ...) from the standard health check."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        reply = self._unary(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
     def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:

@@ -78,10 +78,51 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(32 * MiB, gt=0, description="gRPC max send/receive message size")
     grace_period_s: float = Field(10.0, ge=0, description="drain time on SIGTERM")
 
+    # --- TLS (service/server/tls.py) -------------------------------------------------------------------
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain); with tls_key, TLS on gRPC and HTTPS on REST"
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert (unencrypted)")
+    tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle; set: both servers require client certificates it signed (mTLS)"
+    )
+
+    # --- connection limits (service/server/sockets.py) -------------------------------------------------
+    http_max_header_bytes: int = Field(
+        32 * 1024, ge=1024, description="largest HTTP request head (request line + headers); larger: 431"
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="an HTTP request head not complete this long after it starts: 408, closed"
+    )
+    http_keep_alive_s: int = Field(5, ge=1, description="idle HTTP keep-alive connections close after this")
+    http_max_connections: int = Field(
+        512, ge=0, description="open HTTP connections before new requests get 503; 0 = no cap"
+    )
+    grpc_keepalive_time_s: float = Field(
+        60.0, gt=0, description="the server pings a gRPC client after this long without activity"
+    )
+    grpc_keepalive_timeout_s: float = Field(
+        20.0, gt=0, description="a keepalive ping unanswered this long closes the gRPC connection"
+    )
+    grpc_keepalive_permit_without_calls: bool = Field(
+        False, description="accept client keepalive pings on gRPC connections with no call open"
+    )
+    grpc_min_ping_interval_s: float = Field(
+        10.0, gt=0, description="client pings closer together than this are strikes; 2 close the connection"
+    )
+    grpc_max_connection_idle_s: float = Field(
+        300.0, ge=0, description="a gRPC connection with no call for this long is closed (GOAWAY); 0 = never"
+    )
+    grpc_max_connection_age_s: float = Field(
+        0.0, ge=0, description="gRPC connections older than this get GOAWAY (calls finish); 0 = never"
+    )
+
     # --- fast path (micro-batching) --------------------------------------------------------------------
     batch_max_size: int = Field(8, ge=1, description="most Stylize requests in one ONNX Runtime run")
-    batch_max_delay_ms: float = Field(
-        5.0, ge=0, description="how long a batch waits to fill; 0 disables batching"
+    batch_max_delay_ms: float | None = Field(
+        None,
+        ge=0,
+        description="how long a batch waits to fill; 0 disables batching; unset = 5 on CUDA, 0 on the CPU",
     )
     fast_workers: int = Field(1, ge=1, description="threads running fast-path batches")
     fast_queue_limit: int = Field(64, ge=1, description="queued Stylize requests before RESOURCE_EXHAUSTED")

@@ -38,13 +38,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    options = ServerOptions.from_settings(settings)  # checks the TLS files before anything loads
     auth = Authenticator.from_settings(settings)  # a malformed keys file refuses to start, naming the line
     plane = DataPlane(PlaneConfig.from_settings(settings))
-    options = ServerOptions(
-        host=settings.host,
-        grpc_port=settings.grpc_port,
-        http_port=settings.http_port,
-        max_message_bytes=settings.max_message_bytes,
-        grace_period_s=settings.grace_period_s,
-    )
     return asyncio.run(serve_until_signal(plane, options, auth=auth, cors_origins=settings.cors_origins))

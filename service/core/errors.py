@@ -31,9 +31,12 @@ class AtelierError(Exception):
 
     reason: str = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, public: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # What a remote caller is told when ``message`` holds what only the operator should see (file
+        # paths on the server); None: the message itself. Local callers (the CLI) print ``message``.
+        self.public = public
 
     def __str__(self) -> str:
         return self.message

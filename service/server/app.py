@@ -27,6 +27,8 @@ from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.server.auth.authenticator import Authenticator
 from service.server.plane.dataplane import DataPlane
 from service.server.reload import ReloadHooks
+from service.server.sockets import SocketLimits
+from service.server.tls import TlsConfig
 from service.server.transport.grpc.servicer import SERVICE_NAME, AtelierServicer, Health
 from service.server.transport.rest.app import create_app
 
@@ -45,10 +47,21 @@ class ServerOptions:
     http_port: int
     max_message_bytes: int
     grace_period_s: float
+    tls: TlsConfig | None  # None: plaintext on both ports
+    limits: SocketLimits
 
     @classmethod
     def from_settings(cls, s: Settings) -> ServerOptions:
-        return cls(s.host, s.grpc_port, s.http_port, s.max_message_bytes, s.grace_period_s)
+        """Raises ``TlsConfigError`` (a ValueError) when the TLS settings cannot work."""
+        return cls(
+            s.host,
+            s.grpc_port,
+            s.http_port,
+            s.max_message_bytes,
+            s.grace_period_s,
+            TlsConfig.from_settings(s),
+            SocketLimits.from_settings(s),
+        )
 
 
 class _Uvicorn(uvicorn.Server):
@@ -92,7 +105,11 @@ class Server:
         o = self.options
         limit = o.max_message_bytes
         server = grpc.aio.server(
-            options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+            options=[
+                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", limit),
+                *o.limits.grpc_options(),
+            ]
         )
         pb_grpc.add_AtelierServicer_to_server(AtelierServicer(self.plane, self.auth), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
@@ -100,8 +117,12 @@ class Server:
             (SERVICE_NAME, grpc_health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         await self.health.set(False)
+        address = f"{o.host}:{o.grpc_port}"
         try:
-            self.grpc_port = server.add_insecure_port(f"{o.host}:{o.grpc_port}")
+            if o.tls is None:
+                self.grpc_port = server.add_insecure_port(address)
+            else:
+                self.grpc_port = server.add_secure_port(address, o.tls.grpc_credentials())
         except RuntimeError as exc:
             raise OSError(f"cannot listen for gRPC on {o.host}:{o.grpc_port}: {exc}") from None
         await server.start()
@@ -115,6 +136,8 @@ class Server:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=max(1, int(o.grace_period_s)),
+            **o.limits.uvicorn_options(),
+            **(o.tls.uvicorn_options() if o.tls is not None else {}),
         )
         self._http = _Uvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve(), name="http")
@@ -124,7 +147,14 @@ class Server:
                 raise OSError(f"cannot listen for HTTP on {o.host}:{o.http_port}")
             await asyncio.sleep(0.01)
         self.http_port = self._http.servers[0].sockets[0].getsockname()[1]
-        log.info("listening: gRPC on %s:%d, HTTP on %s:%d", o.host, self.grpc_port, o.host, self.http_port)
+        log.info(
+            "listening: gRPC on %s:%d, HTTP on %s:%d%s",
+            o.host,
+            self.grpc_port,
+            o.host,
+            self.http_port,
+            "" if o.tls is None else " (TLS, client certificates required)" if o.tls.mutual else " (TLS)",
+        )
         (log.info if self.auth.enabled else log.warning)(self.auth.describe())
         if load_models:
             await self.plane.start()

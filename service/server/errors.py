@@ -9,6 +9,7 @@ that is not an ``AtelierError`` is a bug on our side: it becomes INTERNAL / 500 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import grpc
@@ -64,11 +65,28 @@ def status_for(exc: BaseException) -> Status:
     return INTERNAL
 
 
+# Errors about the server's own files (missing or broken weights and models): their messages are written for
+# the operator and may name paths on the server, which a remote caller must not learn. Paths in them are
+# redacted unless the error carries a ``public`` message of its own; the full message goes to the log.
+SERVER_SIDE: tuple[type[errors.AtelierError], ...] = (errors.WeightsNotFound, errors.ModelLoadError)
+_PATH = re.compile(r"(?<![\w.~-])(?:~|\.{1,2})?/[^\s'\"(),;]*[^\s'\"(),;.:]")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with absolute and home-relative file paths replaced by ``<path on the server>``."""
+    return _PATH.sub("<path on the server>", text)
+
+
 def public_message(exc: BaseException) -> str:
-    """What the caller is told: the typed error's message, or a generic line for unexpected exceptions."""
+    """What the caller is told: the typed error's message (its ``public`` one when set, paths redacted for
+    ``SERVER_SIDE`` errors), or a generic line for unexpected exceptions."""
     if isinstance(exc, errors.AtelierError):
         if isinstance(exc, errors.ResourceExhausted):
             return f"{exc.message} Retry after {exc.retry_after_s:g} s."
+        if exc.public is not None:
+            return exc.public
+        if isinstance(exc, SERVER_SIDE):
+            return redact_paths(exc.message)
         return exc.message
     return INTERNAL_MESSAGE
 
@@ -81,6 +99,9 @@ def reason_of(exc: BaseException) -> str:
 
 
 def log_unexpected(exc: BaseException, where: str) -> None:
-    """Log an exception that is not a typed error (a bug): full traceback, once, at ERROR."""
+    """Log an exception that is not a typed error (a bug): full traceback, once, at ERROR; and, at WARNING,
+    the full message of a typed error whose caller was told less (``public_message``)."""
     if not isinstance(exc, errors.AtelierError):
         log.error("unexpected error in %s", where, exc_info=exc)
+    elif public_message(exc) != exc.message and not isinstance(exc, errors.ResourceExhausted):
+        log.warning("%s: %s: %s", where, exc.reason, exc.message)

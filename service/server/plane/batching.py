@@ -26,13 +26,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
 
 _WAIT_SLICE_S = 0.001
+# ONNX Runtime providers that run on an accelerator, where one batched run costs little more than a single
+# image, so waiting for a batch pays. On the CPU a batch of N costs about N single runs, and the wait only
+# adds latency: 16 REST clients at 512 px got 7.0 req/s (p50 2.2 s) with a 5 ms wait against 10.9 req/s
+# (p50 1.4 s) without; docs/bench/batching_cpu.md has the measurements.
+ACCELERATED_PROVIDERS = frozenset(
+    {"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider", "DmlExecutionProvider"}
+)
+ACCELERATED_DELAY_MS = 5.0
+
+
+def default_delay_ms(providers: Iterable[str]) -> float:
+    """The batch wait when none is configured: ``ACCELERATED_DELAY_MS`` if any model runs on an accelerator
+    provider, else 0 (batching off)."""
+    return ACCELERATED_DELAY_MS if any(p in ACCELERATED_PROVIDERS for p in providers) else 0.0
+
+
 RunBatch = Callable[[str, list[np.ndarray]], list[np.ndarray]]
 
 
@@ -80,6 +96,7 @@ class MicroBatcher:
             raise ValueError("max_size must be >= 1 and max_delay_s >= 0")
         self.run_batch = run_batch
         self.executor = executor
+        self._max_size = max_size
         self.max_size = max_size if max_delay_s > 0 else 1
         self.max_delay_s = max_delay_s
         self.observer = observer
@@ -89,6 +106,13 @@ class MicroBatcher:
     @property
     def enabled(self) -> bool:
         return self.max_size > 1
+
+    def set_max_delay(self, max_delay_s: float) -> None:
+        """Change the wait (the data plane sets the provider's default once the engine has loaded)."""
+        if max_delay_s < 0:
+            raise ValueError("max_delay_s must be >= 0")
+        self.max_delay_s = max_delay_s
+        self.max_size = self._max_size if max_delay_s > 0 else 1
 
     async def submit(self, model: str, image: np.ndarray) -> BatchResult:
         """Run ``image`` through ``model`` (batched with concurrent same-size requests) and return its output."""

@@ -36,7 +36,7 @@ class PlaneConfig:
     default_backbone: str
     backbone_weights: Mapping[str, str | Path | None]
     batch_max_size: int
-    batch_max_delay_ms: float
+    batch_max_delay_ms: float | None  # None: from the provider in use (batching.default_delay_ms)
     fast_workers: int
     fast_queue_limit: int
     job_workers: int

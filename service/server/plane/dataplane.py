@@ -43,7 +43,7 @@ from service.core.errors import InvalidArgument, NotReady, ResourceExhausted
 from service.core.imageio import MIME_TYPES, decode_image, encode_image, normalize_format
 from service.server.jobs.manager import Job, JobManager
 from service.server.metrics import Metrics
-from service.server.plane.batching import MicroBatcher
+from service.server.plane.batching import MicroBatcher, default_delay_ms
 from service.server.plane.config import PlaneConfig
 from service.server.plane.options import build_options
 from service.server.plane.results import SaliencyOutput, StylizeResult
@@ -74,7 +74,8 @@ class DataPlane:
             self._run_batch,
             self.fast_executor,
             max_size=config.batch_max_size,
-            max_delay_s=config.batch_max_delay_ms / 1000.0,
+            # Unset: off until the engine has loaded and its provider is known (_load sets the default).
+            max_delay_s=(config.batch_max_delay_ms or 0.0) / 1000.0,
             observer=self._observe_batch,
             upstream=lambda: self._upstream,
         )
@@ -105,6 +106,13 @@ class DataPlane:
         from service.server.plane.loading import load_backbone_warm, load_engine
 
         self.engine = load_engine(self.config, self.metrics)
+        if self.config.batch_max_delay_ms is None:
+            providers = sorted({s.provider for s in self.engine.styles()})
+            delay_ms = default_delay_ms(providers)
+            self.batcher.set_max_delay(delay_ms / 1000.0)
+            log.info(
+                "micro-batching: %g ms wait (default for %s)", delay_ms, ", ".join(providers) or "no models"
+            )
         load_backbone_warm(self.config, self.metrics)
 
     def draining(self) -> None:
