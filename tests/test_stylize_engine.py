@@ -302,8 +302,12 @@ def test_card_round_trip_keeps_unknown_keys(tmp_path: Path) -> None:
 def test_a_model_that_fails_its_warmup_is_skipped(tmp_path: Path) -> None:
     from onnx import TensorProto, helper
 
-    # Loads fine, but its input is fixed at 32x32: the warm-up at 64 px fails, so it must not be listed.
-    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 32, 32]) for n in ("input", "output")]
+    # Loads fine and its input is fixed at the sanity probe's size (so it passes the probe), but the warm-up
+    # at 64 px fails, so it must not be listed.
+    from service.core.stylize.probe import PROBE_HEIGHT, PROBE_WIDTH
+
+    shape = [1, 3, PROBE_HEIGHT, PROBE_WIDTH]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("input", "output")]
     graph = helper.make_graph(
         [helper.make_node("Identity", ["input"], ["output"])], "fixed", [io[0]], [io[1]]
     )
@@ -321,6 +325,30 @@ def test_a_model_that_fails_its_warmup_is_skipped(tmp_path: Path) -> None:
     eng = StyleEngine.load(tmp_path, providers=CPU)
     assert [s.name for s in eng.styles()] == ["tiny_a"]
     assert "warm-up" in eng.load_errors["fixed"]
+
+
+def test_a_model_that_fails_the_sanity_probe_is_skipped(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    # Its input is fixed at 32x32: the probe's 32x48 run fails, even with warm-up off.
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 32, 32]) for n in ("input", "output")]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["output"])], "fixed", [io[0]], [io[1]]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    write_tiny_models(tmp_path, names=("tiny_a",))
+    (tmp_path / "fixed.onnx").write_bytes(model.SerializeToString())
+    write_card(tmp_path / "fixed.json", ModelCard("fixed", "tiny", "1"))
+    add_to_manifest(
+        tmp_path,
+        ManifestEntry(
+            "fixed", "fixed", "tiny", "1", "fixed.onnx", sha256_file(tmp_path / "fixed.onnx"), "fixed.json"
+        ),
+    )
+    eng = StyleEngine.load(tmp_path, providers=CPU, warmup=False)
+    assert [s.name for s in eng.styles()] == ["tiny_a"]
+    assert "sanity probe" in eng.load_errors["fixed"]
 
 
 def test_tiles_start_on_the_alignment_grid() -> None:

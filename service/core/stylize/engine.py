@@ -1,8 +1,9 @@
 """The fast-stylize engine: every model of a ``models/`` folder in ONNX Runtime, checked, warmed up, served.
 
 Loading (``StyleEngine.load``) reads the manifest, checks each file's sha256, opens one ``InferenceSession``
-per model and runs it once at 64 and 256 px before the model is listed; a corrupt, mismatched or unloadable
-model is recorded in ``load_errors`` and skipped while the others load. Session options are set on purpose:
+per model, probes it (``probe.py``: finite output of the input's shape) and runs it once at 64 and 256 px
+before the model is listed; a corrupt, mismatched, unloadable or failing model is recorded in
+``load_errors`` and skipped while the others load. Session options are set on purpose:
 all graph optimisations, the caller's intra/inter-op thread counts, sequential execution (the transform nets
 are a chain, parallel execution only adds scheduling). Providers are tried in the caller's order (CUDA, then
 CPU); the provider the session actually uses is reported in ``StyleInfo.provider`` and a warning is logged
@@ -29,6 +30,7 @@ from service.core.errors import AtelierError, InvalidArgument, ModelLoadError, U
 from service.core.imageio import resize_max_side, resize_to
 from service.core.stylize.color import blend, preserve_color
 from service.core.stylize.manifest import ManifestEntry, read_card, read_manifest, sha256_file
+from service.core.stylize.probe import sanity_probe
 from service.core.stylize.tiling import run_tiled
 
 log = logging.getLogger(__name__)
@@ -189,6 +191,13 @@ def _load_one(
         else:
             session, provider, precision = fp16_session, fp16_session.get_providers()[0], "fp16"
     input_name, dtype, output_name = _io_names(session, entry.file)
+    sanity_probe(
+        session,
+        input_name,
+        dtype,
+        output_name,
+        (entry.fp16_file if precision == "fp16" else None) or entry.file,
+    )
     load_s = time.perf_counter() - t0
     info = StyleInfo(
         name=entry.name,
