@@ -132,6 +132,13 @@ class NotReady(AtelierError):
     reason = "not_ready"
 
 
+class ShuttingDown(NotReady):
+    """The server is shutting down: it refuses new work, and work it could not finish in time ends with
+    this (the caller may retry on another instance)."""
+
+    reason = "shutting_down"
+
+
 ALL_ERRORS: tuple[type[AtelierError], ...] = (
     AtelierError,
     InvalidImage,
@@ -147,4 +154,5 @@ ALL_ERRORS: tuple[type[AtelierError], ...] = (
     ResourceExhausted,
     Unauthenticated,
     NotReady,
+    ShuttingDown,
 )

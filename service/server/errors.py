@@ -44,6 +44,7 @@ ERROR_TABLE: dict[type[errors.AtelierError], Status] = {
     errors.ResourceExhausted: Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
     # REST adds ``WWW-Authenticate: Bearer`` (RFC 6750); PERMISSION_DENIED would say the key is known.
     errors.Unauthenticated: Status(grpc.StatusCode.UNAUTHENTICATED, 401),
+    errors.ShuttingDown: Status(grpc.StatusCode.UNAVAILABLE, 503),
     errors.NotReady: Status(grpc.StatusCode.UNAVAILABLE, 503),
     errors.AtelierError: Status(grpc.StatusCode.INTERNAL, 500),
 }
