@@ -19,10 +19,10 @@ if "$PY" -c "import atheris" 2>/dev/null; then
     mkdir -p "$work" "$OUT/crashes-$target"
     cp -n fuzz/corpus/$target/* "$work"/ 2>/dev/null
     echo "== atheris $target for ${SECONDS_PER}s"
-    "$PY" -W ignore -m fuzz.atheris_main "$target" -max_total_time="$SECONDS_PER" -rss_limit_mb=4096 \
+    "$PY" -W ignore -m fuzz.atheris_main "$target" --skip-known -max_total_time="$SECONDS_PER" -rss_limit_mb=4096 \
       -timeout=30 -artifact_prefix="$OUT/crashes-$target/" -print_final_stats=1 "$work" \
       >"$OUT/atheris-$target.log" 2>&1 || status=1
-    grep -E "^(#[0-9]+ +DONE|Done [0-9]+ runs|stat::number_of_executed_units)|ERROR|Exception" \
+    grep -E "^(#[0-9]+ +DONE|Done [0-9]+ runs)|ERROR|Error:|Exception" \
       "$OUT/atheris-$target.log" | tail -5
     echo "   crashes: $(ls "$OUT/crashes-$target" | wc -l) (in $OUT/crashes-$target)"
   done

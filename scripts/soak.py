@@ -6,7 +6,7 @@ REST and gRPC (256x256 JPEG), classify, gradcam saliency, small Gatys jobs (REST
 cancelled with DELETE; gRPC streams, some cut off early), and bad inputs (garbage bytes, unknown styles,
 out-of-range options) that must be refused with a 4xx. Every ``--interval`` seconds the server's RSS
 (``/proc/PID/status``) and the window's stylize p50/p99 are recorded; 5xx and INTERNAL/UNKNOWN are counted
-as server errors. The figures go to ``OUT/soak.csv``, ``OUT/soak.png`` and ``OUT/soak.md``.
+as server errors. The figures go to ``OUT.csv``, ``OUT.png`` and ``OUT.md`` (``--out`` is a path stem).
 
 By default it starts ``python -m service serve`` itself (the models in ``--models-dir``, free ports on
 127.0.0.1) and stops it at the end; ``--pid P --grpc HOST:PORT --url http://HOST:PORT`` soak a running one.
@@ -24,6 +24,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -71,8 +72,13 @@ class Record:
             self.counts[f"{kind} {outcome}"] += 1
             if kind in FAST and outcome == "ok":
                 self.fast.append((t, ms))
-            if outcome == "server_error" and len(self.failures) < 20:
-                self.failures.append(f"{kind}: {detail[:200]}")
+            # A refusal of a well-formed call is as telling as a 5xx (a broken request in this script,
+            # or a server that refuses what it should serve), so both are listed in soak.md.
+            unexpected = outcome == "server_error" or (
+                outcome == "client_error" and not kind.startswith("bad_")
+            )
+            if unexpected and len(self.failures) < 20:
+                self.failures.append(f"{kind} {outcome}: {detail[:200]}")
 
 
 def http_outcome(status: int) -> str:
@@ -122,7 +128,7 @@ class Client:
         return self.http.post(path, params=params, content=data, headers={"Content-Type": "image/jpeg"})
 
     def rest_stylize(self) -> tuple[str, str]:
-        r = self._img("/v1/stylize", self.photo, style=self.rng.choice(self.styles), fmt="jpeg")
+        r = self._img("/v1/stylize", self.photo, style=self.rng.choice(self.styles), format="jpeg")
         return http_outcome(r.status_code), r.text[:200] if r.status_code >= 400 else ""
 
     def grpc_stylize(self) -> tuple[str, str]:
@@ -243,14 +249,17 @@ def main() -> int:
     p.add_argument(
         "--warmup-minutes", type=float, default=None, help="default: a sixth of the run, at most 5"
     )
-    p.add_argument("--out", type=Path, default=Path("/tmp/atelier-soak"))
+    p.add_argument("--out", type=Path, default=Path("/tmp/atelier-soak/soak"), help="stem of .md .csv .png")
     p.add_argument("--models-dir", type=Path, default=ROOT / "models")
     p.add_argument("--pid", type=int, help="soak a running server: its process id (with --grpc, --url)")
     p.add_argument("--grpc", help="HOST:PORT of a running server")
     p.add_argument("--url", help="http://HOST:PORT of a running server")
     p.add_argument("--note", default="", help="a line about the machine for soak.md (e.g. 'busy, shared')")
     args = p.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path, md_path = (
+        args.out.with_name(f"{args.out.name}.{ext}") for ext in ("csv", "png", "md")
+    )
     warmup_s = 60 * (args.warmup_minutes if args.warmup_minutes is not None else min(5.0, args.minutes / 6))
 
     proc = None
@@ -259,7 +268,9 @@ def main() -> int:
             p.error("--pid needs --grpc and --url")
         pid, target, url = args.pid, args.grpc, args.url
     else:
-        proc, target, url = start_server(args.models_dir, args.out / "server.log")
+        log_path = Path(tempfile.mkdtemp(prefix="atelier-soak-")) / "server.log"  # not beside the figures
+        print(f"server log: {log_path}")
+        proc, target, url = start_server(args.models_dir, log_path)
         pid = proc.pid
     styles = [s["name"] for s in httpx.get(f"{url}/v1/styles", timeout=30).json()["styles"]][:4]
     print(f"soaking pid {pid} (gRPC {target}, HTTP {url}) for {args.minutes} min with {args.clients} clients")
@@ -299,9 +310,9 @@ def main() -> int:
 
     phase_list = report.phases(samples, rec.fast, warmup_s)
     v = report.verdict(samples, phase_list, warmup_s)
-    report.write_csv(args.out / "soak.csv", samples)
+    report.write_csv(csv_path, samples)
     title = f"{args.clients} clients, {args.minutes:g} min, {platform.node() or 'host'}"
-    report.plot(args.out / "soak.png", samples, warmup_s, title)
+    report.plot(png_path, samples, warmup_s, title)
     context = (
         f"`python scripts/soak.py --minutes {args.minutes:g} --clients {args.clients}` on {platform.platform()}, "
         f"{os.cpu_count()} CPUs{', ' + args.note if args.note else ''}; server: "
@@ -310,10 +321,14 @@ def main() -> int:
            if proc is not None else f"pid {pid}")
         + f". Styles: {', '.join(styles)}."
     )  # fmt: skip
-    md = report.markdown(samples, phase_list, v, warmup_s, context, dict(rec.counts))
+    md = report.markdown(samples, phase_list, v, warmup_s, context, dict(rec.counts), args.out.name)
     if rec.failures:
-        md += "\nFirst server errors:\n\n" + "\n".join(f"- `{f}`" for f in rec.failures) + "\n"
-    (args.out / "soak.md").write_text(md)
+        md += (
+            "\nFirst unexpected answers (5xx, or a 4xx to a well-formed call):\n\n"
+            + "\n".join(f"- `{f}`" for f in rec.failures)
+            + "\n"
+        )
+    md_path.write_text(md)
     print(md)
     return 0 if v.passed else 1
 

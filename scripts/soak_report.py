@@ -147,8 +147,9 @@ def _f(x: float, digits: int = 1) -> str:
 
 def markdown(
     samples: Sequence[Sample], phase_list: Sequence[Phase], v: Verdict, warmup_s: float, context: str,
-    counts: dict[str, int],
+    counts: dict[str, int], stem: str = "soak",
 ) -> str:  # fmt: skip
+    """The page; ``stem`` names its CSV and plot beside it (``soak.csv``, ``soak.png``)."""
     total = sum(s.requests for s in samples)
     lines = [
         "# Soak test",
