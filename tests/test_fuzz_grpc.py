@@ -48,8 +48,8 @@ CALLER_CAUSED = {
     C.DEADLINE_EXCEEDED,
 }
 STREAMING = {m.name for m in SERVICE.methods if m.server_streaming}
-# The options each RPC's Struct carries (name -> type hint); Saliency's are those of gradcam (the method
-# a plausible request most often names: others refuse them as unknown, which is fuzzing too).
+# The options each RPC's Struct carries (name -> type hint). Saliency's are gradcam's and smoothgrad's:
+# a request naming another method gets them refused as unknown, which is fuzzing too.
 STRUCT_FIELDS = {
     "Saliency": option_fields("saliency:gradcam") | option_fields("saliency:smoothgrad"),
     "Gatys": option_fields("gatys"),
