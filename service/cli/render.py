@@ -50,6 +50,12 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same image")
     p.add_argument(
+        "--pooling",
+        choices=("max", "avg"),
+        default="max",
+        help="VGG only: avg swaps the max pools for average pools, as Gatys et al. did (default max)",
+    )
+    p.add_argument(
         "--preview-every",
         type=int,
         default=0,
@@ -164,7 +170,9 @@ def _setup(args: argparse.Namespace) -> tuple[Settings, Backbone]:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     device = settings.torch_device()
-    backbone = get_backbone(args.backbone or settings.default_backbone, device, settings.backbone_weights())
+    name = args.backbone or settings.default_backbone
+    pooling = getattr(args, "pooling", "max")
+    backbone = get_backbone(name, device, settings.backbone_weights(), pooling=pooling)
     return settings, backbone
 
 

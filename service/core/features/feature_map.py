@@ -37,7 +37,8 @@ def draw_feature_map(
     colours = {label: PALETTE[i] for i, (label, _) in enumerate(counts)}
     canvas = Image.new("RGB", (size + LEGEND_W, size), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
+    fs = max(12, size // 110)  # font size readable at the canvas' own scale
+    font = ImageFont.load_default(size=fs)
     span = size - thumb - 8
     # Draw the rarest classes first so the frequent (coloured) ones stay visible where thumbnails overlap.
     order = sorted(range(len(images)), key=lambda i: labels[i] in colours)
@@ -49,13 +50,13 @@ def draw_feature_map(
         colour = colours.get(labels[i], OTHER)
         draw.rectangle([x - 3, y - 3, x + pil.width + 2, y + pil.height + 2], fill=colour)
         canvas.paste(pil, (x, y))
-    lx = size + 12
-    draw.text((lx, 12), title or "predicted class", fill=(0, 0, 0), font=font)
-    for n, (label, count) in enumerate(counts):
-        y = 36 + n * 22
-        draw.rectangle([lx, y, lx + 14, y + 14], fill=colours[label])
-        draw.text((lx + 20, y + 1), f"{label[:28]} ({count})", fill=(0, 0, 0), font=font)
-    y = 36 + len(counts) * 22
-    draw.rectangle([lx, y, lx + 14, y + 14], fill=OTHER)
-    draw.text((lx + 20, y + 1), "other classes", fill=(0, 0, 0), font=font)
+    if title:
+        draw.text((8, size - 8), title, fill=(60, 60, 60), font=font, anchor="ld")
+    lx, row = size + 12, round(fs * 1.6)
+    draw.text((lx, 12), "predicted class", fill=(0, 0, 0), font=font)
+    for n, (label, count) in enumerate([*counts, ("other classes", 0)]):
+        y = 12 + (n + 1) * row
+        draw.rectangle([lx, y, lx + fs, y + fs], fill=colours.get(label, OTHER))
+        text = f"{label[:20]} ({count})" if count else label
+        draw.text((lx + fs + 6, y), text, fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
