@@ -37,11 +37,18 @@ LEVERS: dict[str, tuple[list[str], str | None]] = {
         ["--arch", "mobile2", "--shift-jitter", "32", "--swag", "--content-weight", "3"],
         "identity-mobile2",
     ),
+    # Singles, in the order they run: the two levers that change the objective's balance first (the
+    # combination kept the photo but barely took the style), then the rest.
+    "swag": (["--arch", "mobile", "--swag"], None),
+    "cw3": (["--arch", "mobile", "--content-weight", "3"], None),
     "arch": (["--arch", "mobile2"], None),
     "roll": (["--arch", "mobile", "--shift-jitter", "32"], None),
-    "swag": (["--arch", "mobile", "--swag"], None),
     "warm": (["--arch", "mobile"], "identity-mobile"),
-    "cw3": (["--arch", "mobile", "--content-weight", "3"], None),
+    # The combination without SWAG: the lead's recipe (warm start, roll, resize-conv head, content weight 3).
+    "combo_noswag": (
+        ["--arch", "mobile2", "--shift-jitter", "32", "--content-weight", "3"],
+        "identity-mobile2",
+    ),
 }
 IDENTITIES = {"identity-mobile": "mobile", "identity-mobile2": "mobile2"}
 
