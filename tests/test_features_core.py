@@ -84,6 +84,11 @@ def test_exact_index_agrees_with_brute_cosine() -> None:
     expected = np.argsort(1 - q @ unit.T, axis=1)[:, :3]
     assert (ids == expected).all()
     np.testing.assert_allclose(dist, np.take_along_axis(1 - q @ unit.T, expected, axis=1), atol=1e-5)
+    from sklearn.neighbors import NearestNeighbors  # an independent implementation
+
+    sk_dist, sk_ids = NearestNeighbors(metric="cosine", algorithm="brute").fit(vectors).kneighbors(queries, 3)
+    assert (ids == sk_ids).all()
+    np.testing.assert_allclose(dist, sk_dist, atol=1e-5)
 
 
 def test_index_refuses_bad_vectors() -> None:

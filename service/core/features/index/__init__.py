@@ -1,6 +1,6 @@
 """Nearest-neighbour indexes over embedding vectors, by cosine distance (1 - cosine similarity).
 
-``exact``: scikit-learn's brute-force ``NearestNeighbors`` (every distance computed; the answer is exact).
+``exact``: brute force over unit vectors (every distance computed; the answer is exact).
 ``hnsw``: hnswlib's Hierarchical Navigable Small World graph (approximate; sub-linear queries).
 Both answer ``search(queries, k) -> (indices, distances)`` with rows sorted nearest first.
 """
