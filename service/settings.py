@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     vgg19_weights: Path | None = Field(
         None, description="torchvision vgg19-dcbb9e9d.pth; else torch hub cache"
     )
+    allow_no_models: bool = Field(
+        False, description="report ready with no style model loaded (else /readyz is 503 until one loads)"
+    )
 
     # --- image limits ----------------------------------------------------------------------------------
     max_image_bytes: int = Field(DEFAULT_LIMITS.max_bytes, gt=0, description="largest encoded image accepted")
@@ -71,12 +74,33 @@ class Settings(BaseSettings):
     )
     max_side_slow: int = Field(1024, gt=0, description="largest side accepted for Gatys/DeepDream/saliency")
 
+    # --- admission: what one job may ask for (service/server/plane/admission.py, docs/limits.md) ---------
+    max_gatys_styles: int = Field(4, ge=1, description="most style images in one Gatys request")
+    max_job_input_pixels: int = Field(
+        64_000_000, gt=0, description="most decoded pixels of all images of one job together"
+    )
+    max_job_work_mpx: float = Field(
+        2000.0,
+        gt=0,
+        description="most estimated work of one job in megapixel-iterations (pixels x passes, e.g. steps)",
+    )
+
     # --- servers ---------------------------------------------------------------------------------------
     host: str = Field("0.0.0.0", description="address both servers listen on")
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 = any free port")
     http_port: int = Field(8080, ge=0, le=65535, description="REST and /metrics port; 0 = any free port")
     max_message_bytes: int = Field(32 * MiB, gt=0, description="gRPC max send/receive message size")
-    grace_period_s: float = Field(10.0, ge=0, description="drain time on SIGTERM")
+    grace_period_s: float = Field(
+        10.0,
+        ge=0,
+        description="SIGTERM: the whole stop (calls and jobs drain, both ports) takes at most this",
+    )
+    job_grace_s: float = Field(
+        5.0,
+        ge=0,
+        description="SIGTERM: running jobs get this long to finish (within grace_period_s), then are "
+        "cancelled with the reason 'server shutting down'",
+    )
 
     # --- TLS (service/server/tls.py) -------------------------------------------------------------------
     tls_cert: Path | None = Field(
@@ -128,12 +152,24 @@ class Settings(BaseSettings):
     fast_queue_limit: int = Field(64, ge=1, description="queued Stylize requests before RESOURCE_EXHAUSTED")
 
     # --- slow path (jobs) ------------------------------------------------------------------------------
-    job_workers: int = Field(1, ge=1, description="concurrent slow jobs (Gatys, DeepDream, saliency)")
-    job_queue_limit: int = Field(8, ge=0, description="jobs waiting for a worker before RESOURCE_EXHAUSTED")
+    job_workers: int = Field(1, ge=1, description="concurrent render jobs (Gatys, DeepDream)")
+    job_queue_limit: int = Field(
+        8, ge=0, description="render jobs waiting for a worker before RESOURCE_EXHAUSTED"
+    )
+    # Saliency has a pool of its own: a call takes seconds and waits for its answer, so it must not queue
+    # behind renders that take minutes.
+    saliency_workers: int = Field(1, ge=1, description="concurrent saliency calls (their own pool)")
+    saliency_queue_limit: int = Field(
+        8, ge=0, description="saliency calls waiting for a worker before RESOURCE_EXHAUSTED"
+    )
     job_max_runtime_s: float = Field(600.0, gt=0, description="cap on one job's run time")
     job_result_ttl_s: float = Field(3600.0, gt=0, description="how long finished results are kept")
     job_result_max_count: int = Field(100, ge=1, description="most finished results kept")
     job_result_max_bytes: int = Field(256 * MiB, ge=1, description="most bytes of finished results kept")
+    # --- embeddings and galleries (service/server/plane/features.py) ---------------------------------
+    max_galleries: int = Field(16, ge=1, description="named nearest-neighbour galleries the server keeps")
+    max_gallery_items: int = Field(10_000, ge=1, description="images one gallery may hold")
+    max_embed_images: int = Field(32, ge=1, description="images in one embed or gallery-add call")
 
     # --- access: API keys, per-key limits, CORS (service/server/auth/) ---------------------------------
     api_keys_file: Path | None = Field(

@@ -2,9 +2,11 @@
 with readiness, health, reflection, and a graceful stop.
 
 Start order: bind both ports (so probes get answers at once), health NOT_SERVING, load and warm up the
-models, then health SERVING. Stop order (SIGTERM): health NOT_SERVING and the data plane refuses new work,
-the gRPC server stops accepting calls and drains those in flight for up to ``grace_period_s``, then remaining
-calls and jobs are cancelled, the HTTP server closes, the executors are released.
+models, then health SERVING. Stop order (SIGTERM), all within ``grace_period_s``: health NOT_SERVING and
+the data plane refuses new work (UNAVAILABLE / 503 ``shutting_down``), calls in flight finish, running jobs
+get ``job_grace_s`` and are then cancelled with a terminal event, both ports close at once, the executors
+are released (``service/server/shutdown.py``). SIGHUP runs ``Server.reloads``: the API keys file, and the
+models folder (``plane.reload_models``).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.server.auth.authenticator import Authenticator
 from service.server.plane.dataplane import DataPlane
 from service.server.reload import ReloadHooks
+from service.server.shutdown import drain_and_close
 from service.server.sockets import SocketLimits
 from service.server.tls import TlsConfig
+from service.server.transport.grpc.decoding import add_atelier_servicer
 from service.server.transport.grpc.servicer import SERVICE_NAME, AtelierServicer, Health
 from service.server.transport.rest.app import create_app
 
@@ -94,6 +97,8 @@ class Server:
         self.reloads = ReloadHooks()  # what SIGHUP runs (serve_until_signal installs the handler)
         if self.auth.enabled:
             self.reloads.add("API keys", self.auth.reload)
+        self.reloads.add("models", plane.reload_models)
+        plane.models.after_reload.append(self._after_reload)  # SIGHUP or POST /v1/admin/reload
         self.health = Health()
         self.grpc_port = 0
         self.http_port = 0
@@ -111,7 +116,8 @@ class Server:
                 *o.limits.grpc_options(),
             ]
         )
-        pb_grpc.add_AtelierServicer_to_server(AtelierServicer(self.plane, self.auth), server)
+        # The generated add_AtelierServicer_to_server, except that undecodable bytes are INVALID_ARGUMENT.
+        add_atelier_servicer(AtelierServicer(self.plane, self.auth), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, grpc_health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -158,8 +164,17 @@ class Server:
         (log.info if self.auth.enabled else log.warning)(self.auth.describe())
         if load_models:
             await self.plane.start()
-            await self.health.set(True)
-            log.info("ready")
+            # Loaded is not ready: with no style model (and no ATELIER_ALLOW_NO_MODELS) the plane says why.
+            await self.health.set(self.plane.ready)
+            if self.plane.ready:
+                log.info("ready")
+            else:
+                log.error("not ready: %s", self.plane.not_ready_reason)
+
+    async def _after_reload(self) -> None:
+        """Readiness follows what serves after a model reload (one can make an empty server ready)."""
+        await self.health.set(self.plane.ready)
+        self.plane.metrics.ready.set(1 if self.plane.ready else 0)
 
     async def mark_ready(self) -> None:
         """For servers started with ``load_models=False`` once the plane has been started separately."""
@@ -170,12 +185,9 @@ class Server:
         log.info("stopping: draining in-flight calls for up to %.1f s", grace)
         await self.health.set(False)
         self.plane.draining()
-        if self._grpc is not None:
-            await self._grpc.stop(grace)
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            await self._http_task
-        await self.plane.close(grace)
+        # One grace for both transports and the jobs, and every job ends with a terminal event.
+        await drain_and_close(self.plane, self._grpc, self._http, self._http_task, grace)
+        await self.plane.close(0)  # drained: only the executors and sessions are left to release
         log.info("stopped")
 
 

@@ -34,9 +34,10 @@ from service.core.errors import (
     NotReady,
     ResourceExhausted,
     UnknownJob,
+    quoted,
 )
 from service.core.imageio import encode_image
-from service.core.progress import Progress
+from service.core.progress import CancelToken, Progress, ProgressCallback
 from service.server.jobs.job import TERMINAL_STATES, Job, JobEvent, JobFunction, JobOutput, JobState
 from service.server.jobs.owners import OwnerLedger
 from service.server.metrics import Metrics
@@ -46,6 +47,21 @@ __all__ = ["TERMINAL_STATES", "Job", "JobEvent", "JobFunction", "JobManager", "J
 log = logging.getLogger(__name__)
 
 _EXPIRED_MEMORY = 10_000  # evicted ids remembered to tell "expired" from "never existed"
+SHUTDOWN_REASON = "server shutting down"  # what a job cut short by SIGTERM reports (Cancelled's message)
+
+
+def _spent(token: CancelToken, progress: ProgressCallback) -> JobOutput:
+    """What a finished job's ``fn`` becomes: its work ran (or never will) and its inputs are released."""
+    raise RuntimeError("this job has finished; its work cannot run again")
+
+
+def _drop_tracebacks(error: BaseException | None) -> None:
+    """Cut the traceback of ``error`` and of the errors it was raised from (logged already if a bug)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
 
 
 class JobManager:
@@ -66,6 +82,7 @@ class JobManager:
         metrics: Metrics | None = None,
         kinds: tuple[str, ...] = ("gatys", "deepdream", "saliency"),
         jobs_per_owner: int = 0,  # the server passes Settings.jobs_per_key; 0: no cap
+        queue: str = "jobs",  # the ``queue`` label of this pool's queue metrics (jobs/pools.py)
     ) -> None:
         if workers < 1 or queue_limit < 0:
             raise ValueError("workers must be >= 1 and queue_limit >= 0")
@@ -76,6 +93,7 @@ class JobManager:
         self.result_max_count = result_max_count
         self.result_max_bytes = result_max_bytes
         self.metrics = metrics
+        self.queue = queue
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._finished: collections.OrderedDict[str, Job] = collections.OrderedDict()
@@ -90,6 +108,9 @@ class JobManager:
         if metrics is not None:
             for kind in kinds:
                 metrics.prime_job_kind(kind)
+            metrics.queue_depth.labels(queue=queue).set(0)  # zeros, not missing series, for a new pool
+            metrics.queue_wait.labels(queue=queue)
+            metrics.rejected.labels(queue=queue)
         self._threads = [
             threading.Thread(target=self._worker, name=f"atelier-job-{i}", daemon=True)
             for i in range(workers)
@@ -116,7 +137,7 @@ class JobManager:
                 retry = self._retry_hint_locked()
                 self._owners.finished(owner, was_running=False)  # admitted above, never queued
                 if self.metrics is not None:
-                    self.metrics.rejected.labels(queue="jobs").inc()
+                    self.metrics.rejected.labels(queue=self.queue).inc()
                 raise ResourceExhausted(
                     f"The job queue is full ({len(self._pending)} waiting, {len(self._active)} running).",
                     retry_after_s=retry,
@@ -139,7 +160,7 @@ class JobManager:
                 return job
             if job is None and job_id in self._expired and owner in (None, self._expired[job_id]):
                 raise UnknownJob(f"Job {job_id} has finished and its result has expired.")
-        raise UnknownJob(f"No job with id {job_id!r} exists.")
+        raise UnknownJob(f"No job with id {quoted(job_id)} exists.")
 
     def cancel(self, job_id: str, reason: str = "cancelled by the client", owner: str | None = None) -> Job:
         """Cancel a queued or running job (a finished job is left as it is) and return it."""
@@ -173,6 +194,38 @@ class JobManager:
         for t in self._threads:
             t.join(max(0.0, end - time.monotonic()))
 
+    def drain(self, grace_s: float, stop_by: float, reason: str = SHUTDOWN_REASON) -> None:
+        """Shut down gracefully (blocking: call it from a thread). New jobs are refused and queued ones
+        cancelled at once; running ones may finish for ``grace_s`` (never past ``stop_by``, a monotonic
+        time), then are cancelled with ``reason``. A job whose worker has not stopped by ``stop_by`` (stuck
+        inside one long iteration) is still reported cancelled, so no client waits on it forever."""
+        with self._lock:
+            self._closing = True
+            queued = list(self._pending)
+            self._wake.notify_all()
+        for job in queued:
+            self._cancel(job, reason)
+        self._wait_idle(min(time.monotonic() + grace_s, stop_by))
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.finished is None]
+        for job in running:
+            job.token.cancel(reason)
+        self._wait_idle(stop_by)
+        with self._lock:
+            stuck = [j for j in self._jobs.values() if j.finished is None]
+        for job in stuck:
+            log.warning("job %s (%s) did not stop in time; reported cancelled (%s)", job.id, job.kind, reason)
+            self._finish(job, JobState.CANCELLED, Cancelled(f"Work was cancelled ({reason})."), None)
+
+    def _wait_idle(self, until: float) -> None:
+        """Wait until no job is queued or running, or until the monotonic time ``until``."""
+        with self._lock:
+            while any(j.finished is None for j in self._jobs.values()):
+                left = until - time.monotonic()
+                if left <= 0:
+                    return
+                self._wake.wait(min(left, 0.05))  # woken by _finish; the timeout bounds a missed wake
+
     # --- internals ------------------------------------------------------------------------------------
     def _cancel(self, job: Job, reason: str) -> None:
         job.token.cancel(reason)
@@ -192,7 +245,7 @@ class JobManager:
 
     def _gauges_locked(self) -> None:
         if self.metrics is not None:
-            self.metrics.queue_depth.labels(queue="jobs").set(len(self._pending))
+            self.metrics.queue_depth.labels(queue=self.queue).set(len(self._pending))
 
     def _worker(self) -> None:
         while True:
@@ -216,7 +269,7 @@ class JobManager:
         cap = now + self.max_runtime_s
         job.token.deadline = cap if job.token.deadline is None else min(job.token.deadline, cap)
         if self.metrics is not None:
-            self.metrics.queue_wait.labels(queue="jobs").observe(now - job.created)
+            self.metrics.queue_wait.labels(queue=self.queue).observe(now - job.created)
             self.metrics.jobs.labels(kind=job.kind, state=JobState.QUEUED).dec()
             self.metrics.jobs.labels(kind=job.kind, state=JobState.RUNNING).inc()
         job._publish(state=JobState.RUNNING)
@@ -253,7 +306,15 @@ class JobManager:
     def _finish(
         self, job: Job, state: JobState, error: BaseException | None, output: JobOutput | None
     ) -> None:
-        job.finished = time.monotonic()
+        with self._lock:
+            if job.finished is not None:
+                return  # a stuck job that drain() already reported cancelled, whose worker came back late
+            job.finished = time.monotonic()
+        # The work's closure holds the decoded inputs (a Gatys job's full-size styles): drop it now, not
+        # when the result expires, so a finished or cancelled job keeps only its result. A kept error
+        # keeps no traceback either: its frames would hold the same closure (and the run's tensors).
+        job.fn = _spent
+        _drop_tracebacks(error)
         duration = job.finished - job.started if job.started is not None else 0.0
         if self.metrics is not None:
             self.metrics.jobs_finished.labels(kind=job.kind, state=state).inc()
@@ -268,6 +329,7 @@ class JobManager:
             self._active.discard(job.id)
             self._finished[job.id] = job
             self._evict_locked()
+            self._wake.notify_all()  # drain() waits for the pool to empty
         job._publish(state=state, error=error, output=output, duration_s=duration)
 
     def _evict_locked(self) -> None:

@@ -15,7 +15,8 @@ Contract for the transports (keep stable; plain values in, dataclasses out, type
                            deadline=None) -> Job``
 ``await plane.submit_deepdream(image, options, fmt="png", quality=90, backbone=None, guide=None,
                                deadline=None) -> Job``
-``plane.jobs``                            the ``JobManager`` (get / cancel / subscribe / result)
+``plane.jobs``                            the render ``JobManager`` (get / cancel / subscribe / result)
+``await plane.reload_models()``           hot reload of the models folder (``model_reload.py``)
 ``plane.metrics``                         the ``Metrics``; ``plane.track(transport, method)`` times a call
 ``await plane.close(grace_s)``            stop accepting, cancel jobs, release executors
 
@@ -39,12 +40,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from service.core.errors import InvalidArgument, NotReady, ResourceExhausted
+from service.core.errors import InvalidArgument, NotReady, ResourceExhausted, ShuttingDown
 from service.core.imageio import MIME_TYPES, decode_image, encode_image, normalize_format
-from service.server.jobs.manager import Job, JobManager
+from service.server.jobs.manager import Job
+from service.server.jobs.pools import JobPools
 from service.server.metrics import Metrics
 from service.server.plane.batching import MicroBatcher, default_delay_ms
 from service.server.plane.config import PlaneConfig
+from service.server.plane.model_reload import ReloadReport, ServingModels
 from service.server.plane.options import build_options
 from service.server.plane.results import SaliencyOutput, StylizeResult
 from service.server.plane.slow_jobs import prepare_deepdream, prepare_gatys, prepare_saliency
@@ -63,8 +66,10 @@ class DataPlane:
     def __init__(self, config: PlaneConfig, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics if metrics is not None else Metrics()
-        self.engine: StyleEngine | None = None
+        self.engine: StyleEngine | None = None  # replaced whole by a hot reload (model_reload.py)
+        self.models = ServingModels(config, self.metrics)
         self._ready = False
+        self._draining = False
         self._fast_pending = 0  # admitted fast-path requests (the admission limit applies to this)
         self._upstream = 0  # of those, how many are still decoding (could still join a batch)
         self.fast_executor = ThreadPoolExecutor(config.fast_workers, thread_name_prefix="atelier-fast")
@@ -79,33 +84,47 @@ class DataPlane:
             observer=self._observe_batch,
             upstream=lambda: self._upstream,
         )
-        self.jobs = JobManager(
-            workers=config.job_workers,
-            queue_limit=config.job_queue_limit,
-            max_runtime_s=config.job_max_runtime_s,
-            result_ttl_s=config.job_result_ttl_s,
-            result_max_count=config.job_result_max_count,
-            result_max_bytes=config.job_result_max_bytes,
-            metrics=self.metrics,
-            jobs_per_owner=config.jobs_per_key,
-        )
+        self.pools = JobPools(config, self.metrics)  # renders and saliency, each sized on its own
+        self.jobs = self.pools.renders
 
     # --- lifecycle ------------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return self._ready
+        """Started, not draining, and with something to serve (see ``not_ready_reason``)."""
+        return self.not_ready_reason is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why the plane is not ready (for /readyz, NotReady errors and the log); None when it is."""
+        if self._draining:
+            return "The server is shutting down; retry on another instance."
+        if not self._ready or self.engine is None:
+            return "The server is starting (models loading) or shutting down; retry shortly."
+        if self.engine.styles() or self.config.allow_no_models:
+            return None
+        # Loaded but empty (every model corrupt, a malformed manifest, no models folder): the process keeps
+        # running so /healthz answers and the log explains, but it must not take traffic as if it served.
+        skipped = sorted(self.engine.load_errors)
+        listed = ", ".join(skipped[:8]) + (" ..." if len(skipped) > 8 else "")
+        why = f" (skipped: {listed}; the server log says why)" if skipped else ""
+        return (
+            f"No style model is loaded{why}, so there is nothing to serve. Fix the models folder, or set "
+            "ATELIER_ALLOW_NO_MODELS=true to serve without style models."
+        )
 
     async def start(self) -> None:
-        """Load and warm up the models in a worker thread, then mark the plane ready."""
+        """Load and warm up the models in a worker thread, then mark the plane ready (when it has a model
+        to serve, or ``allow_no_models``)."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.fast_executor, self._load)
         self._ready = True
-        self.metrics.ready.set(1)
+        self.metrics.ready.set(1 if self.ready else 0)
 
     def _load(self) -> None:
         from service.server.plane.loading import load_backbone_warm, load_engine
 
         self.engine = load_engine(self.config, self.metrics)
+        self.models.register(self.engine)
         if self.config.batch_max_delay_ms is None:
             providers = sorted({s.provider for s in self.engine.styles()})
             delay_ms = default_delay_ms(providers)
@@ -116,16 +135,23 @@ class DataPlane:
         load_backbone_warm(self.config, self.metrics)
 
     def draining(self) -> None:
-        """Refuse new work (NotReady) while calls already admitted finish; readiness goes false."""
+        """Refuse new work (ShuttingDown) while calls already admitted finish; readiness goes false."""
+        self._draining = True
         self._ready = False
         self.metrics.ready.set(0)
+
+    async def reload_models(self) -> ReloadReport:
+        """Re-read the models folder; a new version replaces the old only once it passed every check."""
+        if self._draining:
+            raise ShuttingDown("The server is shutting down; it reloads nothing.")
+        return await self.models.reload(self)
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop accepting work, cancel jobs (waiting up to ``grace_s`` for workers), release the executors."""
         self._ready = False
         self.metrics.ready.set(0)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.jobs.close, grace_s)
+        await loop.run_in_executor(None, self.pools.close, grace_s)
         self.fast_executor.shutdown(wait=False, cancel_futures=True)
         self.codec_executor.shutdown(wait=False, cancel_futures=True)
         if self.engine is not None:
@@ -140,8 +166,9 @@ class DataPlane:
         return track_call(self.metrics, transport, method, model)
 
     def _require_ready(self) -> StyleEngine:
-        if not self._ready or self.engine is None:
-            raise NotReady("The server is starting (models loading) or shutting down; retry shortly.")
+        reason = self.not_ready_reason
+        if reason is not None or self.engine is None:
+            raise (ShuttingDown if self._draining else NotReady)(reason or "The server is starting.")
         return self.engine
 
     @asynccontextmanager
@@ -200,7 +227,8 @@ class DataPlane:
                 self._upstream -= 1
             t1 = time.monotonic()
             if engine.batchable(prepared, opts):  # one run over the whole image: share it
-                res = await self.batcher.submit(style, prepared)
+                # The key pins the run to this call's engine, even if a reload swaps it meanwhile.
+                res = await self.batcher.submit(self.models.batch_key(engine, style), prepared)
                 t2 = time.monotonic()
                 queue_s, run_s, batch = res.queue_wait_s, res.run_s, res.batch_size
                 out, data = await self._in(
@@ -213,7 +241,7 @@ class DataPlane:
                 t2 = time.monotonic()
                 queue_s, batch = 0.0, min(runs, 1)  # one request, however many tile runs it took
                 if runs:
-                    self._observe_batch(style, 1, run_s)
+                    self._observe_batch(self.models.batch_key(engine, style), 1, run_s)
                 data = await self._in(self.codec_executor, encode_image, out, fmt, quality)
             t3 = time.monotonic()
         self.metrics.queue_wait.labels(queue="fast").observe(queue_s)
@@ -229,12 +257,12 @@ class DataPlane:
             data, MIME_TYPES[fmt], info.name, info.version, info.provider, timings, w, h, batch
         )
 
-    def _run_batch(self, model: str, batch: list[np.ndarray]) -> list[np.ndarray]:
-        assert self.engine is not None
-        return self.engine.run_batch(model, batch)
+    def _run_batch(self, key: str, batch: list[np.ndarray]) -> list[np.ndarray]:
+        return self.models.run_batch(key, batch, self.engine)
 
-    def _observe_batch(self, model: str, size: int, run_s: float) -> None:
-        provider = self.engine.info(model).provider if self.engine is not None else ""
+    def _observe_batch(self, key: str, size: int, run_s: float) -> None:
+        engine, model = self.models.resolve(key, self.engine)
+        provider = engine.info(model).provider if engine is not None else ""
         self.metrics.batch_size.labels(model=model).observe(size)
         self.metrics.inference_duration.labels(model=model, provider=provider).observe(run_s)
 
@@ -284,14 +312,8 @@ class DataPlane:
             top_k,
             backbone,
         )
-        job = self.jobs.submit("saliency", fn, deadline, owner)
-        try:
-            async with deadline_scope(deadline):
-                await job.final()
-        except BaseException:
-            self.jobs.cancel(job.id, "the caller went away")
-            raise
-        out = job.output()
+        async with deadline_scope(deadline):  # its own pool: renders never hold a saliency call back
+            out = await self.pools.call(self.pools.saliency, "saliency", fn, deadline, owner)
         x = out.extra
         return SaliencyOutput(
             out.data,

@@ -4,7 +4,11 @@ Each ``prepare_*`` function runs off the event loop *before* a job is created: i
 parses the options, so bad input fails the request at once (INVALID_ARGUMENT / 400) instead of becoming
 a failed job. It returns the job function, which the worker thread runs with the job's cancel token and
 progress callback. Server limits (``max_side_slow``, the pixel limit) are imposed here, never taken from
-the client.
+the client, and so are the admission caps of ``plane/admission.py`` (style count, total input pixels,
+estimated work): everything that could fail or run away inside the job is checked before it is queued.
+
+The job function holds the decoded images only while it runs: the job manager drops it (and with it
+the images) as soon as the job ends, whatever the outcome, and keeps only the encoded result.
 """
 
 from __future__ import annotations
@@ -18,10 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from service.core.errors import InvalidArgument
+from service.core.errors import InvalidArgument, quoted
 from service.core.imageio import MIME_TYPES, ImageLimits, decode_image, encode_image, resize_max_side
 from service.core.progress import CancelToken, ProgressCallback
 from service.server.jobs.manager import JobFunction, JobOutput
+from service.server.plane.admission import (
+    AdmissionLimits,
+    check_input_pixels,
+    check_styles,
+    check_work,
+    dream_work,
+    gatys_work,
+    saliency_work,
+)
 from service.server.plane.options import build_options
 
 SALIENCY_OUTPUTS: tuple[str, ...] = ("overlay", "heatmap", "float32", "npy", "json")
@@ -39,6 +52,7 @@ class SlowConfig:
     device: str
     default_backbone: str
     backbone_weights: Mapping[str, str | Path | None]
+    admission: AdmissionLimits
 
 
 def _backbone(cfg: SlowConfig, name: str | None) -> Any:
@@ -75,10 +89,14 @@ def prepare_gatys(
     opts.max_pixels = cfg.limits.max_pixels
     if not styles:
         raise InvalidArgument("Gatys needs at least one style image.")
+    check_styles(len(styles), cfg.admission)
+    check_input_pixels([content, *styles], cfg.admission)  # from the headers, before decoding
     content_img = decode_image(content, cfg.limits)
     style_imgs = [decode_image(s, cfg.limits) for s in styles]
     net = _backbone(cfg, backbone)
     check_gatys(net, content_img, style_imgs, opts)  # a bad option is refused before the job is accepted
+    work = gatys_work(content_img.shape[:2], [s.shape[:2] for s in style_imgs], opts)
+    check_work(work, cfg.admission, "Gatys", "steps, scale_steps, size or scales")
 
     def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
         out = gatys(net, content_img, style_imgs, opts, progress=progress, cancel=cancel)
@@ -102,15 +120,19 @@ def prepare_deepdream(
     at ``options.size``, which may not exceed that limit).
     """
     from service.core.render.deepdream import DreamOptions, check_deepdream, deepdream
+    from service.core.tensors import scale_to_side
 
     opts = build_options(DreamOptions, options, blocked=DREAM_BLOCKED, what="DeepDream")
     opts.max_side = cfg.max_side
     opts.max_pixels = cfg.limits.max_pixels
+    check_input_pixels([image, guide] if guide else [image], cfg.admission)
     img = _decode_within(image, cfg)
     if guide:
         opts.guide = _decode_within(guide, cfg)
     net = _backbone(cfg, backbone)
     check_deepdream(net, img, opts)  # a bad option is refused before the job is accepted
+    h, w = img.shape[:2] if opts.size is None else scale_to_side(img.shape[0], img.shape[1], opts.size)
+    check_work(dream_work(h, w, opts), cfg.admission, "DeepDream", "steps, octaves or size")
 
     def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
         out = deepdream(net, img, opts, progress=progress, cancel=cancel)
@@ -139,16 +161,20 @@ def prepare_saliency(
     from service.core.saliency.registry import get_method
 
     if method not in METHODS:
-        raise InvalidArgument(f"Unknown saliency method {method!r}. Known methods: {', '.join(METHODS)}.")
+        raise InvalidArgument(
+            f"Unknown saliency method {quoted(method)}. Known methods: {', '.join(METHODS)}."
+        )
     # The strict parser, not the core's lenient one (which reads "16" as 16 for the CLI's k=v pairs).
     parsed = build_options(get_method(method).options, params, what=f"saliency method {method!r}")
     if output not in SALIENCY_OUTPUTS:
         raise InvalidArgument(
-            f"Unknown saliency output {output!r}; use one of {', '.join(SALIENCY_OUTPUTS)}."
+            f"Unknown saliency output {quoted(output)}; use one of {', '.join(SALIENCY_OUTPUTS)}."
         )
     if not 1 <= top_k <= 1000:
         raise InvalidArgument(f"top_k must be between 1 and 1000, got {top_k}.")
     img = _decode_within(image, cfg)
+    work = saliency_work(method, parsed, img.shape[0], img.shape[1])
+    check_work(work, cfg.admission, "saliency", "the method's samples, steps, masks or windows")
     net = _backbone(cfg, backbone)
     args = dataclasses.asdict(parsed)
 

@@ -54,10 +54,12 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> Response:
-        """Readiness: 200 only when the models are loaded and warmed up (and not shutting down)."""
-        if plane.ready:
+        """Readiness: 200 only when the models are loaded and warmed up, at least one style model is
+        loaded (unless ATELIER_ALLOW_NO_MODELS) and the server is not shutting down; else 503 and why."""
+        reason = plane.not_ready_reason
+        if reason is None:
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "not ready", "reason": "loading models or shutting down"}, 503)
+        return JSONResponse({"status": "not ready", "reason": reason}, 503)
 
     if importlib.util.find_spec("service.server.transport.rest.routes") is not None:
         from service.server.transport.rest.routes import (  # type: ignore[import-not-found, unused-ignore]
@@ -67,5 +69,11 @@ def create_app(
 
         install_error_handlers(app)  # JSON errors app-wide (unknown routes, wrong methods), as /v1 does
         app.include_router(build_router(plane, auth=auth))
+        from service.server.transport.rest.admin import build_admin_router
+
+        app.include_router(build_admin_router(plane, auth))  # POST /v1/admin/reload
+        from service.server.transport.rest.routes_features import build_features_router
+
+        app.include_router(build_features_router(plane, auth))  # /v1/embed, /v1/galleries, /v1/jobs/attack
     install_cors(app, cors_origins)
     return app

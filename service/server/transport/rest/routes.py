@@ -61,7 +61,6 @@ from service.server.transport.rest.uploads import (
 
 __all__ = ["build_router", "install_error_handlers"]
 
-MAX_STYLE_IMAGES = 4  # Gatys style images per job (blended); bounds one request's memory
 RESERVED_FIELDS = ("options", "format", "quality", "backbone")
 
 Format = Annotated[str, Query(alias="format", description="png, jpeg or webp")]
@@ -258,7 +257,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticato
                 "(curl -F content=@photo.jpg -F style=@painting.jpg ...)."
             )
         upload, opts, fmt, quality, net = await _job_request(
-            request, 1 + MAX_STYLE_IMAGES, options, fmt, quality, backbone
+            request, 1 + plane.config.admission.max_styles, options, fmt, quality, backbone
         )
         scope.model = net
         styles = upload.files.get("style", [])
