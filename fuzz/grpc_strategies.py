@@ -31,7 +31,8 @@ from service.core.saliency import METHODS
 SERVICE = pb.DESCRIPTOR.services_by_name["Atelier"]
 KNOWN_STRINGS: dict[str, tuple[str, ...]] = {
     "style": ("starry_night", "tiny_a", "nope"),
-    "method": METHODS,
+    "method": (*METHODS, "fgsm", "pgd", "fooling", "nope"),  # saliency's and Attack's
+    "gallery": ("fuzz", "fuzz.2", "../x"),
     "backbone": ("efficientnet_lite0", "vgg16", "resnet"),
     "target_label": ("tabby", "Egyptian cat", "not a class"),
 }
@@ -191,6 +192,10 @@ def _scalar(
         return st.one_of(st.sampled_from(values), st.integers(-(2**31), I32))
     if t == FieldDescriptor.TYPE_MESSAGE and _is_struct(field):
         return structs(struct_fields)
+    nested = field.message_type
+    if t == FieldDescriptor.TYPE_MESSAGE and nested is not None and nested.file is pb.DESCRIPTOR:
+        # A message of our own (GalleryImage): its fields are fuzzed by the same rules.
+        return messages(nested, getattr(pb, nested.name), struct_fields)
     raise NotImplementedError(f"no strategy for field {field.full_name} of type {t}")
 
 

@@ -9,6 +9,9 @@
             print(update.step, update.total, update.losses)
         update.save("render.png")  # the last update carries the final image
 
+Embeddings, galleries and attacks (``embed``, ``add_to_gallery``, ``search_gallery``, ``list_galleries``,
+``attack``) are in ``service.client_features``, mixed into the same client.
+
 Errors arrive as ``AtelierClientError`` with the gRPC status code, the server's message, and for a full
 queue the server's retry hint (``retry_after_s``).
 
@@ -26,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import struct_pb2
 
 from service.api.v1 import atelier_pb2 as pb
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
+from service.client_features import AttackOutcome, FeatureCalls, ImageInput, attack_outcome
+from service.client_features import image_bytes as _read
+from service.client_features import options_struct as _struct
 
-ImageInput = bytes | str | Path
 MiB = 1024 * 1024
 _FORMATS = {
     "png": pb.IMAGE_FORMAT_PNG,
@@ -101,6 +105,7 @@ class RenderUpdate:
     content_type: str = ""
     width: int = 0
     height: int = 0
+    attack: AttackOutcome | None = None  # the final update of an Attack
 
     @property
     def done(self) -> bool:
@@ -153,6 +158,7 @@ def _update(event: pb.RenderEvent) -> RenderUpdate:
             content_type=r.content_type,
             width=r.width,
             height=r.height,
+            attack=attack_outcome(r.attack) if r.HasField("attack") else None,
         )
     if which == "progress":
         p = event.progress
@@ -170,18 +176,6 @@ def _update(event: pb.RenderEvent) -> RenderUpdate:
     return RenderUpdate(event.job_id, event.state)
 
 
-def _read(image: ImageInput) -> bytes:
-    return image if isinstance(image, bytes) else Path(image).read_bytes()
-
-
-def _struct(values: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
-    if values is None:
-        return None
-    s = struct_pb2.Struct()
-    s.update(dict(values))
-    return s
-
-
 def _format(fmt: str) -> Any:
     try:
         return _FORMATS[fmt.lower().lstrip(".")]
@@ -189,7 +183,7 @@ def _format(fmt: str) -> Any:
         raise ValueError(f"unsupported output format {fmt!r}; use png, jpeg or webp") from None
 
 
-class AtelierClient:
+class AtelierClient(FeatureCalls):
     """Blocking client over one channel. Use as a context manager, or call ``close()``."""
 
     def __init__(
@@ -267,6 +261,9 @@ class AtelierClient:
             )
         except grpc.RpcError as err:
             raise AtelierClientError.from_rpc(err) from None
+
+    def _render_stream(self, call: Any) -> RenderStream:
+        return RenderStream(call)
 
     def stylize(
         self,

@@ -57,7 +57,19 @@ STRUCT_FIELDS = {
 }
 SEEN: dict[str, Counter[str]] = {}  # status counts per method, printed with -s (docs/fuzzing.md)
 CALL_TIMEOUT_S = 20.0  # generous: the server's own job cap (4 s) ends renders long before
-EXAMPLES = {"Stylize": 30, "ListStyles": 2, "Classify": 10, "Saliency": 8, "Gatys": 8, "DeepDream": 8}
+EXAMPLES = {
+    "Stylize": 30,
+    "ListStyles": 2,
+    "Classify": 10,
+    "Saliency": 8,
+    "Gatys": 8,
+    "DeepDream": 8,
+    "Embed": 8,
+    "ListGalleries": 2,
+    "AddToGallery": 8,
+    "SearchGallery": 8,
+    "Attack": 8,
+}
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,11 @@ def test_stubs_import_from_the_package_path() -> None:
         "Saliency",
         "Gatys",
         "DeepDream",
+        "Embed",
+        "ListGalleries",
+        "AddToGallery",
+        "SearchGallery",
+        "Attack",
     }
     streaming = {m.name for m in service.methods if m.server_streaming}
-    assert streaming == {"Gatys", "DeepDream"}
+    assert streaming == {"Gatys", "DeepDream", "Attack"}

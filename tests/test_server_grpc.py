@@ -386,6 +386,11 @@ def test_reflection_lists_and_describes_the_service(live: LiveServer) -> None:
         "Saliency",
         "Gatys",
         "DeepDream",
+        "Embed",
+        "ListGalleries",
+        "AddToGallery",
+        "SearchGallery",
+        "Attack",
     }
 
 

@@ -235,18 +235,20 @@ class RenderProgress(_message.Message):
     def __init__(self, step: _Optional[int] = ..., total: _Optional[int] = ..., losses: _Optional[_Mapping[str, float]] = ..., elapsed_s: _Optional[float] = ..., eta_s: _Optional[float] = ..., stage: _Optional[str] = ..., preview: _Optional[bytes] = ...) -> None: ...
 
 class RenderResult(_message.Message):
-    __slots__ = ("image", "content_type", "width", "height", "duration_s")
+    __slots__ = ("image", "content_type", "width", "height", "duration_s", "attack")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    ATTACK_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     content_type: str
     width: int
     height: int
     duration_s: float
-    def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_s: _Optional[float] = ...) -> None: ...
+    attack: AttackOutcome
+    def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_s: _Optional[float] = ..., attack: _Optional[_Union[AttackOutcome, _Mapping]] = ...) -> None: ...
 
 class RenderEvent(_message.Message):
     __slots__ = ("job_id", "state", "progress", "result")
@@ -259,3 +261,153 @@ class RenderEvent(_message.Message):
     progress: RenderProgress
     result: RenderResult
     def __init__(self, job_id: _Optional[str] = ..., state: _Optional[str] = ..., progress: _Optional[_Union[RenderProgress, _Mapping]] = ..., result: _Optional[_Union[RenderResult, _Mapping]] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("images", "normalize", "backbone")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedScalarFieldContainer[bytes]
+    normalize: bool
+    backbone: str
+    def __init__(self, images: _Optional[_Iterable[bytes]] = ..., normalize: _Optional[bool] = ..., backbone: _Optional[str] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("vector", "prediction")
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    prediction: Prediction
+    def __init__(self, vector: _Optional[_Iterable[float]] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("backbone", "tap", "dimension", "normalized", "embeddings")
+    BACKBONE_FIELD_NUMBER: _ClassVar[int]
+    TAP_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZED_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    backbone: str
+    tap: str
+    dimension: int
+    normalized: bool
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    def __init__(self, backbone: _Optional[str] = ..., tap: _Optional[str] = ..., dimension: _Optional[int] = ..., normalized: _Optional[bool] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ...) -> None: ...
+
+class ListGalleriesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GalleryInfo(_message.Message):
+    __slots__ = ("name", "backbone", "size")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    backbone: str
+    size: int
+    def __init__(self, name: _Optional[str] = ..., backbone: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ListGalleriesResponse(_message.Message):
+    __slots__ = ("galleries",)
+    GALLERIES_FIELD_NUMBER: _ClassVar[int]
+    galleries: _containers.RepeatedCompositeFieldContainer[GalleryInfo]
+    def __init__(self, galleries: _Optional[_Iterable[_Union[GalleryInfo, _Mapping]]] = ...) -> None: ...
+
+class GalleryImage(_message.Message):
+    __slots__ = ("id", "image")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    image: bytes
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[bytes] = ...) -> None: ...
+
+class AddToGalleryRequest(_message.Message):
+    __slots__ = ("gallery", "images", "backbone")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    images: _containers.RepeatedCompositeFieldContainer[GalleryImage]
+    backbone: str
+    def __init__(self, gallery: _Optional[str] = ..., images: _Optional[_Iterable[_Union[GalleryImage, _Mapping]]] = ..., backbone: _Optional[str] = ...) -> None: ...
+
+class AddToGalleryResponse(_message.Message):
+    __slots__ = ("gallery", "backbone", "added", "size")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    backbone: str
+    added: int
+    size: int
+    def __init__(self, gallery: _Optional[str] = ..., backbone: _Optional[str] = ..., added: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class SearchGalleryRequest(_message.Message):
+    __slots__ = ("gallery", "image", "k")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    image: bytes
+    k: int
+    def __init__(self, gallery: _Optional[str] = ..., image: _Optional[bytes] = ..., k: _Optional[int] = ...) -> None: ...
+
+class Neighbour(_message.Message):
+    __slots__ = ("id", "distance", "index")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    distance: float
+    index: int
+    def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., index: _Optional[int] = ...) -> None: ...
+
+class SearchGalleryResponse(_message.Message):
+    __slots__ = ("gallery", "backbone", "neighbours")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    backbone: str
+    neighbours: _containers.RepeatedCompositeFieldContainer[Neighbour]
+    def __init__(self, gallery: _Optional[str] = ..., backbone: _Optional[str] = ..., neighbours: _Optional[_Iterable[_Union[Neighbour, _Mapping]]] = ...) -> None: ...
+
+class AttackRequest(_message.Message):
+    __slots__ = ("image", "method", "target_index", "target_label", "eps", "steps", "options")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LABEL_FIELD_NUMBER: _ClassVar[int]
+    EPS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    method: str
+    target_index: int
+    target_label: str
+    eps: float
+    steps: int
+    options: _struct_pb2.Struct
+    def __init__(self, image: _Optional[bytes] = ..., method: _Optional[str] = ..., target_index: _Optional[int] = ..., target_label: _Optional[str] = ..., eps: _Optional[float] = ..., steps: _Optional[int] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class AttackOutcome(_message.Message):
+    __slots__ = ("method", "target", "success", "steps", "linf", "perturbation", "before", "after")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    LINF_FIELD_NUMBER: _ClassVar[int]
+    PERTURBATION_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    target: int
+    success: bool
+    steps: int
+    linf: int
+    perturbation: bytes
+    before: _containers.RepeatedCompositeFieldContainer[Prediction]
+    after: _containers.RepeatedCompositeFieldContainer[Prediction]
+    def __init__(self, method: _Optional[str] = ..., target: _Optional[int] = ..., success: _Optional[bool] = ..., steps: _Optional[int] = ..., linf: _Optional[int] = ..., perturbation: _Optional[bytes] = ..., before: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., after: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ...) -> None: ...

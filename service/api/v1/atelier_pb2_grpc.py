@@ -64,6 +64,31 @@ class AtelierStub:
                 request_serializer=atelier_dot_v1_dot_atelier__pb2.DeepDreamRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__pb2.RenderEvent.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/atelier.v1.Atelier/Embed',
+                request_serializer=atelier_dot_v1_dot_atelier__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__pb2.EmbedResponse.FromString,
+                _registered_method=True)
+        self.ListGalleries = channel.unary_unary(
+                '/atelier.v1.Atelier/ListGalleries',
+                request_serializer=atelier_dot_v1_dot_atelier__pb2.ListGalleriesRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__pb2.ListGalleriesResponse.FromString,
+                _registered_method=True)
+        self.AddToGallery = channel.unary_unary(
+                '/atelier.v1.Atelier/AddToGallery',
+                request_serializer=atelier_dot_v1_dot_atelier__pb2.AddToGalleryRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__pb2.AddToGalleryResponse.FromString,
+                _registered_method=True)
+        self.SearchGallery = channel.unary_unary(
+                '/atelier.v1.Atelier/SearchGallery',
+                request_serializer=atelier_dot_v1_dot_atelier__pb2.SearchGalleryRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__pb2.SearchGalleryResponse.FromString,
+                _registered_method=True)
+        self.Attack = channel.unary_stream(
+                '/atelier.v1.Atelier/Attack',
+                request_serializer=atelier_dot_v1_dot_atelier__pb2.AttackRequest.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__pb2.RenderEvent.FromString,
+                _registered_method=True)
 
 
 class AtelierServicer:
@@ -112,6 +137,43 @@ class AtelierServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Feature vectors of one or several images (the classifier's last hidden layer), with each top-1 class.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGalleries(self, request, context):
+        """The named galleries the server keeps (in memory, shared with REST /v1/galleries).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddToGallery(self, request, context):
+        """Embed images into a named gallery (made on first use); over a gallery limit nothing is added.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchGallery(self, request, context):
+        """The k gallery items nearest to a query image, by cosine distance.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Attack(self, request, context):
+        """An adversarial example (FGSM, PGD) or a fooling image on EfficientNet-Lite0; streams progress like
+        the renders and ends with one result event whose RenderResult.attack holds the outcome.
+        Cancelling the call stops the job and frees its worker.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AtelierServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +205,31 @@ def add_AtelierServicer_to_server(servicer, server):
             'DeepDream': grpc.unary_stream_rpc_method_handler(
                     servicer.DeepDream,
                     request_deserializer=atelier_dot_v1_dot_atelier__pb2.DeepDreamRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__pb2.RenderEvent.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=atelier_dot_v1_dot_atelier__pb2.EmbedRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__pb2.EmbedResponse.SerializeToString,
+            ),
+            'ListGalleries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGalleries,
+                    request_deserializer=atelier_dot_v1_dot_atelier__pb2.ListGalleriesRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__pb2.ListGalleriesResponse.SerializeToString,
+            ),
+            'AddToGallery': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddToGallery,
+                    request_deserializer=atelier_dot_v1_dot_atelier__pb2.AddToGalleryRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__pb2.AddToGalleryResponse.SerializeToString,
+            ),
+            'SearchGallery': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchGallery,
+                    request_deserializer=atelier_dot_v1_dot_atelier__pb2.SearchGalleryRequest.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__pb2.SearchGalleryResponse.SerializeToString,
+            ),
+            'Attack': grpc.unary_stream_rpc_method_handler(
+                    servicer.Attack,
+                    request_deserializer=atelier_dot_v1_dot_atelier__pb2.AttackRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__pb2.RenderEvent.SerializeToString,
             ),
     }
@@ -307,6 +394,141 @@ class Atelier:
             target,
             '/atelier.v1.Atelier/DeepDream',
             atelier_dot_v1_dot_atelier__pb2.DeepDreamRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__pb2.RenderEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.Atelier/Embed',
+            atelier_dot_v1_dot_atelier__pb2.EmbedRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGalleries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.Atelier/ListGalleries',
+            atelier_dot_v1_dot_atelier__pb2.ListGalleriesRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__pb2.ListGalleriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddToGallery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.Atelier/AddToGallery',
+            atelier_dot_v1_dot_atelier__pb2.AddToGalleryRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__pb2.AddToGalleryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchGallery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.Atelier/SearchGallery',
+            atelier_dot_v1_dot_atelier__pb2.SearchGalleryRequest.SerializeToString,
+            atelier_dot_v1_dot_atelier__pb2.SearchGalleryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/atelier.v1.Atelier/Attack',
+            atelier_dot_v1_dot_atelier__pb2.AttackRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__pb2.RenderEvent.FromString,
             options,
             channel_credentials,

@@ -45,6 +45,20 @@ class FoolingResult:
     steps: int
 
 
+def check_fooling_options(o: FoolingOptions) -> None:
+    """Every range ``fooling_image`` needs; callers that queue the work (the server) check it up front."""
+    if not 32 <= o.size <= 1024 or not 1 <= o.steps <= 5000:
+        raise InvalidArgument(f"size must be in 32..1024 and steps in 1..5000, got {o.size} and {o.steps}.")
+    if not (math.isfinite(o.step_size) and 0 < o.step_size <= 64):
+        raise InvalidArgument(f"step_size must be in (0, 64] (0-255 units), got {o.step_size}.")
+    if not (math.isfinite(o.confidence) and 0 < o.confidence <= 1) or not (
+        math.isfinite(o.noise) and 0 <= o.noise <= 1
+    ):
+        raise InvalidArgument("confidence must be in (0, 1] and noise in [0, 1].")
+    if not 1 <= o.top <= 1000:
+        raise InvalidArgument(f"top must be in 1..1000, got {o.top}.")
+
+
 @releasing_memory
 def fooling_image(
     backbone: Backbone,
@@ -56,12 +70,7 @@ def fooling_image(
     """An unrecognisable image that ``backbone`` classifies as ``target`` with high confidence."""
     o = options or FoolingOptions()
     index = resolve_class(target, backbone.labels)
-    if not 32 <= o.size <= 1024 or not 1 <= o.steps <= 5000:
-        raise InvalidArgument(f"size must be in 32..1024 and steps in 1..5000, got {o.size} and {o.steps}.")
-    if not (math.isfinite(o.step_size) and 0 < o.step_size <= 64):
-        raise InvalidArgument(f"step_size must be in (0, 64] (0-255 units), got {o.step_size}.")
-    if not 0 < o.confidence <= 1 or not 0 <= o.noise <= 1:
-        raise InvalidArgument("confidence must be in (0, 1] and noise in [0, 1].")
+    check_fooling_options(o)
     x = seeded_noise((1, 3, o.size, o.size), o.seed, backbone.device, scale=o.noise)
     stepper = Stepper(o.steps, progress, cancel)
     stepper.stage = f"fooling {backbone.labels[index]}"

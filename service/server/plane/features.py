@@ -8,8 +8,10 @@ galleries. It uses the plane's executors, readiness and fast-path admission:
 * ``gallery_add(name, images, names, backbone)`` / ``gallery_search(name, image, k)``: named galleries,
   at most ``max_galleries`` of them, each of at most ``max_gallery_items`` images; over either limit the
   call is refused (RESOURCE_EXHAUSTED / 429) and nothing is added;
-* ``submit_attack(image, method, target, options, ...)``: FGSM or PGD as a job (progress, cancel), like the
-  other slow jobs: input decoded and options parsed before the job exists.
+* ``submit_attack(image, method, target, options, ...)``: FGSM, PGD or a fooling image (from noise: no
+  input image, a target required) as a job (progress, cancel), like the other slow jobs: input decoded and
+  options parsed before the job exists. ``JobOutput.extra`` has the method, target, success, steps, linf,
+  top-k ``before`` / ``after`` and, for FGSM and PGD, the magnified ``perturbation`` PNG.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ if TYPE_CHECKING:
     from service.server.plane.dataplane import DataPlane
 
 GALLERY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ATTACK_METHODS: tuple[str, ...] = ("fgsm", "pgd")
+ATTACK_METHODS: tuple[str, ...] = ("fgsm", "pgd", "fooling")
 # The server sets these itself: the target arrives as its own field, the crop is the classifier's.
 ATTACK_BLOCKED: tuple[str, ...] = ("target", "size")
+# Fooling images start from noise at the classifier's own input size; only ``size`` is fixed.
+FOOLING_BLOCKED: tuple[str, ...] = ("size",)
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ class FeaturePlane:
             named = self._galleries.get(name)
             if named is None:
                 if not create:
-                    raise NotFound(f"No gallery named {quoted(name)}; POST images to /v1/galleries/{name}.")
+                    raise NotFound(f"No gallery named {quoted(name)}.")
                 if len(self._galleries) >= self.config.max_galleries:
                     raise ResourceExhausted(
                         f"The server holds at most {self.config.max_galleries} galleries, and has them all.",
@@ -142,7 +146,10 @@ class FeaturePlane:
         with self._lock:
             named = self._galleries.get(name)
         if named is None:
-            raise NotFound(f"No gallery named {quoted(name)}; POST images to /v1/galleries/{name} first.")
+            raise NotFound(  # said for both transports: the same plane answers REST and gRPC
+                f"No gallery named {quoted(name)}; add images to it first "
+                f"(POST /v1/galleries/{name}, or AddToGallery)."
+            )
         if not 1 <= k <= 1000:
             raise InvalidArgument(f"k must be between 1 and 1000, got {k}.")
         net, result = await self.embed([image], normalize=True, backbone=named.backbone, deadline=deadline)
@@ -174,6 +181,8 @@ class FeaturePlane:
 
         if method not in ATTACK_METHODS:
             raise InvalidArgument(f"Unknown attack {quoted(method)}; use one of {', '.join(ATTACK_METHODS)}.")
+        if method == "fooling":
+            return self._prepare_fooling(target, options)
         opts = build_options(AttackOptions, options, blocked=ATTACK_BLOCKED, what=f"attack {method!r}")
         if not 0 <= opts.seed < 2**32:
             raise InvalidArgument(f"seed must be in 0..{2**32 - 1}, got {opts.seed}.")
@@ -188,10 +197,35 @@ class FeaturePlane:
             extra = {
                 "method": method, "target": res.target, "success": res.success, "steps": res.steps,
                 "linf": res.linf, "before": res.before, "after": res.after,
+                "perturbation": encode_image(res.magnified(), "png"),
             }  # fmt: skip
             data = encode_image(res.adversarial, "png")  # PNG: lossless, or the budget would not hold
             h, w = res.adversarial.shape[:2]
             return JobOutput(data, MIME_TYPES["png"], int(w), int(h), extra)
+
+        return run
+
+    def _prepare_fooling(self, target: int | str | None, options: Mapping[str, Any] | None) -> JobFunction:
+        from service.core.adversarial.common import resolve_target
+        from service.core.adversarial.fooling import FoolingOptions, check_fooling_options, fooling_image
+
+        opts = build_options(FoolingOptions, options, blocked=FOOLING_BLOCKED, what="attack 'fooling'")
+        if not 0 <= opts.seed < 2**32:
+            raise InvalidArgument(f"seed must be in 0..{2**32 - 1}, got {opts.seed}.")
+        check_fooling_options(opts)
+        net = _backbone(self.plane, "efficientnet_lite0")
+        index = resolve_target(net, target)
+        if index is None:
+            raise InvalidArgument("A fooling image needs a target class (an ImageNet index or label).")
+
+        def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
+            res = fooling_image(net, index, opts, progress=progress, cancel=cancel)
+            extra = {
+                "method": "fooling", "target": res.target, "success": res.probability >= opts.confidence,
+                "steps": res.steps, "linf": 0, "before": [], "after": res.predictions,
+            }  # fmt: skip
+            h, w = res.image.shape[:2]
+            return JobOutput(encode_image(res.image, "png"), MIME_TYPES["png"], int(w), int(h), extra)
 
         return run
 

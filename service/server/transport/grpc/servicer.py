@@ -8,13 +8,10 @@ events; if the client cancels or its deadline passes, the job is cancelled and i
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import grpc
-from google.protobuf import struct_pb2
 from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2
 
@@ -25,52 +22,23 @@ from service.server.auth.authenticator import Authenticator
 from service.server.errors import RETRY_AFTER_KEY, public_message, status_for
 from service.server.jobs.manager import Job, JobEvent, JobState
 from service.server.plane.dataplane import DataPlane, RequestScope
+from service.server.transport.grpc.convert import (
+    deadline_of,
+    image_format,
+    predictions_of,
+    quality_of,
+    struct_values,
+)
+from service.server.transport.grpc.features import FeatureRpcs
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Atelier"].full_name  # "atelier.v1.Atelier"
 
-FORMATS = {
-    pb.IMAGE_FORMAT_UNSPECIFIED: "png",
-    pb.IMAGE_FORMAT_PNG: "png",
-    pb.IMAGE_FORMAT_JPEG: "jpeg",
-    pb.IMAGE_FORMAT_WEBP: "webp",
-}
 SALIENCY_OUTPUTS = {
     pb.SALIENCY_OUTPUT_UNSPECIFIED: "overlay",
     pb.SALIENCY_OUTPUT_OVERLAY: "overlay",
     pb.SALIENCY_OUTPUT_HEATMAP: "heatmap",
     pb.SALIENCY_OUTPUT_FLOAT32: "float32",
 }
-
-
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
-
-
-def _format(value: int) -> str:
-    # An enum value this server does not know (a newer client) falls back to PNG rather than failing.
-    return FORMATS.get(value, "png")  # type: ignore[call-overload]
-
-
-def _quality(value: int) -> int:
-    return value or 90
-
-
-def _value(value: struct_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "struct_value":
-        return _struct(value.struct_value)
-    if kind == "list_value":
-        return [_value(v) for v in value.list_value.values]
-    if kind in (None, "null_value"):
-        return None
-    return getattr(value, kind)  # number_value (a float: the options parser decides), string, bool
-
-
-def _struct(message: struct_pb2.Struct) -> dict[str, Any]:
-    """A ``Struct`` as plain Python values for the options parser. Not ``json_format.MessageToDict``: it
-    raises ``ValueError`` on NaN and Infinity, which must reach the parser and be refused as bad input."""
-    return {key: _value(v) for key, v in message.fields.items()}
 
 
 def _authorization(context: grpc.aio.ServicerContext) -> str | None:
@@ -90,11 +58,7 @@ def _fit(message: str) -> str:
     return message if len(message) <= MAX_DETAILS_CHARS else message[: MAX_DETAILS_CHARS - 3] + "..."
 
 
-def _predictions(preds: Any) -> list[pb.Prediction]:
-    return [pb.Prediction(index=p.index, label=p.label, probability=p.probability) for p in preds]
-
-
-class AtelierServicer(pb_grpc.AtelierServicer):
+class AtelierServicer(FeatureRpcs, pb_grpc.AtelierServicer):
     def __init__(self, plane: DataPlane, auth: Authenticator | None = None) -> None:
         self.plane = plane
         self.auth = auth if auth is not None else Authenticator.open()
@@ -131,9 +95,9 @@ class AtelierServicer(pb_grpc.AtelierServicer):
                 strength=request.strength if request.HasField("strength") else 1.0,
                 preserve_color=request.preserve_color,
                 max_side=request.max_side or None,
-                fmt=_format(request.format),
-                quality=_quality(request.quality),
-                deadline=_deadline(context),
+                fmt=image_format(request.format),
+                quality=quality_of(request.quality),
+                deadline=deadline_of(context),
             )
         return pb.StylizeResponse(
             image=res.image,
@@ -174,9 +138,9 @@ class AtelierServicer(pb_grpc.AtelierServicer):
         backbone = request.backbone or self.plane.config.default_backbone
         async with self._rpc(context, "Classify", backbone):
             preds = await self.plane.classify(
-                request.image, top_k=request.top_k or 5, backbone=backbone, deadline=_deadline(context)
+                request.image, top_k=request.top_k or 5, backbone=backbone, deadline=deadline_of(context)
             )
-        return pb.ClassifyResponse(predictions=_predictions(preds), backbone=backbone)
+        return pb.ClassifyResponse(predictions=predictions_of(preds), backbone=backbone)
 
     async def Saliency(
         self, request: pb.SaliencyRequest, context: grpc.aio.ServicerContext
@@ -190,10 +154,10 @@ class AtelierServicer(pb_grpc.AtelierServicer):
                 request.method,
                 target=target,
                 output=SALIENCY_OUTPUTS.get(request.output, "overlay"),
-                params=_struct(request.params) if request.HasField("params") else None,
+                params=struct_values(request.params) if request.HasField("params") else None,
                 top_k=request.top_k or 5,
                 backbone=backbone,
-                deadline=_deadline(context),
+                deadline=deadline_of(context),
                 owner=scope.owner,
             )
         return pb.SaliencyResponse(
@@ -202,7 +166,7 @@ class AtelierServicer(pb_grpc.AtelierServicer):
             width=out.width,
             height=out.height,
             target=out.target,
-            predictions=_predictions(out.predictions),
+            predictions=predictions_of(out.predictions),
             method=out.method,
         )
 
@@ -214,11 +178,11 @@ class AtelierServicer(pb_grpc.AtelierServicer):
             job = await self.plane.submit_gatys(
                 request.content,
                 list(request.styles),
-                _struct(request.options) if request.HasField("options") else None,
-                fmt=_format(request.format),
-                quality=_quality(request.quality),
+                struct_values(request.options) if request.HasField("options") else None,
+                fmt=image_format(request.format),
+                quality=quality_of(request.quality),
                 backbone=backbone,
-                deadline=_deadline(context),
+                deadline=deadline_of(context),
                 owner=scope.owner,
             )
             async for event in self._stream(job):
@@ -231,12 +195,12 @@ class AtelierServicer(pb_grpc.AtelierServicer):
         async with self._rpc(context, "DeepDream", backbone) as scope:
             job = await self.plane.submit_deepdream(
                 request.image,
-                _struct(request.options) if request.HasField("options") else None,
-                fmt=_format(request.format),
-                quality=_quality(request.quality),
+                struct_values(request.options) if request.HasField("options") else None,
+                fmt=image_format(request.format),
+                quality=quality_of(request.quality),
                 backbone=backbone,
                 guide=request.guide or None,
-                deadline=_deadline(context),
+                deadline=deadline_of(context),
                 owner=scope.owner,
             )
             async for event in self._stream(job):
