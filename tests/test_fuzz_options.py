@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz.grpc_strategies import json_values
@@ -58,15 +58,9 @@ def test_random_options_give_a_typed_error_or_options(case: tuple[str, dict[str,
     check_options(*case)
 
 
-def known_rest_text_bug(text: str) -> bool:
-    """Inputs of the xfail regression below (digits that ``int()`` refuses); drop once it is fixed."""
-    return any(c.isdigit() and not c.isdecimal() for c in text)
-
-
 @fuzz_settings(200)
 @given(text=st.text(max_size=40))
 def test_random_rest_text_gives_a_typed_error_or_a_value(text: str) -> None:
-    assume(not known_rest_text_bug(text))
     check_rest_text(text)
 
 
@@ -74,11 +68,6 @@ def test_random_rest_text_gives_a_typed_error_or_a_value(text: str) -> None:
 HUGE = 10**400  # a JSON integer (REST) above the largest double
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/server/plane/options.py: float(value) on an int above the largest double raises "
-    "OverflowError (a 500 over REST); the parser should refuse it as InvalidArgument",
-)
 @pytest.mark.parametrize(
     "algorithm, options",
     [
@@ -95,12 +84,6 @@ def test_an_integer_beyond_a_double_is_refused(algorithm: str, options: dict[str
         CHECKS[algorithm](options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/server/transport/rest/uploads.py: parse_json_object/form_value let RecursionError "
-    "(deeply nested JSON) and ValueError (an integer of more than 4300 digits) escape, and parse_target "
-    "int()s strings that only str.isdigit() accepts ('²'): each is a 500 over REST",
-)
 @pytest.mark.parametrize(
     "text", ["[" * 5000, '{"steps": ' + "9" * 5000 + "}", "²"], ids=["deep", "long-int", "superscript"]
 )
@@ -113,3 +96,20 @@ def test_a_style_scale_that_overflows_the_plan_is_refused(lite0: Any) -> None:
     with pytest.raises(InvalidArgument):
         check_gatys(lite0, img, [img], GatysOptions(size=64, style_scale=1e308))
     assert math.isfinite(64 * 8.0)  # the server's bound (8) is far from it
+
+
+def test_what_python_cannot_parse_gets_a_message_that_says_why() -> None:
+    from service.core.labels import resolve_class
+    from service.server.transport.rest.uploads import form_value, parse_json_object, parse_target
+
+    with pytest.raises(InvalidArgument, match="an integer of 401 digits"):
+        CHECKS["gatys"]({"size": HUGE})
+    with pytest.raises(InvalidArgument, match="nested too deeply"):
+        parse_json_object("[" * 5000, "options")
+    with pytest.raises(InvalidArgument, match=r"more than \d+ digits"):
+        form_value("9" * 5000)
+    assert parse_target("²") == "²" and parse_target("--5") == "--5"  # labels, not int() errors
+    assert parse_target(" -7 ") == -7
+    for target in ("²", "9" * 5000):
+        with pytest.raises(InvalidArgument):
+            resolve_class(target)

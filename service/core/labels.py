@@ -3,10 +3,14 @@ the names costs seconds at every server start; a test checks the file against to
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from service.core.errors import InvalidArgument, quoted
+
+# ASCII digits only: str.isdigit() also admits '²' and other digits that int() refuses.
+_INDEX = re.compile(r"-?[0-9]+")
 
 
 @lru_cache(maxsize=1)
@@ -18,8 +22,14 @@ def imagenet_labels() -> list[str]:
 def resolve_class(target: int | str, labels: list[str] | None = None) -> int:
     """Turn a class index or a label name (case-insensitive, exact or unique prefix) into an index."""
     names = labels if labels is not None else imagenet_labels()
-    if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
-        idx = int(target)
+    if isinstance(target, str) and _INDEX.fullmatch(target.strip()):
+        if len(target.strip()) > 18:  # int() refuses more than 4300 digits; no index has 19
+            raise InvalidArgument(
+                f"Class index {quoted(target.strip())} is out of range 0..{len(names) - 1}."
+            )
+        target = int(target)
+    if isinstance(target, int):
+        idx = target
         if not 0 <= idx < len(names):
             raise InvalidArgument(f"Class index {idx} is out of range 0..{len(names) - 1}.")
         return idx

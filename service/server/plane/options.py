@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -47,6 +48,8 @@ def _describe(value: Any) -> str:
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict | list | tuple):
         return "an object" if isinstance(value, dict) else f"a list of {len(value)} items"
+    if isinstance(value, int):
+        return _num(value)  # repr() fails on an int of more than 4300 digits
     return quoted(value) if isinstance(value, str) else repr(value)
 
 
@@ -60,6 +63,10 @@ def _number(name: str, value: Any, integral: bool) -> int | float:
         raise InvalidArgument(f"Option {name!r} must be {kind}, got {_describe(value)}.")
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidArgument(f"Option {name!r} must be a finite number, got {_describe(value)}.")
+    if not integral and isinstance(value, int) and not _fits_a_double(value):
+        # A JSON integer (REST) may have hundreds of digits; float() of it raises OverflowError. An
+        # integral field keeps it as an int and its bound refuses it, with a message that shows its size.
+        raise InvalidArgument(f"Option {name!r} must be a finite number, got {_num(value)}.")
     if not integral:
         return float(value)
     if isinstance(value, float) and not value.is_integer():
@@ -122,10 +129,22 @@ def _check_bound(name: str, value: Any, bound: Bound, where: str) -> None:
         )
 
 
+def _fits_a_double(value: int) -> bool:
+    return abs(value) <= _DOUBLE_MAX
+
+
+_DOUBLE_MAX = int(sys.float_info.max)
+
+
 def _num(value: float | None) -> str:
     """A bound or value as a person writes it: 4294967295, 0.01, 1e+09 (not 4.29497e+09)."""
     if value is None:
         return "any"
+    if isinstance(value, int) and not _fits_a_double(value):
+        # Neither float() nor (past 4300 digits) str() works on it; its size is what matters.
+        digits = int(value.bit_length() * math.log10(2))  # exact or one short
+        digits += 10**digits <= abs(value)
+        return f"an integer of {digits} digits"
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:g}"

@@ -99,6 +99,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "image larger than the server's limits",
         429: "a queue is full; retry after the Retry-After header's seconds",
         503: "the server is starting (models loading) or shutting down",
+        504: "the call's timeout_s passed before it finished",
     }.items()
 }
 

@@ -10,6 +10,8 @@ readable message, mapped to its status by the one table in ``service.server.erro
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +71,12 @@ async def _capped(request: Request, cap: int) -> AsyncGenerator[bytes, None]:
 
 def _check_length(request: Request, cap: int) -> None:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > cap:
+    # isdigit() alone admits '²', which int() refuses; past 18 digits the body is above any cap.
+    if length is None or not (length.isascii() and length.isdigit()):
+        return
+    if len(length) > 18:
+        raise errors.ImageTooLarge(f"The request body is larger than the limit of {_human_bytes(cap)}.")
+    if int(length) > cap:
         raise errors.ImageTooLarge(
             f"The request body is {_human_bytes(int(length))}, above the limit of {_human_bytes(cap)}."
         )
@@ -130,25 +137,46 @@ def _human_bytes(n: int) -> str:
 
 
 # --- parsing small values -------------------------------------------------------------------------------
+TARGET_DIGITS = 18  # a class index is small; a longer run of digits is refused, not int()ed
+_INDEX = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also admits '²', which int() refuses
+
+
+def _loads(text: str, what: str) -> Any:
+    """``json.loads``, with what Python's own limits refuse as a typed error: nesting deeper than the
+    interpreter's recursion limit (RecursionError) and integers of more digits than
+    ``sys.get_int_max_str_digits()`` (a plain ValueError). ``json.JSONDecodeError`` is left to the caller."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise errors.InvalidArgument(f"{what} is nested too deeply to read.") from None
+    except ValueError:
+        limit = sys.get_int_max_str_digits()
+        raise errors.InvalidArgument(f"{what} holds a number of more than {limit} digits.") from None
+
+
 def parse_json_object(text: str | None, what: str) -> dict[str, Any]:
     """A JSON object from a query or form value (``options``, ``params``); ``{}`` when absent."""
     if text is None or not text.strip():
         return {}
     try:
-        value = json.loads(text)
+        value = _loads(text, what)
     except json.JSONDecodeError as exc:
         raise errors.InvalidArgument(
             f"{what} must be a JSON object: {exc.msg} at position {exc.pos}."
         ) from None
     if not isinstance(value, dict):
-        raise errors.InvalidArgument(f'{what} must be a JSON object like {{"steps": 20}}, got {text!r}.')
+        raise errors.InvalidArgument(
+            f'{what} must be a JSON object like {{"steps": 20}}, got {errors.quoted(text)}.'
+        )
     return value
 
 
-def form_value(text: str) -> Any:
+def form_value(text: str, name: str = "A form field") -> Any:
     """A form field as JSON when it parses (``20``, ``true``, ``[256, 512]``), else the string itself."""
     try:
-        return json.loads(text)
+        return _loads(text, name)
     except json.JSONDecodeError:
         return text
 
@@ -158,4 +186,8 @@ def parse_target(text: str | None) -> int | str | None:
     if text is None or not text.strip():
         return None
     stripped = text.strip()
-    return int(stripped) if stripped.lstrip("-").isdigit() else stripped
+    if not _INDEX.fullmatch(stripped):
+        return stripped
+    if len(stripped.lstrip("-")) > TARGET_DIGITS:
+        raise errors.InvalidArgument(f"The target class index {errors.quoted(stripped)} is too large.")
+    return int(stripped)
