@@ -356,3 +356,36 @@ def test_fast_path_admission_is_bounded() -> None:
 
     asyncio.run(main())
     assert plane.metrics.registry.get_sample_value("atelier_rejected_total", {"queue": "fast"}) == 1
+
+
+def test_cancel_as_a_worker_takes_the_job_is_not_an_error() -> None:
+    """A DELETE landing between a worker taking a job off the queue and that job going RUNNING (the
+    worker publishes RUNNING outside the lock): the interleaving forced by calling the worker's steps."""
+    metrics = Metrics()
+    m = job_manager(metrics=metrics)
+    started = threading.Event()
+    ran: list[bool] = []
+
+    def never_runs(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
+        ran.append(True)
+        return JobOutput(b"no", "text/plain")
+
+    try:
+        busy = m.submit("gatys", looping_job(started))  # holds the one worker, so nothing else takes B
+        assert started.wait(10)
+        job = m.submit("deepdream", never_runs)
+        with m._lock:  # what _worker does under the lock, then it releases it before _run
+            taken = m._owners.pick(m._pending)
+            m._active.add(taken.id)
+        assert taken is job and job.state == "queued"
+        assert m.cancel(job.id) is job  # raised ValueError from _pending.remove before the fix
+        m._run(taken)  # the worker carries on: its first token check ends the job
+        assert job.state == "cancelled" and not ran
+        m.cancel(busy.id)
+        assert busy.wait(10)
+    finally:
+        m.close(timeout=5)
+    value = metrics.registry.get_sample_value
+    assert value("atelier_jobs", {"kind": "deepdream", "state": "queued"}) == 0
+    assert value("atelier_jobs_finished_total", {"kind": "deepdream", "state": "cancelled"}) == 1
+    assert m.queued == 0 and m.running == 0

@@ -232,6 +232,10 @@ class JobManager:
         with self._lock:
             if job.state is not JobState.QUEUED:
                 return  # running: the worker sees the token within one iteration; finished: nothing to do
+            if job not in self._pending:
+                # Still QUEUED but a worker has just taken it (it publishes RUNNING outside the lock):
+                # that worker's first token check finishes it as cancelled, and owns its gauges.
+                return
             self._pending.remove(job)
             self._gauges_locked()
             if self.metrics is not None:
