@@ -7,94 +7,57 @@ machine that cannot run them is noticed.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
 
 from service.core.imageio import decode_image
-from service.server.app import Server, ServerOptions
-from service.server.plane.config import PlaneConfig
-from service.server.plane.dataplane import DataPlane
+from service.server.auth.authenticator import INVALID_MESSAGE, MISSING_MESSAGE
+from service.server.auth.keys import digest_of
 from service.server.transport.rest.pages import PAGE_CSP, STATIC_DIR
-from service.settings import Settings
 from tests.tinymodels import write_tiny_models
-
-T = TypeVar("T")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-STYLES = ("starry_night", "tiny_b")
-TIMEOUT_MS = 60_000  # generous for a busy 2-core CI; a passing test never waits this long
-SAMPLES = ("chelsea", "coffee", "astronaut")
-MAX_SIDE_SLOW = 256  # the server's side limit for saliency and jobs
-
-
-class PageServer:
-    """The whole server (gRPC and HTTP) on its own event loop thread; the browser needs a live socket."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="web-page-server", daemon=True)
-        self.thread.start()
-
-        async def start() -> Server:
-            plane = DataPlane(PlaneConfig.from_settings(settings, warmup=False))
-            server = Server(plane, ServerOptions.from_settings(settings))
-            await server.start()
-            return server
-
-        self.server = self.run(start())
-        self.url = f"http://127.0.0.1:{self.server.http_port}"
-        self.http = httpx.Client(base_url=self.url, timeout=60)
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
-
-    def close(self) -> None:
-        self.http.close()
-        try:
-            self.run(self.server.stop(0.5))
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
+from tests.webpage import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    MAX_SIDE_SLOW,
+    SAMPLES,
+    STYLES,
+    TIMEOUT_MS,
+    PageServer,
+    Tab,
+    choose_sample,
+    image_size,
+    page_settings,
+)
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
-    models = write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES)
-    settings = Settings(
-        _env_file=None,
-        host="127.0.0.1",
-        grpc_port=0,  # any free ports
-        http_port=0,
-        grace_period_s=1,
-        models_dir=models,
-        ort_providers=["CPUExecutionProvider"],
-        ort_intra_threads=1,
-        max_side_slow=MAX_SIDE_SLOW,
-        device="cpu",
-        job_workers=1,
-    )
-    server = PageServer(settings)
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES))
+
+
+@pytest.fixture(scope="module")
+def live(models: Path) -> Iterator[PageServer]:
+    server = PageServer(page_settings(models))
+    yield server
+    server.close()
+
+
+PAGE_KEY = "page-test-key"
+
+
+@pytest.fixture(scope="module")
+def keyed(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
+    """A server started with a keys file (the one key ``PAGE_KEY``): every /v1 call needs it."""
+    keys = tmp_path_factory.mktemp("auth") / "keys"
+    keys.write_text(f"page:{digest_of(PAGE_KEY).hex()}\n")
+    server = PageServer(page_settings(models, api_keys_file=keys))
     yield server
     server.close()
 
@@ -121,47 +84,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
         context.close()
 
 
-class Tab:
-    """A new page that records console errors, uncaught exceptions and every URL it requests."""
-
-    def __init__(self, context: BrowserContext) -> None:
-        self.page: Page = context.new_page()
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
-        self.page.on("request", lambda request: self.requests.append(request.url))
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(message.text)
-
-    def open(self, live: PageServer) -> Page:
-        self.page.goto(live.url + "/")
-        expect(self.page.locator("body")).to_have_attribute("data-ready", "true")
-        return self.page
-
-
 @pytest.fixture
 def tab(browser: BrowserContext) -> Iterator[Tab]:
     t = Tab(browser)
     yield t
     t.page.close()
-
-
-def choose_sample(page: Page, name: str = "Cat") -> None:
-    page.get_by_role("button", name=name, exact=True).click()
-    expect(page.locator("#photo-status")).to_contain_text(name)
-
-
-def image_size(page: Page, selector: str) -> tuple[int, int]:
-    """The decoded size of an <img>, once the browser has decoded it (0 x 0 would mean a broken image)."""
-    page.wait_for_function(
-        "sel => { const i = document.querySelector(sel); return i && i.complete && i.naturalWidth > 0; }",
-        arg=selector,
-    )
-    w, h = page.eval_on_selector(selector, "i => [i.naturalWidth, i.naturalHeight]")
-    return int(w), int(h)
 
 
 def local_asset_urls(html: str) -> list[str]:
@@ -377,3 +304,52 @@ def test_phone_width_has_no_sideways_scroll(live: PageServer, tab: Tab) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     result_width = page.eval_on_selector("#stylize-result", "i => i.getBoundingClientRect().width")
     assert 0 < result_width <= 360
+
+
+def test_with_api_keys_the_page_asks_for_one_then_sends_it(keyed: PageServer, tab: Tab) -> None:
+    page = tab.open(keyed)
+    # No key yet: the styles list failed with the API's own message, pointing at the key field.
+    stylize_status = page.locator("#stylize-status")
+    expect(stylize_status).to_have_attribute("data-kind", "error")
+    expect(stylize_status).to_contain_text(MISSING_MESSAGE)
+    expect(stylize_status).to_contain_text("“API key” field")
+    key = page.get_by_label("API key")
+    expect(key).to_have_attribute("type", "password")
+    expect(key).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#key-status")).to_contain_text(MISSING_MESSAGE)
+
+    sent_keys: list[str | None] = []  # the Authorization header of each /v1 call from here on
+
+    def record_key(request: Request) -> None:
+        if "/v1/" in request.url:
+            sent_keys.append(request.headers.get("authorization"))
+
+    page.on("request", record_key)
+    key.fill("not-the-key")
+    key.press("Enter")
+    expect(stylize_status).to_contain_text(INVALID_MESSAGE)
+
+    key.fill(PAGE_KEY)
+    key.press("Enter")
+    expect(page.locator("#style-select option")).to_have_count(len(STYLES))  # listed, now with the key
+    expect(key).not_to_have_attribute("aria-invalid", "true")
+    choose_sample(page)
+    page.select_option("#style-select", "tiny_b")
+    page.get_by_role("button", name="Stylise").click()
+    expect(stylize_status).to_contain_text("Done")
+    image_size(page, "#stylize-result")
+
+    # A job's events come through fetch() with the key (EventSource could not send it).
+    page.fill("#job-steps", "2")
+    page.fill("#job-size", "64")
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#job-status")).to_contain_text("Done")
+    assert max(image_size(page, "#job-image")) == 64
+
+    assert sent_keys[-1] == f"Bearer {PAGE_KEY}" and f"Bearer {PAGE_KEY}" in sent_keys
+    assert any("/events" in u for u in tab.requests)
+    # Kept for this tab only, and never in a URL.
+    assert page.evaluate("sessionStorage.getItem('atelier.apiKey')") == PAGE_KEY
+    assert page.evaluate("localStorage.length") == 0
+    assert not any(PAGE_KEY in u for u in tab.requests)
+    assert all("401" in e for e in tab.errors), tab.errors  # chromium logs each refused call

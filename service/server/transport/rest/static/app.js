@@ -3,6 +3,7 @@
 
 import { getBlob, getJson, postForm } from "./api.js";
 import { setupJobs } from "./job.js";
+import { setupKey } from "./key.js";
 import {
   byId,
   errorText,
@@ -65,7 +66,8 @@ function setupPhoto() {
   }
 }
 
-async function setupStyles() {
+// Returns the loader, which runs again when an API key is entered (a keyed server lists styles only then).
+function setupStyles() {
   const select = byId("style-select");
   const info = byId("style-info");
   const status = byId("stylize-status");
@@ -77,24 +79,33 @@ async function setupStyles() {
       : "";
   };
   select.addEventListener("change", describe);
-  try {
-    const { styles } = await getJson("/v1/styles");
-    select.replaceChildren();
-    if (styles.length === 0) {
-      select.append(new Option("No styles are loaded on this server", ""));
-      setStatus(status, "The server has no fast style models loaded.", "error");
-      return;
+  let failed = false; // the status shows why the list is missing: cleared once it loads
+  return async function loadStyles() {
+    try {
+      const { styles } = await getJson("/v1/styles");
+      select.replaceChildren();
+      if (failed) {
+        setStatus(status, "");
+        failed = false;
+      }
+      if (styles.length === 0) {
+        select.append(new Option("No styles are loaded on this server", ""));
+        setStatus(status, "The server has no fast style models loaded.", "error");
+        return;
+      }
+      for (const style of styles) {
+        const option = new Option(`${style.title || style.style} (${style.name})`, style.name);
+        option.style_info = style;
+        select.append(option);
+      }
+      describe();
+    } catch (err) {
+      select.replaceChildren(new Option("Styles unavailable", ""));
+      info.textContent = "";
+      failed = true;
+      setStatus(status, errorText(err), "error");
     }
-    for (const style of styles) {
-      const option = new Option(`${style.title || style.style} (${style.name})`, style.name);
-      option.style_info = style;
-      select.append(option);
-    }
-    describe();
-  } catch (err) {
-    select.replaceChildren(new Option("Styles unavailable", ""));
-    setStatus(status, errorText(err), "error");
-  }
+  };
 }
 
 function setupStylize() {
@@ -220,8 +231,10 @@ async function setupSaliency() {
   });
 }
 
+const loadStyles = setupStyles();
+setupKey(loadStyles);
 setupPhoto();
 setupStylize();
 setupJobs(() => requirePhoto(byId("job-status")));
-await Promise.all([setupStyles(), setupSaliency()]);
+await Promise.all([loadStyles(), setupSaliency()]);
 document.body.dataset.ready = "true"; // for tests and scripts: styles and methods are listed

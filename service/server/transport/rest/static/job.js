@@ -1,7 +1,9 @@
 // The slow-render section: submit a Gatys or DeepDream job, follow its Server-Sent Events (progress and
 // preview frames), cancel it with DELETE, and fetch the result when the "done" event says it succeeded.
+// Without an API key the events come through EventSource (which reconnects by itself); with one, through
+// fetch() and a stream reader, since EventSource cannot send headers.
 
-import { deleteJson, getBlob, postForm } from "./api.js";
+import { apiKey, deleteJson, getBlob, postForm, streamEvents } from "./api.js";
 import {
   byId,
   errorText,
@@ -81,30 +83,70 @@ export function setupJobs(requirePhoto) {
     }
   }
 
+  function onProgress(update) {
+    if (update.progress) {
+      progress.value = update.progress.fraction;
+    }
+    if (update.preview) {
+      showUrl(image, update.preview);
+      caption.textContent = `Preview, step ${update.progress ? update.progress.step : 0}`;
+    }
+    if (isAvailable(cancel)) {
+      setStatus(status, describe(update)); // while cancelling, "Cancelling…" stays
+    }
+  }
+
+  const lost = (source) => {
+    if (current && current.source === source) {
+      settle();
+      setStatus(status, "Lost the job's event stream; the server may have restarted.", "error");
+    }
+  };
+
+  // With an API key the stream is read with fetch() (EventSource cannot send the Authorization header).
+  function followWithKey(job) {
+    const controller = new AbortController();
+    const source = { close: () => controller.abort() };
+    current = { job, source };
+    let ended = false;
+    const onEvent = (type, data) => {
+      if (type === "progress") {
+        onProgress(JSON.parse(data));
+      } else if (type === "done" && !ended) {
+        ended = true;
+        source.close(); // the server ends the stream after "done" anyway
+        finish(job, JSON.parse(data));
+      }
+    };
+    streamEvents(job.urls.events, onEvent, controller.signal).then(
+      () => ended || lost(source),
+      (err) => {
+        if (ended || err.name === "AbortError") {
+          return;
+        }
+        if (current && current.source === source) {
+          settle();
+          setStatus(status, errorText(err), "error");
+        }
+      },
+    );
+  }
+
   function follow(job) {
+    if (apiKey()) {
+      followWithKey(job);
+      return;
+    }
     const source = new EventSource(job.urls.events);
     current = { job, source };
-    source.addEventListener("progress", (event) => {
-      const update = JSON.parse(event.data);
-      if (update.progress) {
-        progress.value = update.progress.fraction;
-      }
-      if (update.preview) {
-        showUrl(image, update.preview);
-        caption.textContent = `Preview, step ${update.progress ? update.progress.step : 0}`;
-      }
-      if (isAvailable(cancel)) {
-        setStatus(status, describe(update)); // while cancelling, "Cancelling…" stays
-      }
-    });
+    source.addEventListener("progress", (event) => onProgress(JSON.parse(event.data)));
     source.addEventListener("done", (event) => {
       source.close(); // the server ends the stream after "done"; closing stops EventSource reconnecting
       finish(job, JSON.parse(event.data));
     });
     source.addEventListener("error", () => {
-      if (source.readyState === EventSource.CLOSED && current && current.source === source) {
-        settle();
-        setStatus(status, "Lost the job's event stream; the server may have restarted.", "error");
+      if (source.readyState === EventSource.CLOSED) {
+        lost(source);
       } else if (source.readyState === EventSource.CONNECTING) {
         setStatus(status, "Connection to the server lost; reconnecting…");
       }
