@@ -25,6 +25,7 @@ Contract for the transports (keep stable; plain values in, dataclasses out, type
 owner)`` then finds only that key's jobs, and one key holds at most ``jobs_per_key`` jobs.
 The ``submit_*`` methods decode and validate before creating the job, so bad input raises at once.
 Queues are bounded: a full queue raises ``ResourceExhausted`` carrying ``retry_after_s``.
+The blocking steps run in the executors (decode, encode, unbatched stylize) are in ``steps.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from service.core.errors import InvalidArgument, NotReady, ResourceExhausted, ShuttingDown
-from service.core.imageio import MIME_TYPES, decode_image, encode_image, normalize_format
+from service.core.imageio import MIME_TYPES, decode_image, encode_image
 from service.server.jobs.manager import Job
 from service.server.jobs.pools import JobPools
 from service.server.metrics import Metrics
@@ -51,6 +52,13 @@ from service.server.plane.model_reload import ReloadReport, ServingModels
 from service.server.plane.options import build_options
 from service.server.plane.results import SaliencyOutput, StylizeResult
 from service.server.plane.slow_jobs import prepare_deepdream, prepare_gatys, prepare_saliency
+from service.server.plane.steps import (
+    check_output,
+    decode_prepare,
+    finish_encode,
+    get_backbone_for,
+    stylize_alone,
+)
 from service.server.plane.tracking import RequestScope, deadline_scope, track_call
 
 if TYPE_CHECKING:
@@ -207,7 +215,7 @@ class DataPlane:
         from service.core.stylize.engine import StylizeOptions
 
         engine = self._require_ready()
-        fmt, quality = _check_output(fmt, quality)
+        fmt, quality = check_output(fmt, quality)
         given = {"strength": strength, "preserve_color": preserve_color, "max_side": max_side}
         opts = build_options(StylizeOptions, given, what="stylize")  # the parser every algorithm uses
         opts.check()
@@ -221,7 +229,7 @@ class DataPlane:
             self._upstream += 1
             try:
                 prepared = await self._in(
-                    self.codec_executor, _decode_prepare, engine, image, opts, self.config
+                    self.codec_executor, decode_prepare, engine, image, opts, self.config
                 )
             finally:
                 self._upstream -= 1
@@ -232,11 +240,11 @@ class DataPlane:
                 t2 = time.monotonic()
                 queue_s, run_s, batch = res.queue_wait_s, res.run_s, res.batch_size
                 out, data = await self._in(
-                    self.codec_executor, _finish_encode, engine, prepared, res.output, opts, fmt, quality
+                    self.codec_executor, finish_encode, engine, prepared, res.output, opts, fmt, quality
                 )
             else:  # the engine's own path, alone: strength 0 skips the network, large images are tiled
                 out, runs, run_s = await self._in(
-                    self.fast_executor, _stylize_alone, engine, style, prepared, opts
+                    self.fast_executor, stylize_alone, engine, style, prepared, opts
                 )
                 t2 = time.monotonic()
                 queue_s, batch = 0.0, min(runs, 1)  # one request, however many tile runs it took
@@ -277,7 +285,7 @@ class DataPlane:
         cfg = self.config.slow()
         async with deadline_scope(deadline), self._fast_slot():
             img = await self._in(self.codec_executor, decode_image, image, self.config.limits)
-            net = await self._in(self.fast_executor, _get_backbone, cfg, backbone)
+            net = await self._in(self.fast_executor, get_backbone_for, cfg, backbone)
             start = time.monotonic()
             preds = await self._in(self.fast_executor, classify, net, [img], top_k)
             self.metrics.inference_duration.labels(model=net.name, provider=f"torch:{net.device}").observe(
@@ -338,7 +346,7 @@ class DataPlane:
         owner: str | None = None,
     ) -> Job:
         self._require_ready()
-        fmt, quality = _check_output(fmt, quality)
+        fmt, quality = check_output(fmt, quality)
         fn = await self._in(
             self.codec_executor,
             prepare_gatys,
@@ -364,7 +372,7 @@ class DataPlane:
         owner: str | None = None,
     ) -> Job:
         self._require_ready()
-        fmt, quality = _check_output(fmt, quality)
+        fmt, quality = check_output(fmt, quality)
         fn = await self._in(
             self.codec_executor,
             prepare_deepdream,
@@ -377,35 +385,3 @@ class DataPlane:
             guide,
         )
         return self.jobs.submit("deepdream", fn, deadline, owner)
-
-
-def _check_output(fmt: str, quality: int) -> tuple[str, int]:
-    if not 1 <= quality <= 100:
-        raise InvalidArgument(f"quality must be between 1 and 100, got {quality}.")
-    return normalize_format(fmt), quality
-
-
-def _decode_prepare(engine: StyleEngine, data: bytes, opts: Any, config: PlaneConfig) -> np.ndarray:
-    return engine.prepare(decode_image(data, config.limits), opts)
-
-
-def _stylize_alone(
-    engine: StyleEngine, style: str, prepared: np.ndarray, opts: Any
-) -> tuple[np.ndarray, int, float]:
-    """``engine.stylize`` with its ONNX Runtime runs counted: (image, runs, seconds of running)."""
-    runs: list[float] = []
-    out = engine.stylize(style, prepared, opts, on_run=lambda images, seconds: runs.append(seconds))
-    return out, len(runs), sum(runs)
-
-
-def _finish_encode(
-    engine: StyleEngine, prepared: np.ndarray, raw: np.ndarray, opts: Any, fmt: str, quality: int
-) -> tuple[np.ndarray, bytes]:
-    out = engine.finish(prepared, raw, opts)
-    return out, encode_image(out, fmt, quality)
-
-
-def _get_backbone(cfg: Any, name: str | None) -> Any:
-    from service.core.backbones import get_backbone
-
-    return get_backbone(name or cfg.default_backbone, cfg.device, cfg.backbone_weights)

@@ -1,0 +1,52 @@
+"""Blocking steps the data plane (``dataplane.py``) runs in its executors, and its output-format check.
+
+Plain functions of their arguments: decode + prepare and finish + encode run in the codec executor, the
+engine's own (unbatched) stylize and the backbone lookup in the fast executor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from service.core.errors import InvalidArgument
+from service.core.imageio import decode_image, encode_image, normalize_format
+from service.server.plane.config import PlaneConfig
+
+if TYPE_CHECKING:
+    from service.core.stylize.engine import StyleEngine
+
+__all__ = ["check_output", "decode_prepare", "finish_encode", "get_backbone_for", "stylize_alone"]
+
+
+def check_output(fmt: str, quality: int) -> tuple[str, int]:
+    if not 1 <= quality <= 100:
+        raise InvalidArgument(f"quality must be between 1 and 100, got {quality}.")
+    return normalize_format(fmt), quality
+
+
+def decode_prepare(engine: StyleEngine, data: bytes, opts: Any, config: PlaneConfig) -> np.ndarray:
+    return engine.prepare(decode_image(data, config.limits), opts)
+
+
+def stylize_alone(
+    engine: StyleEngine, style: str, prepared: np.ndarray, opts: Any
+) -> tuple[np.ndarray, int, float]:
+    """``engine.stylize`` with its ONNX Runtime runs counted: (image, runs, seconds of running)."""
+    runs: list[float] = []
+    out = engine.stylize(style, prepared, opts, on_run=lambda images, seconds: runs.append(seconds))
+    return out, len(runs), sum(runs)
+
+
+def finish_encode(
+    engine: StyleEngine, prepared: np.ndarray, raw: np.ndarray, opts: Any, fmt: str, quality: int
+) -> tuple[np.ndarray, bytes]:
+    out = engine.finish(prepared, raw, opts)
+    return out, encode_image(out, fmt, quality)
+
+
+def get_backbone_for(cfg: Any, name: str | None) -> Any:
+    from service.core.backbones import get_backbone
+
+    return get_backbone(name or cfg.default_backbone, cfg.device, cfg.backbone_weights)
