@@ -8,7 +8,7 @@ all graph optimisations, the caller's intra/inter-op thread counts, sequential e
 are a chain, parallel execution only adds scheduling). Providers are tried in the caller's order (CUDA, then
 CPU); the provider the session actually uses is reported in ``StyleInfo.provider`` and a warning is logged
 when it is not the first preference, so a fallback to CPU is never silent. The fp16 graph of a model is
-used only when the provider in use is CUDA.
+used only when the provider in use is CUDA. Which providers can run here: ``providers.py`` (re-exported).
 
 The networks are Johnson, Alahi and Fei-Fei (2016), "Perceptual Losses for Real-Time Style Transfer and
 Super-Resolution" (arXiv:1603.08155) and lighter relatives; see ``service.core.stylize.nets``.
@@ -31,6 +31,8 @@ from service.core.imageio import resize_max_side, resize_to
 from service.core.stylize.color import blend, preserve_color
 from service.core.stylize.manifest import ManifestEntry, read_card, read_manifest, sha256_file
 from service.core.stylize.probe import sanity_probe
+from service.core.stylize.providers import available_providers as available_providers
+from service.core.stylize.providers import provider_choice as provider_choice
 from service.core.stylize.tiling import run_tiled
 
 log = logging.getLogger(__name__)
@@ -101,47 +103,6 @@ def session_options(intra_threads: int, inter_threads: int) -> Any:
     # threads and the next batch compete with those spinning threads for the same cores.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
-
-
-def provider_choice(preferred: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """The providers of ``preferred`` that can run here (CPU if none), and why each other one cannot."""
-    import onnxruntime as ort
-
-    have = set(ort.get_available_providers())
-    unusable = {p: "not in this onnxruntime build" for p in preferred if p not in have}
-    if "CUDAExecutionProvider" in have and "CUDAExecutionProvider" in preferred:
-        # onnxruntime-gpu lists CUDA even on machines without a GPU, then fails noisily per session.
-        why = _cuda_unusable()
-        if why:
-            unusable["CUDAExecutionProvider"] = why
-    chosen = [p for p in preferred if p not in unusable] or ["CPUExecutionProvider"]
-    return chosen, unusable
-
-
-def available_providers(preferred: Sequence[str]) -> list[str]:
-    """``preferred`` filtered to the providers this onnxruntime build can use here; CPU if none is left."""
-    chosen, unusable = provider_choice(preferred)
-    for provider, why in unusable.items():
-        log.warning("ONNX Runtime provider %s not usable: %s", provider, why)
-    if not any(p in chosen for p in preferred):
-        log.warning("None of the preferred providers is available; using CPUExecutionProvider")
-    return chosen
-
-
-def _cuda_unusable() -> str | None:
-    """Why the CUDA provider cannot run here (no driver, no visible GPU), or None if it may."""
-    import ctypes
-    import sys
-
-    try:
-        cuda = ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
-    except OSError:
-        return "no CUDA driver (libcuda) on this machine"
-    count = ctypes.c_int(0)
-    # A driver without a device (or with CUDA_VISIBLE_DEVICES hiding all) makes every session fail and retry.
-    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
-        return "no GPU visible to the CUDA driver"
-    return None
 
 
 def _check_file(folder: Path, rel: str, expected: str) -> Path:
