@@ -8,6 +8,8 @@ stub is used where the status code itself is the point. Waits are on stream even
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -277,3 +279,43 @@ def test_new_rpcs_are_tracked_under_their_names(live: LiveServer, client: Atelie
         if name == "atelier_request_duration_seconds_count" and labels.get("method") == "ListGalleries"
     ]
     assert {"transport": "grpc", "method": "ListGalleries", "model": "", "code": "OK"} in served
+
+
+# --- VGG pooling on the render RPCs -----------------------------------------------------------------------
+def _render(
+    client: AtelierClient, photos: dict[str, bytes], rpc: str, options: dict[str, Any], backbone: str = ""
+) -> Any:
+    if rpc == "Gatys":
+        return client.gatys(photos["chelsea"], [photos["coffee"]], options=options, backbone=backbone)
+    return client.deepdream(photos["chelsea"], options=options, backbone=backbone)
+
+
+@pytest.mark.parametrize("rpc", ["Gatys", "DeepDream"])
+@pytest.mark.parametrize(
+    "pooling, says",
+    [
+        ("avg", "applies to the VGG backbones only, not efficientnet_lite0"),
+        ("mean", "Unknown pooling 'mean'; use one of max, avg"),
+        (2, "Option 'pooling' must be a string"),  # a Struct number
+    ],
+)
+def test_pooling_is_checked_before_a_job_exists(
+    client: AtelierClient, photos: dict[str, bytes], rpc: str, pooling: Any, says: str
+) -> None:
+    code, message = status_of(lambda: _render(client, photos, rpc, {"pooling": pooling, "steps": 1}))
+    assert code == C.INVALID_ARGUMENT and says in message, message
+
+
+def test_vgg_pooling_without_weights_is_failed_precondition(
+    start_server: StartServer, photos: dict[str, bytes], tmp_path: Path
+) -> None:
+    server = start_server(vgg16_weights=tmp_path / "vgg16-397923af.pth", warmup=False)
+    with AtelierClient(server.grpc_target, timeout=120) as c:
+        for rpc in ("Gatys", "DeepDream"):
+            for pooling in ("avg", "max"):
+                options = {"pooling": pooling, "steps": 1}
+                code, message = status_of(partial(_render, c, photos, rpc, options, backbone="vgg16"))
+                assert code == C.FAILED_PRECONDITION and "vgg16-397923af.pth" in message, (rpc, message)
+            bad = {"pooling": "mean"}
+            code, message = status_of(partial(_render, c, photos, rpc, bad, backbone="vgg16"))
+            assert code == C.INVALID_ARGUMENT and "Unknown pooling" in message

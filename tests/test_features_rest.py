@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,3 +147,119 @@ def test_hostile_images_are_refused(live: LiveServer, kind: str, path: str) -> N
     r = live.http.post(path, files=_files([data]))
     assert r.status_code == status, r.text
     assert r.json()["error"]["reason"] in {"invalid_image", "image_too_large"}
+
+
+# --- fooling images need no image; FGSM and PGD do ---------------------------------------------------------
+def test_fooling_job_takes_no_image(live: LiveServer) -> None:
+    r = live.http.post(
+        "/v1/jobs/attack",
+        params={"method": "fooling", "target": "goldfish", "options": json.dumps({"steps": 3})},
+    )
+    assert r.status_code == 202, r.text
+    job = wait_state(live, r.json()["id"], {"succeeded", "failed", "cancelled"})
+    assert job["state"] == "succeeded", job
+    result = live.http.get(job["urls"]["result"])
+    assert result.headers["content-type"] == "image/png"
+    assert decode_image(result.content).shape == (224, 224, 3)
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+@pytest.mark.parametrize("how", ["no body", "form without image"])
+def test_fgsm_and_pgd_without_an_image_are_refused(live: LiveServer, method: str, how: str) -> None:
+    params = {"method": method, "target": "ipod"}
+    if how == "no body":
+        r = live.http.post("/v1/jobs/attack", params=params)
+    else:
+        r = live.http.post("/v1/jobs/attack", params=params, files={"other": ("x.txt", b"x", "text/plain")})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["reason"] == "invalid_image" and f"The {method} attack needs an image" in error["message"]
+
+
+# --- cancelling an attack over REST ------------------------------------------------------------------------
+def test_cancel_a_running_attack_frees_the_worker(live: LiveServer, photos: dict[str, bytes]) -> None:
+    # The most PGD steps and no early stop: it runs until cancelled.
+    endless = {"steps": 1000, "early_stop": False}
+    r = live.http.post(
+        "/v1/jobs/attack",
+        params={"method": "pgd", "options": json.dumps(endless)},
+        content=photos["coffee"],
+        headers={"content-type": "image/png"},
+    )
+    assert r.status_code == 202, r.text
+    job = r.json()
+    wait_state(live, job["id"], {"running"})
+    cancel = live.http.delete(job["urls"]["status"])
+    assert cancel.status_code == 200 and cancel.json()["id"] == job["id"]
+    assert wait_state(live, job["id"], {"succeeded", "failed", "cancelled"})["state"] == "cancelled"
+    # The only worker is free again: a one-step FGSM attack runs to its result.
+    quick = live.http.post(
+        "/v1/jobs/attack",
+        params={"method": "fgsm", "options": json.dumps({"eps": 2})},
+        content=photos["coffee"],
+        headers={"content-type": "image/png"},
+    )
+    assert quick.status_code == 202, quick.text
+    assert wait_state(live, quick.json()["id"], {"succeeded", "failed", "cancelled"})["state"] == "succeeded"
+
+
+# --- VGG pooling on the render jobs ------------------------------------------------------------------------
+def submit_render(
+    server: LiveServer, photos: dict[str, bytes], route: str, options: dict[str, Any], backbone: str = ""
+) -> Any:
+    """POST a Gatys or DeepDream job with ``options`` (a JSON form field) on ``backbone``."""
+    params = {"backbone": backbone} if backbone else {}
+    files = (
+        [
+            ("content", ("c.png", photos["chelsea"], "image/png")),
+            ("style", ("s.png", photos["coffee"], "image/png")),
+        ]
+        if route == "gatys"
+        else [("image", ("i.png", photos["chelsea"], "image/png"))]
+    )
+    return server.http.post(
+        f"/v1/jobs/{route}", params=params, files=files, data={"options": json.dumps(options)}
+    )
+
+
+@pytest.mark.parametrize("route", ["gatys", "deepdream"])
+@pytest.mark.parametrize(
+    "pooling, says",
+    [
+        ("avg", "applies to the VGG backbones only, not efficientnet_lite0"),
+        ("mean", "Unknown pooling 'mean'; use one of max, avg"),
+        (2, "Option 'pooling' must be a string"),
+    ],
+)
+def test_pooling_is_checked_before_a_job_exists(
+    live: LiveServer, photos: dict[str, bytes], route: str, pooling: Any, says: str
+) -> None:
+    r = submit_render(live, photos, route, {"pooling": pooling, "steps": 1})  # Lite0: the default backbone
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["reason"] == "invalid_argument" and says in r.json()["error"]["message"]
+
+
+def test_vgg_pooling_without_weights_is_the_weights_error(
+    start_server: StartServer, photos: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.core.backbones as backbones
+
+    asked: list[tuple[str, str]] = []
+    real = backbones.get_backbone
+
+    def spy(name: str, device: Any = "cpu", weights: Any = None, pooling: str = "max") -> Backbone:
+        asked.append((name, pooling))
+        return real(name, device, weights, pooling=pooling)
+
+    monkeypatch.setattr(backbones, "get_backbone", spy)
+    server = start_server(vgg16_weights=tmp_path / "vgg16-397923af.pth", warmup=False)
+    for route in ("gatys", "deepdream"):
+        for pooling in ("avg", "max"):
+            r = submit_render(server, photos, route, {"pooling": pooling, "steps": 1}, backbone="vgg16")
+            assert r.status_code == 424, r.text
+            error = r.json()["error"]
+            assert error["reason"] == "weights_not_found" and "vgg16-397923af.pth" in error["message"]
+        bad = submit_render(server, photos, route, {"pooling": "mean"}, backbone="vgg16")
+        assert bad.status_code == 400 and "Unknown pooling" in bad.json()["error"]["message"], bad.text
+    # The parsed option reached the backbone: VGG was asked for with average pools, then max.
+    assert [a for a in asked if a[0] == "vgg16"] == [("vgg16", "avg"), ("vgg16", "max")] * 2

@@ -59,6 +59,9 @@ class DreamOptions:
     size: int | None = None  # resize the input so its longer side is this (None: keep its size)
     max_side: int | None = None  # refuse images whose longer side is above this
     max_pixels: int | None = None  # refuse images with more pixels than this
+    # VGG only: "avg" for average pools. The caller builds the backbone with it
+    # (get_backbone(..., pooling=)); deepdream() itself reads the backbone it is given.
+    pooling: str = "max"
 
 
 def default_layers(backbone: Backbone) -> tuple[str, ...]:

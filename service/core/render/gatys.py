@@ -109,6 +109,9 @@ class GatysOptions:
     style_taps: tuple[str, ...] | None = None
     max_side: int | None = None  # refuse results (and style images) with a longer side above this
     max_pixels: int | None = None  # refuse inputs or results with more pixels than this
+    # VGG only: "avg" for average pools (Gatys et al. 2016). The caller builds the backbone with it
+    # (get_backbone(..., pooling=)); gatys() itself reads the backbone it is given.
+    pooling: str = "max"
 
 
 def preset_for(backbone: Backbone) -> LossPreset:

@@ -42,6 +42,7 @@ SEED = _n(0, SEED_MAX)
 PREVIEW = _n(0, 10_000, "0: no previews")
 BATCH = _n(1, 256, "images per forward pass")
 TEXT = Bound(note=f"at most {NAME_CHARS} characters")
+POOLING = Bound(note="max or avg (avg: VGG backbones only)")
 
 # Options class name -> field -> bound. Booleans need none; strings are capped at NAME_CHARS.
 OPTION_BOUNDS: dict[str, dict[str, Bound]] = {
@@ -62,6 +63,7 @@ OPTION_BOUNDS: dict[str, dict[str, Bound]] = {
         "learning_rate": _n(1e-6, 100),
         "content_tap": TEXT,
         "style_taps": Bound(items=16, note=f"names of at most {NAME_CHARS} characters"),
+        "pooling": POOLING,
     },
     "DreamOptions": {
         "layers": Bound(items=16, note=f"names of at most {NAME_CHARS} characters"),
@@ -75,6 +77,7 @@ OPTION_BOUNDS: dict[str, dict[str, Bound]] = {
         "seed": SEED,
         "preview_every": PREVIEW,
         "size": _n(32, SIDE_MAX, "and at most the setting max_side_slow"),
+        "pooling": POOLING,
     },
     "StylizeOptions": {
         "strength": _n(0, 1),

@@ -9,7 +9,7 @@ galleries. It uses the plane's executors, readiness and fast-path admission:
   at most ``max_galleries`` of them, each of at most ``max_gallery_items`` images; over either limit the
   call is refused (RESOURCE_EXHAUSTED / 429) and nothing is added;
 * ``submit_attack(image, method, target, options, ...)``: FGSM, PGD or a fooling image (from noise: no
-  input image, a target required) as a job (progress, cancel), like the other slow jobs: input decoded and
+  input image needed, a target required; FGSM and PGD refuse a missing image) as a job (progress, cancel), like the other slow jobs: input decoded and
   options parsed before the job exists. ``JobOutput.extra`` has the method, target, success, steps, linf,
   top-k ``before`` / ``after`` and, for FGSM and PGD, the magnified ``perturbation`` PNG.
 """
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.core.errors import InvalidArgument, NotFound, ResourceExhausted, quoted
+from service.core.errors import InvalidArgument, InvalidImage, NotFound, ResourceExhausted, quoted
 from service.core.features.gallery import Gallery, Neighbour
 from service.core.imageio import MIME_TYPES, decode_image, encode_image
 from service.core.progress import CancelToken, ProgressCallback
@@ -160,7 +160,7 @@ class FeaturePlane:
     # --- adversarial jobs -----------------------------------------------------------------------------
     async def submit_attack(
         self,
-        image: bytes,
+        image: bytes | None,
         method: str = "pgd",
         target: int | str | None = None,
         options: Mapping[str, Any] | None = None,
@@ -173,7 +173,7 @@ class FeaturePlane:
         return p.jobs.submit("attack", fn, deadline, owner)
 
     def _prepare_attack(
-        self, image: bytes, method: str, target: int | str | None, options: Mapping[str, Any] | None
+        self, image: bytes | None, method: str, target: int | str | None, options: Mapping[str, Any] | None
     ) -> JobFunction:
         from service.core.adversarial.common import AttackOptions, check_options, resolve_target
         from service.core.adversarial.fgsm import fgsm
@@ -182,7 +182,12 @@ class FeaturePlane:
         if method not in ATTACK_METHODS:
             raise InvalidArgument(f"Unknown attack {quoted(method)}; use one of {', '.join(ATTACK_METHODS)}.")
         if method == "fooling":
-            return self._prepare_fooling(target, options)
+            return self._prepare_fooling(target, options)  # from noise: an image, if sent, is not read
+        if not image:
+            raise InvalidImage(
+                f"The {method} attack needs an image to perturb: send it as the request body or the "
+                "form field 'image' (only method 'fooling' starts from noise)."
+            )
         opts = build_options(AttackOptions, options, blocked=ATTACK_BLOCKED, what=f"attack {method!r}")
         if not 0 <= opts.seed < 2**32:
             raise InvalidArgument(f"seed must be in 0..{2**32 - 1}, got {opts.seed}.")

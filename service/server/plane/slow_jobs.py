@@ -1,5 +1,7 @@
 """The slow-path work the data plane runs as jobs: Gatys, DeepDream and saliency.
 
+Gatys and DeepDream take a ``pooling`` option (``max`` or ``avg``, VGG only): the backbone is built with it.
+
 Each ``prepare_*`` function runs off the event loop *before* a job is created: it decodes the images and
 parses the options, so bad input fails the request at once (INVALID_ARGUMENT / 400) instead of becoming
 a failed job. It returns the job function, which the worker thread runs with the job's cancel token and
@@ -55,10 +57,21 @@ class SlowConfig:
     admission: AdmissionLimits
 
 
-def _backbone(cfg: SlowConfig, name: str | None) -> Any:
-    from service.core.backbones import get_backbone
+def _backbone(cfg: SlowConfig, name: str | None, pooling: str = "max") -> Any:
+    """The backbone ``name`` (default: the server's) with ``pooling`` (VGG's max or avg pools).
 
-    return get_backbone(name or cfg.default_backbone, cfg.device, cfg.backbone_weights)
+    An unknown pooling is refused here, before any weights are looked for; "avg" with EfficientNet-Lite0
+    is refused by ``get_backbone`` (it has no pools to swap); a VGG whose weights file is missing raises
+    ``WeightsNotFound`` as it does without the option.
+    """
+    from service.core.backbones import get_backbone
+    from service.core.backbones.vgg import POOLINGS
+
+    if pooling not in POOLINGS:
+        raise InvalidArgument(
+            f"Unknown pooling {quoted(pooling)}; use one of {', '.join(POOLINGS)} (avg: VGG backbones only)."
+        )
+    return get_backbone(name or cfg.default_backbone, cfg.device, cfg.backbone_weights, pooling=pooling)
 
 
 def _decode_within(data: bytes, cfg: SlowConfig) -> np.ndarray:
@@ -93,7 +106,7 @@ def prepare_gatys(
     check_input_pixels([content, *styles], cfg.admission)  # from the headers, before decoding
     content_img = decode_image(content, cfg.limits)
     style_imgs = [decode_image(s, cfg.limits) for s in styles]
-    net = _backbone(cfg, backbone)
+    net = _backbone(cfg, backbone, opts.pooling)
     check_gatys(net, content_img, style_imgs, opts)  # a bad option is refused before the job is accepted
     work = gatys_work(content_img.shape[:2], [s.shape[:2] for s in style_imgs], opts)
     check_work(work, cfg.admission, "Gatys", "steps, scale_steps, size or scales")
@@ -129,7 +142,7 @@ def prepare_deepdream(
     img = _decode_within(image, cfg)
     if guide:
         opts.guide = _decode_within(guide, cfg)
-    net = _backbone(cfg, backbone)
+    net = _backbone(cfg, backbone, opts.pooling)
     check_deepdream(net, img, opts)  # a bad option is refused before the job is accepted
     h, w = img.shape[:2] if opts.size is None else scale_to_side(img.shape[0], img.shape[1], opts.size)
     check_work(dream_work(h, w, opts), cfg.admission, "DeepDream", "steps, octaves or size")

@@ -6,7 +6,8 @@
 | ``GET /v1/galleries`` | the galleries: backbone and size |
 | ``POST /v1/galleries/{name}`` | embed ``image`` files (``names``: a JSON list) into the gallery |
 | ``POST /v1/galleries/{name}/search?k=8`` | the k nearest gallery items to one image, cosine distance |
-| ``POST /v1/jobs/attack?method=pgd&target=ipod`` | 202 and the job: FGSM or PGD; the result is a PNG |
+| ``POST /v1/jobs/attack?method=pgd&target=ipod`` | 202 and the job: FGSM, PGD or a fooling image (no |
+|  | image sent: it starts from noise); the result is a PNG |
 
 Job status, events, result and cancel are the ``/v1/jobs/{id}`` routes every job has.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -35,7 +36,12 @@ from service.server.transport.rest.schemas import (
     image_body,
     job_out,
 )
-from service.server.transport.rest.uploads import parse_json_object, parse_target, read_upload
+from service.server.transport.rest.uploads import (
+    content_type_of,
+    parse_json_object,
+    parse_target,
+    read_upload,
+)
 
 METHOD_NAMES = {
     "embed": "Embed",
@@ -85,6 +91,23 @@ class SearchOut(BaseModel):
     gallery: str
     backbone: str
     neighbours: list[NeighbourOut] = Field(description="nearest first")
+
+
+def _optional_image_body() -> dict[str, Any]:
+    """OpenAPI for the attack's image: required for FGSM and PGD, none for a fooling image."""
+    body = image_body("image", required=())
+    body["requestBody"]["required"] = False
+    return body
+
+
+def _no_body(request: Request) -> bool:
+    """The request carries no body: no Content-Type, no Content-Length above 0, not chunked."""
+    headers = request.headers
+    return (
+        not content_type_of(request)
+        and headers.get("content-length", "0").strip() == "0"
+        and "transfer-encoding" not in headers
+    )
 
 
 def _deadline(timeout_s: float | None) -> float | None:
@@ -188,15 +211,17 @@ def build_features_router(plane: DataPlane, auth: Authenticator | None = None) -
     @router.post(
         "/jobs/attack",
         status_code=202,
-        summary="Start an adversarial attack job (FGSM or PGD on EfficientNet-Lite0)",
+        summary="Start an adversarial attack job (FGSM, PGD or a fooling image on EfficientNet-Lite0)",
         response_model=JobOut,
         responses={202: {"model": JobOut, "description": "job accepted"}},
-        openapi_extra=image_body("image"),
+        openapi_extra=_optional_image_body(),
     )
     async def submit_attack(
         request: Request,
         scope: CallScope,
-        method: Annotated[str, Query(description="fgsm or pgd")] = "pgd",
+        method: Annotated[
+            str, Query(description="fgsm, pgd (both need an image) or fooling (no image: from noise)")
+        ] = "pgd",
         target: Annotated[
             str | None, Query(description="ImageNet index or label; default: untargeted")
         ] = None,
@@ -205,7 +230,9 @@ def build_features_router(plane: DataPlane, auth: Authenticator | None = None) -
         ] = None,
         timeout_s: Timeout = None,
     ) -> JSONResponse:
-        image = (await read_upload(request, max_bytes)).one("image")
+        # No body at all is no image (a fooling image needs none; the plane refuses it for FGSM / PGD).
+        upload = None if _no_body(request) else await read_upload(request, max_bytes)
+        image = upload.optional("image") if upload is not None else None
         scope.model = "efficientnet_lite0"
         opts = parse_json_object(options, "options")
         job = await features.submit_attack(
