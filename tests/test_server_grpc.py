@@ -346,7 +346,7 @@ def test_large_images_are_tiled_like_the_engine_tiles_them(
 
 # --- one options parser for every algorithm ------------------------------------------------------------
 NAN, INF = float("nan"), float("inf")
-# (algorithm, options, words of the message): the same answer over gRPC here and REST in test_rest_api.
+# (algorithm, options, words of the message): the same answer over gRPC here and REST in test_rest_tracking.
 BAD_OPTIONS = [
     ("saliency", {"samples": "4"}, "got the string '4'"),
     ("saliency", {"samples": NAN}, "finite number, got NaN"),
