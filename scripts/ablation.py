@@ -81,13 +81,45 @@ def plan() -> list[tuple[str, list[str], str | None]]:
     return runs
 
 
-def train_command(name: str, args: list[str]) -> list[str]:
-    folder = OUT / name
+def train_command(out: Path, name: str, args: list[str]) -> list[str]:
+    folder = out / name
     cmd = [sys.executable, "-m", "service", "train", "--name", name, "--data", str(DATA / "photos")]
     cmd += [*args, "--steps", "100000", "--checkpoint-every", "50", "--threads", "1", "--out", str(folder)]
     if (folder / f"{name}.ckpt").is_file():
         cmd.append("--resume")
     return cmd
+
+
+def run_one(
+    out: Path,
+    name: str,
+    train_args: list[str],
+    painting: Path | None,
+    scorer: list[str],
+    env: dict[str, str],
+    dry_run: bool,
+) -> int:
+    """Train run ``name`` unless it is done (resuming its checkpoint), then score it against ``painting``
+    unless it is scored (an identity run, ``painting`` None, is not). Non-zero: stop, rerun to resume."""
+    folder = out / name
+    if not (folder / "done").is_file():
+        cmd = train_command(out, name, train_args)
+        print(f"[{time.strftime('%H:%M:%S')}] train {name}: {' '.join(cmd)}", flush=True)
+        if dry_run:
+            return 0
+        folder.mkdir(parents=True, exist_ok=True)
+        if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
+            print(f"{name}: training failed; stopping (rerun to resume)", flush=True)
+            return 1
+        (folder / "done").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    if painting is not None and not (folder / "score.json").is_file() and not dry_run:
+        print(f"[{time.strftime('%H:%M:%S')}] score {name}", flush=True)
+        cmd = [*scorer, str(folder / f"{name}.ckpt"), "--style-image", str(painting)]
+        cmd += ["--content", str(DATA / "content"), "--out", str(folder)]
+        if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
+            print(f"{name}: scoring failed", flush=True)
+            return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,25 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, train_args, style in plan():
         if args.only and name not in args.only:
             continue
-        folder = OUT / name
-        if not (folder / "done").is_file():
-            cmd = train_command(name, train_args)
-            print(f"[{time.strftime('%H:%M:%S')}] train {name}: {' '.join(cmd)}", flush=True)
-            if args.dry_run:
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
-                print(f"{name}: training failed; stopping (rerun to resume)", flush=True)
-                return 1
-            (folder / "done").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-        if style is not None and not (folder / "score.json").is_file() and not args.dry_run:
-            print(f"[{time.strftime('%H:%M:%S')}] score {name}", flush=True)
-            style_file = DATA / "styles" / STYLES[style]
-            cmd = [*scorer, str(folder / f"{name}.ckpt"), "--style-image", str(style_file)]
-            cmd += ["--content", str(DATA / "content"), "--out", str(folder)]
-            if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
-                print(f"{name}: scoring failed", flush=True)
-                return 1
+        painting = None if style is None else DATA / "styles" / STYLES[style]
+        if run_one(OUT, name, train_args, painting, scorer, env, args.dry_run) != 0:
+            return 1
     print(f"[{time.strftime('%H:%M:%S')}] all runs done", flush=True)
     return 0
 

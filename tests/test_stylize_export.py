@@ -85,20 +85,20 @@ def test_johnson_exports_with_parity_at_an_odd_size(tmp_path: Path) -> None:
     assert errors["33x47"] <= 1.0
 
 
-def _checkpoint(tmp_path: Path) -> Path:
+def _checkpoint(tmp_path: Path, arch: str = "mobile") -> Path:
     torch.manual_seed(2)
-    net = build_net("mobile")
+    net = build_net(arch)
     history = [
         {"step": float(i + 1), "total": 3.0, "content": 1.0, "style": 2.0, "tv": 1e-4} for i in range(3)
     ]
     ckpt = {
-        "arch": "mobile",
+        "arch": arch,
         "model": net.state_dict(),
         "step": 3,
         "history": history,
         "config": {"backbone": "x"},
     }
-    path = tmp_path / "s.ckpt"
+    path = tmp_path / f"s.{arch}.ckpt"
     torch.save(ckpt, path)
     return path
 
@@ -218,3 +218,20 @@ def test_mobile2_exports_with_parity_at_odd_sizes_and_reads_back(tmp_path: Path)
     ckpt = checkpoint_from_onnx(path)
     assert ckpt["arch"] == "mobile2"
     assert all(torch.equal(ckpt["model"][k], v) for k, v in net.state_dict().items())
+
+
+def test_a_mobile2_export_takes_over_the_styles_name_from_the_mobile_net(tmp_path: Path) -> None:
+    """A retrained style replaces its predecessor under the same model name (clients keep calling
+    "starry_night"); the johnson net keeps its own "-johnson" name beside it."""
+    models = tmp_path / "models"
+    opts = ExportOptions(
+        name="starry_night", style_image=Path("van_gogh_starry_night.jpg"), parity_sizes=((33, 47),)
+    )
+    export_checkpoint(_checkpoint(tmp_path, "mobile"), models, opts)
+    export_checkpoint(_checkpoint(tmp_path, "johnson"), models, opts)
+    export_checkpoint(_checkpoint(tmp_path, "mobile2"), models, opts)
+    entries = {e.name: (e.arch, e.file) for e in read_manifest(models)}
+    assert entries == {
+        "starry_night": ("mobile2", "starry_night.mobile2.onnx"),
+        "starry_night-johnson": ("johnson", "starry_night.johnson.onnx"),
+    }

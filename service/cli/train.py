@@ -91,7 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("export", help="export a training checkpoint to ONNX with a model card")
     e.add_argument("checkpoint", type=Path, help="a .ckpt written by `atelier train`")
-    e.add_argument("--name", required=True, help="style name; the model is <name> (mobile) or <name>-johnson")
+    e.add_argument(
+        "--name", required=True, help="style name; the model is <name> (mobile, mobile2) or <name>-johnson"
+    )
     e.add_argument("-o", "--out", type=Path, default=Path("models"), help="models folder (default models/)")
     e.add_argument("--style-image", type=Path, help="the painting (its file name picks title/artist/year)")
     e.add_argument("--title", help="painting title (default: from the built-in table)")

@@ -30,6 +30,7 @@ from service.core.stylize.train import LOSS_KEYS, load_checkpoint, net_from_chec
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((33, 47), (257, 383), (1024, 768))  # (H, W)
 PARITY_LIMIT = 1.0  # max abs difference on the 0..255 scale
+FAST_ARCHES = ("mobile", "mobile2")  # served as "<style>"; the others as "<style>-<arch>"
 PUBLIC_DOMAIN = "public domain (artist died before 1955, work made before 1929)"
 
 # Paintings in the training set, by file stem: (title, artist, year). From the data set's SOURCES.md.
@@ -59,7 +60,7 @@ PAINTINGS: dict[str, tuple[str, str, str]] = {
 
 @dataclass
 class ExportOptions:
-    name: str  # style name; the model is "<name>" for mobile, "<name>-johnson" for johnson
+    name: str  # style name; the model is "<name>" for mobile/mobile2, "<name>-johnson" for johnson
     version: str = "1"
     opset: int = 17
     fp16: bool = False
@@ -211,7 +212,9 @@ def export_checkpoint(
     info = painting_info(options, ckpt)
     folder = Path(models_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    model_name = options.name if arch == "mobile" else f"{options.name}-{arch}"
+    # The fast nets (mobile, and mobile2 that replaces it) serve under the style's own name, so a retrained
+    # style takes over its predecessor's name in the manifest; other nets are "<style>-<arch>".
+    model_name = options.name if arch in FAST_ARCHES else f"{options.name}-{arch}"
     stem = f"{options.name}.{arch}"
     onnx_path = folder / f"{stem}.onnx"
     with tempfile.TemporaryDirectory(dir=folder) as tmp:

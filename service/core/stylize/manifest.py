@@ -35,9 +35,9 @@ MANIFEST_VERSION = 1
 class ManifestEntry:
     """One model in ``manifest.json``. Paths are relative to the models folder."""
 
-    name: str  # "<style>" for the mobile net, "<style>-johnson" for the johnson net
+    name: str  # "<style>" for the mobile/mobile2 net, "<style>-johnson" for the johnson net
     style: str  # style key, e.g. "starry_night"
-    arch: str  # "mobile" or "johnson" (service.core.stylize.nets registry)
+    arch: str  # "mobile", "mobile2" or "johnson" (service.core.stylize.nets registry)
     version: str
     file: str  # fp32 .onnx
     sha256: str  # hex digest of ``file``
