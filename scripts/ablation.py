@@ -49,6 +49,13 @@ LEVERS: dict[str, tuple[list[str], str | None]] = {
         ["--arch", "mobile2", "--shift-jitter", "32", "--content-weight", "3"],
         "identity-mobile2",
     ),
+    # The crosshatch survived every lever above at period 2 px, so it comes from the loss: the penalty on
+    # periodic 2/4/8 px patterns (grid_loss), on top of the combination without SWAG, and alone.
+    "combo_grid": (
+        ["--arch", "mobile2", "--shift-jitter", "32", "--content-weight", "3", "--grid-weight", "10"],
+        "identity-mobile2",
+    ),
+    "grid": (["--arch", "mobile", "--grid-weight", "10"], None),
 }
 IDENTITIES = {"identity-mobile": "mobile", "identity-mobile2": "mobile2"}
 

@@ -71,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pixel-weight", type=float, default=100.0, help="pixel MSE weight of --identity (default 100)"
     )
     t.add_argument(
+        "--grid-weight",
+        type=float,
+        default=0.0,
+        help="penalty on periodic 2/4/8 px patterns in the output (the crosshatch; default 0, off)",
+    )
+    t.add_argument(
         "--shift-jitter",
         type=int,
         default=0,
@@ -134,6 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         shift_jitter=args.shift_jitter,
+        grid_weight=args.grid_weight,
         swag=args.swag,
         identity=args.identity,
         pixel_weight=args.pixel_weight,

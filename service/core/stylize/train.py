@@ -31,11 +31,12 @@ from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback, ProgressClock
 from service.core.stylize.dataset import CropSampler, list_photos
-from service.core.stylize.losses import LossWeights, PerceptualLoss, shift_both
+from service.core.stylize.grid_loss import grid_penalty
+from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, shift_both
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
 
-LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel")
+LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid")
 
 
 @dataclass
@@ -60,6 +61,7 @@ class TrainConfig:
     identity: bool = False  # warm start: reproduce the photos (pixel MSE + content, no style image)
     pixel_weight: float = 100.0  # the pixel MSE's weight in an identity run (ignored otherwise)
     cpu_budget_s: float = 0.0  # stop after this much process CPU time, all resumes together (0: off)
+    grid_weight: float = 0.0  # penalty on periodic 2/4/8 px patterns in the served output (grid_loss)
 
     def validate(self) -> None:
         for name in ("steps", "batch", "size", "style_size"):
@@ -77,6 +79,8 @@ class TrainConfig:
             raise InvalidArgument(f"--shift-jitter must be in 0..{self.size}, got {self.shift_jitter}.")
         if self.cpu_budget_s < 0:
             raise InvalidArgument("--cpu-budget must be >= 0.")
+        if not self.grid_weight >= 0:
+            raise InvalidArgument(f"--grid-weight must be >= 0, got {self.grid_weight}.")
         self.loss_weights()  # validates
 
     def loss_weights(self) -> LossWeights:
@@ -290,6 +294,11 @@ def train(
             if config.shift_jitter:
                 seen, photo = shift_both(seen, photo, *jitter_offset(config.seed, step, config.shift_jitter))
             terms = loss_fn(seen, photo)
+            terms["grid"] = torch.zeros((), device=device)
+            if config.grid_weight:
+                # On the image as served (clipped), unrolled: the crosshatch sits at the net's own phase.
+                terms["grid"] = config.grid_weight * grid_penalty(clip_as_served(stylized / 255.0))
+                terms["total"] = terms["total"] + terms["grid"]
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
