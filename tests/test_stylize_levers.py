@@ -193,3 +193,24 @@ def test_resume_with_the_levers_continues_to_the_same_result(
     assert resumed.history == whole.history
     a, b = load_checkpoint(whole.checkpoint)["model"], load_checkpoint(resumed.checkpoint)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_grid_weight_adds_its_term_to_the_total(
+    lite0: Backbone, blob_photos: Path, style_t: torch.Tensor, tmp_path: Path
+) -> None:
+    style = (style_t[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    tiny = {**TINY, "size": 64}  # periods 2, 4 and 8 need a crop of at least 24 px; 64 px holds all three
+    off = train(TrainConfig(arch="mobile2", steps=2, **tiny), style, blob_photos, tmp_path / "a", "s", lite0)  # type: ignore[arg-type]
+    on = train(
+        TrainConfig(arch="mobile2", steps=2, grid_weight=10.0, **tiny),
+        style,
+        blob_photos,
+        tmp_path / "b",
+        "s",
+        lite0,
+    )  # type: ignore[arg-type]
+    assert all(r["grid"] == 0.0 for r in off.history)
+    first = on.history[0]
+    assert first["grid"] > 0.0
+    parts = sum(first[k] for k in ("content", "style", "tv", "range", "pixel", "grid"))
+    assert first["total"] == pytest.approx(parts, rel=1e-4)
