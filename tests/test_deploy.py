@@ -34,12 +34,13 @@ SCRAPE_LABELS = {"instance", "job", "service", "le"}
 
 
 # --- metrics the service exports ------------------------------------------------------------------------
-def exported_series() -> dict[str, set[str]]:
-    """Queryable series names -> label names, from the service's own registry.
+def exported_series(metrics: Metrics | None = None) -> dict[str, set[str]]:
+    """Queryable series names -> label names, from the service's own registry (a default ``Metrics``
+    unless given one, e.g. with the shared queue's collectors enabled).
 
     Counters are queried as ``<name>_total``, histograms as ``_bucket`` / ``_sum`` / ``_count``.
     """
-    metrics = Metrics()
+    metrics = metrics if metrics is not None else Metrics()
     names: dict[str, set[str]] = {}
     for collector in vars(metrics).values():
         if not isinstance(collector, MetricWrapperBase):
