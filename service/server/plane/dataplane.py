@@ -203,19 +203,22 @@ class DataPlane:
 
     async def stylize(
         self,
-        image: bytes,
+        image: bytes | np.ndarray,
         style: str,
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int | None = None,
-        fmt: str = "png",
+        fmt: str | None = "png",
         quality: int = 90,
         deadline: float | None = None,
     ) -> StylizeResult:
+        """``image``: encoded bytes, or an (H, W, 3) uint8 array (the v2 tensors, ``plane/inference.py``);
+        ``fmt`` None: no encoding, the result's ``array`` holds the pixels (its ``image`` is empty)."""
         from service.core.stylize.engine import StylizeOptions
 
         engine = self._require_ready()
-        fmt, quality = check_output(fmt, quality)
+        if fmt is not None:
+            fmt, quality = check_output(fmt, quality)
         given = {"strength": strength, "preserve_color": preserve_color, "max_side": max_side}
         opts = build_options(StylizeOptions, given, what="stylize")  # the parser every algorithm uses
         opts.check()
@@ -250,7 +253,7 @@ class DataPlane:
                 queue_s, batch = 0.0, min(runs, 1)  # one request, however many tile runs it took
                 if runs:
                     self._observe_batch(self.models.batch_key(engine, style), 1, run_s)
-                data = await self._in(self.codec_executor, encode_image, out, fmt, quality)
+                data = await self._in(self.codec_executor, encode_image, out, fmt, quality) if fmt else b""
             t3 = time.monotonic()
         self.metrics.queue_wait.labels(queue="fast").observe(queue_s)
         timings = {
@@ -261,9 +264,8 @@ class DataPlane:
             "total": (t3 - t0) * 1e3,
         }
         h, w = out.shape[:2]
-        return StylizeResult(
-            data, MIME_TYPES[fmt], info.name, info.version, info.provider, timings, w, h, batch
-        )
+        mime = MIME_TYPES[fmt] if fmt else "application/octet-stream"
+        return StylizeResult(data, mime, info.name, info.version, info.provider, timings, w, h, batch, out)
 
     def _run_batch(self, key: str, batch: list[np.ndarray]) -> list[np.ndarray]:
         return self.models.run_batch(key, batch, self.engine)

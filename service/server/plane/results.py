@@ -22,6 +22,7 @@ class StylizeResult:
     width: int = 0
     height: int = 0
     batch_size: int = 1
+    array: np.ndarray | None = field(default=None, repr=False)  # the (H, W, 3) uint8 result itself
 
 
 @dataclass(frozen=True)

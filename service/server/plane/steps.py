@@ -26,8 +26,13 @@ def check_output(fmt: str, quality: int) -> tuple[str, int]:
     return normalize_format(fmt), quality
 
 
-def decode_prepare(engine: StyleEngine, data: bytes, opts: Any, config: PlaneConfig) -> np.ndarray:
-    return engine.prepare(decode_image(data, config.limits), opts)
+def decode_prepare(
+    engine: StyleEngine, data: bytes | np.ndarray, opts: Any, config: PlaneConfig
+) -> np.ndarray:
+    """Decode (bytes) or take (an (H, W, 3) uint8 array, already checked against the pixel limit by the
+    caller: ``plane/inference.py``) the image, then the engine's prepare (validation, downscale)."""
+    image = data if isinstance(data, np.ndarray) else decode_image(data, config.limits)
+    return engine.prepare(image, opts)
 
 
 def stylize_alone(
@@ -40,10 +45,10 @@ def stylize_alone(
 
 
 def finish_encode(
-    engine: StyleEngine, prepared: np.ndarray, raw: np.ndarray, opts: Any, fmt: str, quality: int
+    engine: StyleEngine, prepared: np.ndarray, raw: np.ndarray, opts: Any, fmt: str | None, quality: int
 ) -> tuple[np.ndarray, bytes]:
     out = engine.finish(prepared, raw, opts)
-    return out, encode_image(out, fmt, quality)
+    return out, (encode_image(out, fmt, quality) if fmt is not None else b"")
 
 
 def get_backbone_for(cfg: Any, name: str | None) -> Any:
