@@ -25,13 +25,16 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service.api.inference import open_inference_grpc_pb2 as inference_pb
 from service.server.auth.authenticator import Authenticator
 from service.server.plane.dataplane import DataPlane
 from service.server.reload import ReloadHooks
 from service.server.shutdown import drain_and_close
 from service.server.sockets import SocketLimits
 from service.server.tls import TlsConfig
-from service.server.transport.grpc.decoding import add_atelier_servicer
+from service.server.transport.grpc.decoding import add_atelier_servicer, add_servicer
+from service.server.transport.grpc.inference import SERVICE as V2_SERVICE
+from service.server.transport.grpc.inference import InferenceServicer
 from service.server.transport.grpc.servicer import SERVICE_NAME, AtelierServicer, Health
 from service.server.transport.rest.app import create_app
 
@@ -118,6 +121,9 @@ class Server:
         )
         # The generated add_AtelierServicer_to_server, except that undecodable bytes are INVALID_ARGUMENT.
         add_atelier_servicer(AtelierServicer(self.plane, self.auth), server)
+        # The Open Inference Protocol (KServe v2) on the same port and plane (transport/grpc/inference.py);
+        # not listed by reflection: its stubs live in a descriptor pool of their own (gen_protos.sh).
+        add_servicer(InferenceServicer(self.plane, self.auth), server, inference_pb, V2_SERVICE)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, grpc_health.SERVICE_NAME, reflection.SERVICE_NAME), server

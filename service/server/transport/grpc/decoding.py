@@ -1,5 +1,6 @@
-"""Registering the ``atelier.v1.Atelier`` servicer so a request that is not a valid protobuf message is
-INVALID_ARGUMENT, like any other bad input, and not UNKNOWN.
+"""Registering a servicer (``atelier.v1.Atelier``, and ``inference.GRPCInferenceService`` of the v2
+protocol) so a request that is not a valid protobuf message is INVALID_ARGUMENT, like any other bad
+input, and not UNKNOWN.
 
 The generated ``add_AtelierServicer_to_server`` hands the raw bytes to ``Request.FromString``; when that
 raises (random bytes, a truncated message, a string field that is not UTF-8), grpc answers UNKNOWN with
@@ -12,15 +13,17 @@ counted, and the status comes from the one error table like every other).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from service.api.v1 import atelier_pb2 as pb
 from service.core.errors import InvalidArgument
-from service.server.transport.grpc.servicer import SERVICE_NAME, AtelierServicer
+from service.server.transport.grpc.servicer import AtelierServicer
 
 
 @dataclass(frozen=True)
@@ -29,23 +32,33 @@ class Undecodable:
 
     message_type: str
     detail: str
+    proto: str = "atelier/v1/atelier.proto"
 
     def error(self) -> InvalidArgument:
         why = self.detail.strip() or "not a valid protobuf encoding"
         return InvalidArgument(
             f"The request is not a valid {self.message_type} message ({why}); "
-            "send it with a client generated from atelier/v1/atelier.proto."
+            f"send it with a client generated from {self.proto}."
         )
+
+
+class TrackedServicer(Protocol):
+    """A servicer whose ``_rpc`` tracks a call and answers its errors (``servicer.rpc_scope``)."""
+
+    def _rpc(
+        self, context: grpc.aio.ServicerContext, method: str, model: str = ""
+    ) -> AbstractAsyncContextManager[Any]: ...
 
 
 def _deserializer(cls: Any) -> Callable[[bytes], Any]:
     name = cls.DESCRIPTOR.full_name
+    proto = cls.DESCRIPTOR.file.name
 
     def parse(data: bytes) -> Any:
         try:
             return cls.FromString(data)
         except DecodeError as exc:
-            return Undecodable(name, str(exc)[:200])
+            return Undecodable(name, str(exc)[:200], proto)
 
     return parse
 
@@ -54,7 +67,7 @@ Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 
-def _unary(servicer: AtelierServicer, method: str, behaviour: Unary) -> Unary:
+def _unary(servicer: TrackedServicer, method: str, behaviour: Unary) -> Unary:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Undecodable):
             async with servicer._rpc(context, method):
@@ -64,7 +77,7 @@ def _unary(servicer: AtelierServicer, method: str, behaviour: Unary) -> Unary:
     return handle
 
 
-def _streaming(servicer: AtelierServicer, method: str, behaviour: Streaming) -> Streaming:
+def _streaming(servicer: TrackedServicer, method: str, behaviour: Streaming) -> Streaming:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         if isinstance(request, Undecodable):
             async with servicer._rpc(context, method):
@@ -75,12 +88,14 @@ def _streaming(servicer: AtelierServicer, method: str, behaviour: Streaming) -> 
     return handle
 
 
-def method_handlers(servicer: AtelierServicer) -> dict[str, grpc.RpcMethodHandler]:
-    """One handler per method of the service descriptor, with the tolerant deserializer."""
+def method_handlers(
+    servicer: TrackedServicer, module: ModuleType = pb, service: str = "Atelier"
+) -> dict[str, grpc.RpcMethodHandler]:
+    """One handler per method of ``service`` in the generated ``module``, with the tolerant deserializer."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
-    for m in pb.DESCRIPTOR.services_by_name["Atelier"].methods:
-        request_cls = getattr(pb, m.input_type.name)
-        response_cls = getattr(pb, m.output_type.name)
+    for m in module.DESCRIPTOR.services_by_name[service].methods:
+        request_cls = getattr(module, m.input_type.name)
+        response_cls = getattr(module, m.output_type.name)
         behaviour = getattr(servicer, m.name)
         if m.client_streaming:
             raise NotImplementedError(f"client-streaming method {m.name} has no tolerant handler yet")
@@ -99,10 +114,18 @@ def method_handlers(servicer: AtelierServicer) -> dict[str, grpc.RpcMethodHandle
     return handlers
 
 
-def add_atelier_servicer(servicer: AtelierServicer, server: grpc.aio.Server) -> None:
-    """``add_AtelierServicer_to_server`` with undecodable requests answered INVALID_ARGUMENT."""
-    handlers = method_handlers(servicer)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+def add_servicer(
+    servicer: TrackedServicer, server: grpc.aio.Server, module: ModuleType, service: str
+) -> None:
+    """The generated ``add_<Service>Servicer_to_server``, with undecodable requests INVALID_ARGUMENT."""
+    handlers = method_handlers(servicer, module, service)
+    full_name = module.DESCRIPTOR.services_by_name[service].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(full_name, handlers),))
     register = getattr(server, "add_registered_method_handlers", None)
     if register is not None:  # grpc >= 1.62: faster lookup of known methods, as the generated code does
-        register(SERVICE_NAME, handlers)
+        register(full_name, handlers)
+
+
+def add_atelier_servicer(servicer: AtelierServicer, server: grpc.aio.Server) -> None:
+    """``add_AtelierServicer_to_server`` with undecodable requests answered INVALID_ARGUMENT."""
+    add_servicer(servicer, server, pb, "Atelier")

@@ -9,7 +9,7 @@ events; if the client cancels or its deadline passes, the job is cancelled and i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
 from grpc_health.v1 import health as grpc_health
@@ -58,32 +58,40 @@ def _fit(message: str) -> str:
     return message if len(message) <= MAX_DETAILS_CHARS else message[: MAX_DETAILS_CHARS - 3] + "..."
 
 
+@asynccontextmanager
+async def rpc_scope(
+    plane: DataPlane, auth: Authenticator, context: grpc.aio.ServicerContext, method: str, model: str = ""
+) -> AsyncIterator[RequestScope]:
+    """Time the call and turn an error into ``context.abort`` with the mapped status (every servicer's
+    ``_rpc``: ``atelier.v1.Atelier`` here, ``inference.GRPCInferenceService`` in ``inference.py``).
+
+    ``abort`` raises, so an error never falls through to the code after the ``async with`` block.
+    Cancellation (client gone, deadline) is a ``BaseException`` and passes through untouched.
+    The API key is checked here, inside the tracking (not in an interceptor), so a refused call is
+    counted and mapped like any other error and its key name reaches the job calls as ``scope.owner``.
+    Health and reflection are other services: they never ask for a key.
+    """
+    try:
+        async with plane.track("grpc", method, model) as scope:
+            scope.key = auth.check(_authorization(context))
+            yield scope
+    except Exception as exc:
+        status = status_for(exc)
+        if isinstance(exc, ResourceExhausted):
+            context.set_trailing_metadata(((RETRY_AFTER_KEY, f"{exc.retry_after_s:g}"),))
+        await context.abort(status.grpc, _fit(public_message(exc)))
+
+
 class AtelierServicer(FeatureRpcs, pb_grpc.AtelierServicer):
     def __init__(self, plane: DataPlane, auth: Authenticator | None = None) -> None:
         self.plane = plane
         self.auth = auth if auth is not None else Authenticator.open()
 
-    @asynccontextmanager
-    async def _rpc(
+    def _rpc(
         self, context: grpc.aio.ServicerContext, method: str, model: str = ""
-    ) -> AsyncIterator[RequestScope]:
-        """Time the call and turn an error into ``context.abort`` with the mapped status.
-
-        ``abort`` raises, so an error never falls through to the code after the ``async with`` block.
-        Cancellation (client gone, deadline) is a ``BaseException`` and passes through untouched.
-        The API key is checked here, inside the tracking (not in an interceptor), so a refused call is
-        counted and mapped like any other error and its key name reaches the job calls as ``scope.owner``.
-        Health and reflection are other services: they never ask for a key.
-        """
-        try:
-            async with self.plane.track("grpc", method, model) as scope:
-                scope.key = self.auth.check(_authorization(context))
-                yield scope
-        except Exception as exc:
-            status = status_for(exc)
-            if isinstance(exc, ResourceExhausted):
-                context.set_trailing_metadata(((RETRY_AFTER_KEY, f"{exc.retry_after_s:g}"),))
-            await context.abort(status.grpc, _fit(public_message(exc)))
+    ) -> AbstractAsyncContextManager[RequestScope]:
+        """``rpc_scope`` for this servicer's plane and keys."""
+        return rpc_scope(self.plane, self.auth, context, method, model)
 
     async def Stylize(
         self, request: pb.StylizeRequest, context: grpc.aio.ServicerContext
@@ -256,7 +264,7 @@ def _result_event(event: JobEvent) -> pb.RenderEvent:
 class Health:
     """``grpc.health.v1.Health``: NOT_SERVING until the plane is ready, NOT_SERVING again on shutdown."""
 
-    SERVICES = ("", SERVICE_NAME)
+    SERVICES = ("", SERVICE_NAME, "inference.GRPCInferenceService")  # the last: the v2 protocol's
 
     def __init__(self) -> None:
         self.servicer = grpc_health.aio.HealthServicer()  # type: ignore[attr-defined]

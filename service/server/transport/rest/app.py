@@ -75,5 +75,8 @@ def create_app(
         from service.server.transport.rest.routes_features import build_features_router
 
         app.include_router(build_features_router(plane, auth))  # /v1/embed, /v1/galleries, /v1/jobs/attack
+        from service.server.transport.rest.v2 import install_v2
+
+        install_v2(app, plane, auth)  # the Open Inference Protocol (KServe v2) under /v2
     install_cors(app, cors_origins)
     return app

@@ -5,7 +5,7 @@ status from the one table in ``service.server.errors``; and the route class that
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -128,13 +128,18 @@ def check_query(request: Request, known: frozenset[str], route: str) -> None:
     )
 
 
-def route_class(metrics: Metrics, method_names: Mapping[str, str]) -> type[APIRoute]:
+def route_class(
+    metrics: Metrics,
+    method_names: Mapping[str, str],
+    respond: Callable[[BaseException], Response] = error_response,
+) -> type[APIRoute]:
     """Routes that track every call and answer every error once, as a gRPC interceptor would.
 
     Each call is timed by ``track_call`` (in-flight gauge, latency by status code, errors by reason) with
     ``method_names[route function name]`` as the method label, and any exception becomes the JSON error
     of the one status table. FastAPI validates query values inside the route handler, so a non-numeric
     ``strength`` is caught here too and answered as ``InvalidArgument`` (never FastAPI's 422 body).
+    ``respond`` writes the error (``/v2`` answers in the Open Inference Protocol's ``{"error": "..."}``).
     FastAPI ignores query parameters a route does not declare, so a misspelt ``strenght=0.5`` would
     silently render at the default strength: they are refused here, listing the names the route takes.
     """
@@ -159,7 +164,7 @@ def route_class(metrics: Metrics, method_names: Mapping[str, str]) -> type[APIRo
                         scope.code = str(response.status_code)
                         return response
                 except Exception as exc:  # tracked above (bugs logged there): answer through the table
-                    return error_response(exc)
+                    return respond(exc)
 
             return run
 

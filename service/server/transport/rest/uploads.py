@@ -82,6 +82,13 @@ def _check_length(request: Request, cap: int) -> None:
         )
 
 
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The whole request body, refused (413) once it is known to exceed ``cap`` bytes, before buffering
+    more than ``cap``: the v2 infer route's JSON-and-binary body (``v2.py``)."""
+    _check_length(request, cap)
+    return b"".join([chunk async for chunk in _capped(request, cap)])
+
+
 async def read_upload(request: Request, max_image_bytes: int, max_images: int = 1) -> Upload:
     """Read a raw image body or a multipart form, refusing bodies above the image limits (413)."""
     ctype = content_type_of(request)
