@@ -166,6 +166,15 @@ class Settings(BaseSettings):
     job_result_ttl_s: float = Field(3600.0, gt=0, description="how long finished results are kept")
     job_result_max_count: int = Field(100, ge=1, description="most finished results kept")
     job_result_max_bytes: int = Field(256 * MiB, ge=1, description="most bytes of finished results kept")
+    # --- the shared job queue (service/server/jobs/redis_*.py, `atelier worker`) -----------------------
+    queue_url: str = Field(
+        "",
+        description="redis://host:port/db: Gatys/DeepDream jobs go to a shared Redis queue run by `atelier "
+        "worker` processes, seen and cancelled through any replica; empty = in-process jobs",
+    )
+    queue_max_attempts: int = Field(
+        3, ge=1, description="shared queue: a job whose worker was lost this many times fails (else re-runs)"
+    )
     # --- embeddings and galleries (service/server/plane/features.py) ---------------------------------
     max_galleries: int = Field(16, ge=1, description="named nearest-neighbour galleries the server keeps")
     max_gallery_items: int = Field(10_000, ge=1, description="images one gallery may hold")
@@ -190,6 +199,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="comma-separated origins allowed by CORS (e.g. https://a.example); empty = no CORS headers",
     )
+
+    @field_validator("queue_url")
+    @classmethod
+    def _check_queue_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("queue_url must be a redis://, rediss:// or unix:// URL (or empty)")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -138,6 +138,30 @@ class Metrics:
             self.requests_in_flight.labels(transport=transport).set(0)
         self.ready.set(0)
 
+    def enable_shared_queue(self) -> None:
+        """The shared queue's collectors (``ATELIER_QUEUE_URL`` set; API replicas and workers alike):
+        read from Redis once a second by ``jobs/redis_monitor.py``, so every process tells the same."""
+        if hasattr(self, "redis_queue_depth"):
+            return
+        r = self.registry
+        self.redis_queue_depth = Gauge(
+            "atelier_redis_queue_depth", "Jobs waiting in the shared Redis queue.", registry=r
+        )
+        self.redis_queue_oldest_age = Gauge(
+            "atelier_redis_queue_oldest_age_seconds",
+            "Seconds the oldest waiting job of the shared queue has waited (0 when none waits).",
+            registry=r,
+        )
+        self.redis_workers = Gauge(
+            "atelier_redis_workers", "Workers of the shared queue with a fresh heartbeat.", registry=r
+        )
+        self.job_attempts = Counter(
+            "atelier_job_attempts_total",
+            "Starts of a job attempt by kind (a lost worker's job starts again: more than one per job).",
+            ("kind",),
+            registry=r,
+        )
+
     def allow_models(self, names: Iterable[str]) -> None:
         """Names the ``model`` label may take (the loaded styles and the backbones); others read unknown."""
         self._known_models.update(names)

@@ -83,17 +83,61 @@ JobFunction = Callable[[CancelToken, ProgressCallback], JobOutput]
 
 
 class Job:
-    """One submitted unit of slow work. Created by ``JobManager.submit``; read-only for callers."""
+    """What the transports (and tests) read of a job, whichever manager holds it: the in-process
+    ``LocalJob`` of ``JobManager`` or the Redis-backed ``RemoteJob`` of the shared queue
+    (``service/server/jobs/redis_jobs.py``). Times are ``time.monotonic()`` values of this process;
+    ``attempts`` counts the starts of the job's work (more than 1 only when a lost worker's job re-ran).
+    """
+
+    id: str
+    kind: str
+    owner: str | None  # the API key name that submitted it; None without keys (anyone may see it)
+    created: float
+    started: float | None
+    finished: float | None
+    attempts: int
+
+    @property
+    def latest(self) -> JobEvent:
+        raise NotImplementedError
+
+    @property
+    def state(self) -> JobState:
+        return self.latest.state
+
+    def output(self) -> JobOutput:
+        """The result of a succeeded job; raises the job's error otherwise (NotReady while unfinished)."""
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block (a thread, never the event loop) until the job is finished."""
+        raise NotImplementedError
+
+    def events(self, from_start: bool = True) -> AsyncIterator[JobEvent]:
+        """The job's events in order, ending after the terminal one."""
+        raise NotImplementedError
+
+    async def final(self) -> JobEvent:
+        """Wait (asynchronously) for the terminal event."""
+        last = self.latest
+        async for event in self.events():
+            last = event
+        return last
+
+
+class LocalJob(Job):
+    """One submitted unit of slow work of this process. Created by ``JobManager.submit``."""
 
     def __init__(self, kind: str, fn: JobFunction, deadline: float | None, owner: str | None = None) -> None:
         self.id = uuid.uuid4().hex
         self.kind = kind
-        self.owner = owner  # the API key name that submitted it; None without keys (anyone may see it)
+        self.owner = owner
         self.fn = fn
         self.token = CancelToken(deadline=deadline)
         self.created = time.monotonic()
         self.started: float | None = None
         self.finished: float | None = None
+        self.attempts = 0  # 1 once a worker took it: an in-process job never re-runs
         self._lock = threading.Lock()
         self._version = 0
         self._event = JobEvent(self.id, kind, JobState.QUEUED)
@@ -103,10 +147,6 @@ class Job:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     # --- reading --------------------------------------------------------------------------------------
-    @property
-    def state(self) -> JobState:
-        return self._event.state
-
     @property
     def latest(self) -> JobEvent:
         return self._event
@@ -121,7 +161,6 @@ class Job:
             return self._version, self._event
 
     def output(self) -> JobOutput:
-        """The result of a succeeded job; raises the job's error otherwise (NotReady while unfinished)."""
         event = self._event
         if event.state is JobState.SUCCEEDED and event.output is not None:
             return event.output
@@ -130,7 +169,6 @@ class Job:
         raise NotReady(f"Job {self.id} is {event.state}; its result is not ready yet.")
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block (a thread, never the event loop) until the job is finished."""
         return self._done.wait(timeout)
 
     async def events(self, from_start: bool = True) -> AsyncIterator[JobEvent]:
@@ -162,13 +200,6 @@ class Job:
             with self._lock:
                 if entry in self._waiters:
                     self._waiters.remove(entry)
-
-    async def final(self) -> JobEvent:
-        """Wait (asynchronously) for the terminal event."""
-        last = self._event
-        async for event in self.events():
-            last = event
-        return last
 
     # --- writing (manager and worker) -----------------------------------------------------------------
     def _publish(self, **changes: Any) -> JobEvent:

@@ -38,11 +38,30 @@ from service.core.errors import (
 )
 from service.core.imageio import encode_image
 from service.core.progress import CancelToken, Progress, ProgressCallback
-from service.server.jobs.job import TERMINAL_STATES, Job, JobEvent, JobFunction, JobOutput, JobState
+from service.server.jobs.job import (
+    TERMINAL_STATES,
+    Job,
+    JobEvent,
+    JobFunction,
+    JobOutput,
+    JobState,
+    LocalJob,
+)
 from service.server.jobs.owners import OwnerLedger
+from service.server.jobs.work import JobWork
 from service.server.metrics import Metrics
 
-__all__ = ["TERMINAL_STATES", "Job", "JobEvent", "JobFunction", "JobManager", "JobOutput", "JobState"]
+__all__ = [
+    "TERMINAL_STATES",
+    "Job",
+    "JobEvent",
+    "JobFunction",
+    "JobManager",
+    "JobOutput",
+    "JobState",
+    "JobWork",
+    "LocalJob",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +114,12 @@ class JobManager:
         self.metrics = metrics
         self.queue = queue
         self._lock = threading.Lock()
-        self._jobs: dict[str, Job] = {}
-        self._finished: collections.OrderedDict[str, Job] = collections.OrderedDict()
+        self._jobs: dict[str, LocalJob] = {}
+        self._finished: collections.OrderedDict[str, LocalJob] = collections.OrderedDict()
         # Evicted id -> its owner, so an expired job of another API key reads as never having existed.
         self._expired: collections.OrderedDict[str, str | None] = collections.OrderedDict()
         self._owners = OwnerLedger(jobs_per_owner)  # per-key cap and fair dispatch (owners.py)
-        self._pending: collections.deque[Job] = collections.deque()
+        self._pending: collections.deque[LocalJob] = collections.deque()
         self._wake = threading.Condition(self._lock)
         self._active: set[str] = set()  # ids of the jobs holding a worker
         self._closing = False
@@ -121,14 +140,14 @@ class JobManager:
     # --- public API -----------------------------------------------------------------------------------
     def submit(
         self, kind: str, fn: JobFunction, deadline: float | None = None, owner: str | None = None
-    ) -> Job:
+    ) -> LocalJob:
         """Queue ``fn(token, progress)`` as a job; ``deadline`` is a ``time.monotonic()`` value or None.
         ``owner``: the submitting API key's name (None without keys); only it may see the job.
 
         Raises ``ResourceExhausted`` when every worker is busy and the queue is full, or the owner holds
         its limit of jobs; ``NotReady`` while shutting down.
         """
-        job = Job(kind, fn, deadline, owner)
+        job = LocalJob(kind, fn, deadline, owner)
         with self._lock:
             if self._closing:
                 raise NotReady("The server is shutting down and accepts no new jobs.")
@@ -150,7 +169,12 @@ class JobManager:
             self._wake.notify()
         return job
 
-    def get(self, job_id: str, owner: str | None = None) -> Job:
+    def submit_work(self, work: JobWork, deadline: float | None = None, owner: str | None = None) -> LocalJob:
+        """``submit`` for a validated ``JobWork``: in this process, the closure runs (the spec is for the
+        shared queue, ``redis_jobs.py``)."""
+        return self.submit(work.spec.kind, work.fn, deadline, owner)
+
+    def get(self, job_id: str, owner: str | None = None) -> LocalJob:
         """The job ``job_id``; with an ``owner`` (an API key name), only a job of that owner: another
         key's job answers exactly as an id that never existed, so ids reveal nothing across tenants."""
         with self._lock:
@@ -162,7 +186,9 @@ class JobManager:
                 raise UnknownJob(f"Job {job_id} has finished and its result has expired.")
         raise UnknownJob(f"No job with id {quoted(job_id)} exists.")
 
-    def cancel(self, job_id: str, reason: str = "cancelled by the client", owner: str | None = None) -> Job:
+    def cancel(
+        self, job_id: str, reason: str = "cancelled by the client", owner: str | None = None
+    ) -> LocalJob:
         """Cancel a queued or running job (a finished job is left as it is) and return it."""
         job = self.get(job_id, owner)
         self._cancel(job, reason)
@@ -227,7 +253,7 @@ class JobManager:
                 self._wake.wait(min(left, 0.05))  # woken by _finish; the timeout bounds a missed wake
 
     # --- internals ------------------------------------------------------------------------------------
-    def _cancel(self, job: Job, reason: str) -> None:
+    def _cancel(self, job: LocalJob, reason: str) -> None:
         job.token.cancel(reason)
         with self._lock:
             if job.state is not JobState.QUEUED:
@@ -267,9 +293,10 @@ class JobManager:
                 with self._lock:  # normally released already, by _finish
                     self._active.discard(job.id)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: LocalJob) -> None:
         now = time.monotonic()
         job.started = now
+        job.attempts = 1
         cap = now + self.max_runtime_s
         job.token.deadline = cap if job.token.deadline is None else min(job.token.deadline, cap)
         if self.metrics is not None:
@@ -308,7 +335,7 @@ class JobManager:
         self._finish(job, state, error, output)
 
     def _finish(
-        self, job: Job, state: JobState, error: BaseException | None, output: JobOutput | None
+        self, job: LocalJob, state: JobState, error: BaseException | None, output: JobOutput | None
     ) -> None:
         with self._lock:
             if job.finished is not None:

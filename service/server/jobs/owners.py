@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from service.core.errors import ResourceExhausted
 
 if TYPE_CHECKING:
-    from service.server.jobs.job import Job
+    from service.server.jobs.job import LocalJob as Job
 
 
 class OwnerLedger:

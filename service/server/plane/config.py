@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.core.imageio import ImageLimits
+from service.server.jobs.redis_store import QueueConfig
 from service.server.plane.admission import AdmissionLimits
 from service.server.plane.features import FeatureConfig
 from service.server.plane.slow_jobs import SlowConfig
@@ -54,6 +55,7 @@ class PlaneConfig:
     job_result_max_bytes: int
     jobs_per_key: int  # queued + running jobs one API key may hold (0: no cap; no keys: never applies)
     features: FeatureConfig  # gallery and embed limits
+    queue: QueueConfig | None  # the shared Redis job queue; None: jobs run in this process
 
     @classmethod
     def from_settings(cls, s: Settings, *, warmup: bool = True) -> PlaneConfig:
@@ -89,6 +91,7 @@ class PlaneConfig:
             job_result_max_bytes=s.job_result_max_bytes,
             jobs_per_key=s.jobs_per_key,
             features=FeatureConfig(s.max_galleries, s.max_gallery_items, s.max_embed_images),
+            queue=queue_config(s),
         )
 
     def slow(self) -> SlowConfig:
@@ -100,3 +103,17 @@ class PlaneConfig:
             self.backbone_weights,
             self.admission,
         )
+
+
+def queue_config(s: Settings) -> QueueConfig | None:
+    """The shared queue's settings, or None when ``queue_url`` is empty (in-process jobs)."""
+    if not s.queue_url:
+        return None
+    return QueueConfig(
+        url=s.queue_url,
+        max_attempts=s.queue_max_attempts,
+        queue_limit=s.job_queue_limit,  # the same cap as in-process: renders waiting for a worker
+        jobs_per_key=s.jobs_per_key,
+        max_runtime_s=s.job_max_runtime_s,
+        result_ttl_s=s.job_result_ttl_s,
+    )

@@ -15,7 +15,8 @@ Contract for the transports (keep stable; plain values in, dataclasses out, type
                            deadline=None) -> Job``
 ``await plane.submit_deepdream(image, options, fmt="png", quality=90, backbone=None, guide=None,
                                deadline=None) -> Job``
-``plane.jobs``                            the render ``JobManager`` (get / cancel / subscribe / result)
+``plane.jobs``                            a ``JobQueue`` (get / cancel / subscribe / result): the render
+                                          ``JobManager``, or with ``queue_url`` the shared Redis queue
 ``await plane.reload_models()``           hot reload of the models folder (``model_reload.py``)
 ``plane.metrics``                         the ``Metrics``; ``plane.track(transport, method)`` times a call
 ``await plane.close(grace_s)``            stop accepting, cancel jobs, release executors
@@ -45,13 +46,15 @@ from service.core.errors import InvalidArgument, NotReady, ResourceExhausted, Sh
 from service.core.imageio import MIME_TYPES, decode_image, encode_image
 from service.server.jobs.manager import Job
 from service.server.jobs.pools import JobPools
+from service.server.jobs.redis_monitor import SharedQueue
+from service.server.jobs.work import JobQueue
 from service.server.metrics import Metrics
 from service.server.plane.batching import MicroBatcher, default_delay_ms
 from service.server.plane.config import PlaneConfig
 from service.server.plane.model_reload import ReloadReport, ServingModels
 from service.server.plane.options import build_options
 from service.server.plane.results import SaliencyOutput, StylizeResult
-from service.server.plane.slow_jobs import prepare_deepdream, prepare_gatys, prepare_saliency
+from service.server.plane.slow_jobs import deepdream_job, gatys_job, prepare_saliency
 from service.server.plane.steps import (
     check_output,
     decode_prepare,
@@ -93,7 +96,11 @@ class DataPlane:
             upstream=lambda: self._upstream,
         )
         self.pools = JobPools(config, self.metrics)  # renders and saliency, each sized on its own
-        self.jobs = self.pools.renders
+        self.jobs: JobQueue = self.pools.renders
+        self.shared: SharedQueue | None = None  # ATELIER_QUEUE_URL: renders go to Redis (jobs/redis_jobs.py)
+        if config.queue is not None:
+            self.shared = SharedQueue(config.queue, self.pools.renders, self.metrics)
+            self.jobs = self.shared.jobs
 
     # --- lifecycle ------------------------------------------------------------------------------------
     @property
@@ -160,6 +167,8 @@ class DataPlane:
         self.metrics.ready.set(0)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.pools.close, grace_s)
+        if self.shared is not None:
+            self.shared.close()  # its queued and running jobs stay in Redis, for the workers
         self.fast_executor.shutdown(wait=False, cancel_futures=True)
         self.codec_executor.shutdown(wait=False, cancel_futures=True)
         if self.engine is not None:
@@ -349,9 +358,9 @@ class DataPlane:
     ) -> Job:
         self._require_ready()
         fmt, quality = check_output(fmt, quality)
-        fn = await self._in(
+        work = await self._in(
             self.codec_executor,
-            prepare_gatys,
+            gatys_job,
             self.config.slow(),
             content,
             styles,
@@ -360,7 +369,7 @@ class DataPlane:
             quality,
             backbone,
         )
-        return self.jobs.submit("gatys", fn, deadline, owner)
+        return self.jobs.submit_work(work, deadline, owner)
 
     async def submit_deepdream(
         self,
@@ -375,9 +384,9 @@ class DataPlane:
     ) -> Job:
         self._require_ready()
         fmt, quality = check_output(fmt, quality)
-        fn = await self._in(
+        work = await self._in(
             self.codec_executor,
-            prepare_deepdream,
+            deepdream_job,
             self.config.slow(),
             image,
             options,
@@ -386,4 +395,4 @@ class DataPlane:
             backbone,
             guide,
         )
-        return self.jobs.submit("deepdream", fn, deadline, owner)
+        return self.jobs.submit_work(work, deadline, owner)

@@ -28,6 +28,7 @@ from service.core.errors import InvalidArgument, quoted
 from service.core.imageio import MIME_TYPES, ImageLimits, decode_image, encode_image, resize_max_side
 from service.core.progress import CancelToken, ProgressCallback
 from service.server.jobs.manager import JobFunction, JobOutput
+from service.server.jobs.work import JobSpec, JobWork
 from service.server.plane.admission import (
     AdmissionLimits,
     check_input_pixels,
@@ -201,6 +202,49 @@ def prepare_saliency(
         return JobOutput(*_saliency_bytes(img, smap, output), w, h, extra)
 
     return run
+
+
+def gatys_job(
+    cfg: SlowConfig,
+    content: bytes,
+    styles: list[bytes],
+    options: Mapping[str, Any] | None,
+    fmt: str,
+    quality: int,
+    backbone: str | None,
+) -> JobWork:
+    """``prepare_gatys`` plus the same request as data, for the shared queue (``jobs/work.py``)."""
+    fn = prepare_gatys(cfg, content, styles, options, fmt, quality, backbone)
+    params = {"options": dict(options or {}), "fmt": fmt, "quality": quality, "backbone": backbone}
+    return JobWork(JobSpec("gatys", params, {"content": [content], "style": list(styles)}), fn)
+
+
+def deepdream_job(
+    cfg: SlowConfig,
+    image: bytes,
+    options: Mapping[str, Any] | None,
+    fmt: str,
+    quality: int,
+    backbone: str | None,
+    guide: bytes | None = None,
+) -> JobWork:
+    """``prepare_deepdream`` plus the same request as data, for the shared queue."""
+    fn = prepare_deepdream(cfg, image, options, fmt, quality, backbone, guide)
+    params = {"options": dict(options or {}), "fmt": fmt, "quality": quality, "backbone": backbone}
+    images = {"image": [image], **({"guide": [guide]} if guide else {})}
+    return JobWork(JobSpec("deepdream", params, images), fn)
+
+
+def work_from_spec(cfg: SlowConfig, spec: JobSpec) -> JobFunction:
+    """The job function of a stored spec (a worker of the shared queue), through the same checks as the
+    replica that accepted it: a worker with tighter limits refuses the job with the same typed error."""
+    p = spec.params
+    args = (p.get("options"), str(p["fmt"]), int(p["quality"]), p.get("backbone"))
+    if spec.kind == "gatys":
+        return prepare_gatys(cfg, spec.image("content") or b"", spec.images.get("style", []), *args)
+    if spec.kind == "deepdream":
+        return prepare_deepdream(cfg, spec.image("image") or b"", *args, spec.image("guide"))
+    raise InvalidArgument(f"A worker of the shared queue cannot run {quoted(spec.kind)} jobs.")
 
 
 def _saliency_bytes(image: np.ndarray, smap: np.ndarray, output: str) -> tuple[bytes, str]:

@@ -88,6 +88,10 @@ class JobOut(BaseModel):
     result: JobResultInfo | None = Field(None, description="set once the job has succeeded")
     error: ErrorDetail | None = Field(None, description="set when the job failed, was cancelled or timed out")
     preview: str | None = Field(None, description="data: URL of a JPEG preview (SSE events only)")
+    attempts: int = Field(
+        0,
+        description="starts of the job's work: 0 while first queued, above 1 when a lost worker's job re-ran",
+    )
     urls: JobUrls
 
 
@@ -170,6 +174,7 @@ def job_out(job: Job, event: JobEvent | None = None, with_preview: bool = False)
         result=result,
         error=error,
         preview=preview,
+        attempts=job.attempts,
         urls=job_urls(job.id),
     )
 
