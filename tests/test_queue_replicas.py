@@ -1,0 +1,142 @@
+"""The shared job queue on real parts: Debian's redis-server, two API processes (``atelier serve``) and two
+worker processes (``atelier worker``), all configured by ``ATELIER_*`` variables as they are deployed.
+
+A job submitted to API A is streamed and cancelled through API B; a SIGKILLed worker's job finishes on the
+other worker (attempts 2, visible in the job's JSON); Redis killed mid-job ends the stream with a clear
+error and makes the API answer 503, and once Redis is back the workers take new jobs again. The tests run
+in this order on one set of processes (the last one restarts Redis).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.core.imageio import encode_image
+from tests.liveserver import ServerProcess, server_settings
+from tests.queuekit import RedisServer, WorkerProcess
+from tests.test_rest_jobs import ENDLESS, read_events, submit_gatys, wait_until
+
+RERUN = {"size": 48, "steps": 60}  # long enough to kill mid-run, short enough to run twice in seconds
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    a: ServerProcess
+    b: ServerProcess
+    workers: list[WorkerProcess]
+
+
+@pytest.fixture(scope="module")
+def images(chelsea: np.ndarray, coffee: np.ndarray) -> tuple[bytes, bytes]:
+    return encode_image(chelsea[::8, ::8], "jpeg"), encode_image(coffee[::8, ::8], "jpeg")
+
+
+@pytest.fixture(scope="module")
+def cluster(models_dir: Path) -> Iterator[Cluster]:
+    redis = RedisServer().start()
+    settings = server_settings(models_dir, queue_url=redis.url)
+    # All four processes start at once (their imports overlap), then each is waited for.
+    workers = [WorkerProcess(redis.url) for _ in range(2)]
+    apis = [ServerProcess(settings) for _ in range(2)]
+    try:
+        for proc in [*workers, *apis]:
+            proc.start()
+        for api in apis:
+            wait_until(lambda api=api: api.http.get("/readyz").status_code == 200, 120, "API never ready")
+        yield Cluster(redis, apis[0], apis[1], workers)
+    finally:
+        for proc in [*apis, *workers]:
+            proc.close()
+        redis.kill()
+
+
+def _events_until(server: ServerProcess, job_id: str, stop: Any) -> list[dict[str, Any]]:
+    """The job's SSE ``data`` documents, read until ``stop(data)`` holds or the stream ends."""
+    seen: list[dict[str, Any]] = []
+    with server.http.stream("GET", f"/v1/jobs/{job_id}/events") as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                seen.append(json.loads(line[5:]))
+                if stop(seen[-1]):
+                    break
+    return seen
+
+
+def test_a_job_submitted_to_a_is_streamed_and_cancelled_through_b(
+    cluster: Cluster, images: tuple[bytes, bytes]
+) -> None:
+    job = submit_gatys(cluster.a, images, ENDLESS).json()
+    assert job["state"] == "queued" and job["attempts"] == 0
+    cancelled = False
+    with cluster.b.http.stream("GET", f"/v1/jobs/{job['id']}/events") as r:
+        for line in r.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = json.loads(line[5:])
+            if data.get("progress") and not cancelled:  # B streams A's job live, from the worker
+                gone = cluster.b.http.delete(f"/v1/jobs/{job['id']}")
+                assert gone.status_code == 200 and gone.json()["state"] == "running"
+                cancelled = True
+            if data["state"] not in ("queued", "running"):
+                break
+    assert cancelled and data["state"] == "cancelled", data
+    assert data["error"]["reason"] == "cancelled" and "DELETE" in data["error"]["message"]
+    seen_by_a = cluster.a.http.get(f"/v1/jobs/{job['id']}").json()
+    assert seen_by_a["state"] == "cancelled" and seen_by_a["attempts"] == 1
+    assert cluster.a.http.get(f"/v1/jobs/{job['id']}/result").status_code == 499
+
+
+def test_a_sigkilled_workers_job_finishes_on_the_other_worker(
+    cluster: Cluster, images: tuple[bytes, bytes]
+) -> None:
+    before = {w.id: w.metric("atelier_job_attempts_total", kind="gatys") or 0.0 for w in cluster.workers}
+    job = submit_gatys(cluster.a, images, RERUN).json()
+    _events_until(cluster.b, job["id"], lambda d: d.get("progress") is not None)
+    owner = cluster.redis.client().hget(f"atelier:job:{job['id']}", "worker").decode()
+    victim = next(w for w in cluster.workers if w.id == owner)
+    survivor = next(w for w in cluster.workers if w is not victim)
+    victim.sigkill()
+    events = read_events(cluster.b, f"/v1/jobs/{job['id']}/events")  # replayed from the start, then live
+    done = events[-1]["data"]
+    assert done["state"] == "succeeded" and done["attempts"] == 2, done
+    # The first attempt's steps, then the second's from step 1 again (the stream shows the re-run live).
+    attempts = [e["data"]["attempts"] for e in events if e["data"].get("progress")]
+    assert attempts == sorted(attempts) and set(attempts) == {1, 2}
+    assert cluster.a.http.get(f"/v1/jobs/{job['id']}/result").headers["content-type"] == "image/png"
+    assert survivor.metric("atelier_job_attempts_total", kind="gatys") == before[survivor.id] + 1
+    assert survivor.metric("atelier_redis_workers") == 1.0  # the victim's heartbeat is gone
+    cluster.workers.remove(victim)
+
+
+def test_redis_killed_mid_job_is_a_clear_error_never_a_hang(
+    cluster: Cluster, images: tuple[bytes, bytes]
+) -> None:
+    job = submit_gatys(cluster.a, images, ENDLESS).json()
+    with cluster.b.http.stream("GET", f"/v1/jobs/{job['id']}/events") as r:
+        lines = r.iter_lines()
+        for line in lines:
+            if line.startswith("data:") and json.loads(line[5:]).get("progress"):
+                break
+        cluster.redis.kill()  # no persistence: everything the queue held is gone
+        last = next(json.loads(x[5:]) for x in lines if x.startswith("data:") and '"failed"' in x)
+    assert last["error"]["reason"] == "not_ready" and "Redis" in last["error"]["message"], last
+    down = cluster.a.http.get(f"/v1/jobs/{job['id']}")
+    assert down.status_code == 503 and "Redis" in down.json()["error"]["message"]
+    refused = submit_gatys(cluster.a, images, {"size": 48, "steps": 2})
+    assert refused.status_code == 503 and refused.json()["error"]["reason"] == "not_ready"
+
+    cluster.redis.start()  # same port, empty
+    assert cluster.b.http.get(f"/v1/jobs/{job['id']}").status_code == 404  # its state was lost with Redis
+    fresh = submit_gatys(cluster.a, images, {"size": 48, "steps": 2})
+    assert fresh.status_code == 202, fresh.text
+    events = read_events(cluster.b, f"/v1/jobs/{fresh.json()['id']}/events")
+    assert events[-1]["data"]["state"] == "succeeded"  # the workers reconnected on their own

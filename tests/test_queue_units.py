@@ -1,0 +1,218 @@
+"""The shared queue's pieces against a real redis-server, in this process: the job spec and error codecs,
+the state-change scripts (per-key cap, full queue, cancel, claims by live and lost workers, the lost-job
+sweep, max attempts), a worker's run of a real Gatys job (cancel within one iteration, drain hands the job
+back), the gauges, and an unreachable Redis as NotReady (503), never a hang."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.core import errors
+from service.core.imageio import encode_image
+from service.server.errors import INTERNAL, status_for
+from service.server.jobs.manager import JobManager, JobState
+from service.server.jobs.redis_codec import decode_error, encode_error
+from service.server.jobs.redis_jobs import RedisJobs
+from service.server.jobs.redis_monitor import QueueMonitor
+from service.server.jobs.redis_store import QueueConfig
+from service.server.jobs.redis_worker import QueueWorker
+from service.server.jobs.work import JobSpec, JobWork
+from service.server.metrics import Metrics
+from service.server.plane.config import PlaneConfig
+from service.server.plane.slow_jobs import gatys_job
+from service.settings import Settings
+from tests.queuekit import RedisServer, free_port
+
+ENDLESS = {"size": 48, "steps": 10_000}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    redis = RedisServer().start()
+    yield redis
+    redis.kill()
+
+
+def config(url: str, **overrides: Any) -> QueueConfig:
+    base: dict[str, Any] = dict(url=url, max_attempts=2, queue_limit=3, jobs_per_key=1, max_runtime_s=60,
+                                result_ttl_s=60, heartbeat_s=1.0)  # fmt: skip
+    return QueueConfig(**{**base, **overrides})
+
+
+@pytest.fixture
+def jobs(server: RedisServer) -> Iterator[RedisJobs]:
+    server.client().flushall()
+    local = JobManager(workers=1, queue_limit=1, max_runtime_s=60, result_ttl_s=60, result_max_count=10,
+                       result_max_bytes=1 << 20)  # fmt: skip
+    queue = RedisJobs(config(server.url), local)
+    yield queue
+    queue.close()
+    local.close()
+
+
+def spec_work(kind: str = "gatys") -> JobWork:
+    def never(token: Any, progress: Any) -> Any:
+        raise AssertionError("a shared job's closure never runs on the API side")
+
+    return JobWork(JobSpec(kind, {"options": {"steps": 2}, "fmt": "png", "quality": 90, "backbone": None},
+                           {"content": [b"c"], "style": [b"s1", b"s2"]}), never)  # fmt: skip
+
+
+def claim(jobs: RedisJobs, job_id: str, worker: str, lease_s: float) -> list[Any]:
+    cfg = jobs.cfg
+    jobs.client.zadd(cfg.key("workers"), {worker: time.time() + lease_s})
+    from service.server.jobs.redis_codec import lost_error
+    from service.server.jobs.redis_store import SCRIPTS
+
+    script = jobs.client.register_script(SCRIPTS["claim"])
+    got = script(args=[cfg.prefix, job_id, worker, time.time(), 0, cfg.max_attempts, cfg.active_ttl_s,
+                       lost_error(cfg.max_attempts)])  # fmt: skip
+    return [g.decode() if isinstance(g, bytes) else g for g in got]
+
+
+def test_a_spec_round_trips_through_redis_fields() -> None:
+    spec = spec_work().spec
+    again = JobSpec.from_fields(spec.to_fields())
+    assert again == spec and again.image("content") == b"c" and again.images["style"] == [b"s1", b"s2"]
+    with pytest.raises(errors.InvalidArgument):
+        JobSpec("gatys", {"options": {"x": float("nan")}}).to_fields()
+
+
+def test_errors_cross_with_their_class_and_public_message() -> None:
+    busy = decode_error(encode_error(errors.ResourceExhausted("full", retry_after_s=7.0)))
+    assert isinstance(busy, errors.ResourceExhausted) and busy.retry_after_s == 7.0
+    weights = decode_error(encode_error(errors.WeightsNotFound("no file /srv/secret/vgg16.pth")))
+    assert isinstance(weights, errors.WeightsNotFound) and "/srv/secret" not in weights.message
+    bug = decode_error(encode_error(KeyError("internal detail")))
+    assert status_for(bug) == INTERNAL and "internal detail" not in str(bug)  # type: ignore[arg-type]
+
+
+def test_submit_caps_per_key_and_queue_and_hides_other_keys_jobs(jobs: RedisJobs) -> None:
+    job = jobs.submit_work(spec_work(), owner="alice")
+    assert job.state is JobState.QUEUED and job.attempts == 0 and jobs.queued == 1
+    with pytest.raises(errors.ResourceExhausted, match="'alice' already has 1 jobs"):
+        jobs.submit_work(spec_work(), owner="alice")
+    with pytest.raises(errors.UnknownJob) as other:
+        jobs.get(job.id, owner="bob")
+    with pytest.raises(errors.UnknownJob) as never:
+        jobs.get("0" * 32, owner="bob")
+    assert str(other.value).replace(job.id, "ID") == str(never.value).replace("0" * 32, "ID")
+    jobs.submit_work(spec_work(), owner="bob")
+    jobs.submit_work(spec_work())
+    with pytest.raises(errors.ResourceExhausted, match="3 jobs waiting"):
+        jobs.submit_work(spec_work())
+    assert jobs.cancel(job.id, "test", owner="alice").state is JobState.CANCELLED  # queued: at once
+    jobs.cancel(jobs.submit_work(spec_work(), owner="alice").id, owner="alice")  # alice's slot is free
+    with pytest.raises(errors.UnknownJob, match="has finished and its result has expired"):
+        jobs.client.delete(jobs.cfg.job_key(job.id))
+        jobs.get(job.id, owner="alice")
+
+
+def test_a_claim_leaves_a_live_workers_job_and_reruns_a_lost_ones(jobs: RedisJobs) -> None:
+    job = jobs.submit_work(spec_work())
+    assert claim(jobs, job.id, "w1", lease_s=30) == ["run", 1]
+    assert claim(jobs, job.id, "w2", lease_s=30) == ["busy"]  # w1 is alive: nobody else runs it
+    assert jobs.get(job.id).state is JobState.RUNNING
+    jobs.client.zadd(jobs.cfg.key("workers"), {"w1": time.time() - 1})  # w1's lease ran out
+    assert claim(jobs, job.id, "w2", lease_s=30) == ["run", 2]
+    assert jobs.get(job.id).attempts == 2
+    jobs.client.zadd(jobs.cfg.key("workers"), {"w2": time.time() - 1})
+    assert claim(jobs, job.id, "w3", lease_s=30) == ["failed"]  # lost max_attempts (2) times
+    failed = jobs.get(job.id)
+    assert failed.state is JobState.FAILED and "lost" in str(failed.latest.error)
+    assert status_for(failed.latest.error) == INTERNAL  # type: ignore[arg-type]
+
+
+def test_the_sweep_requeues_a_lost_workers_job_then_fails_it(jobs: RedisJobs) -> None:
+    metrics = Metrics()
+    monitor = QueueMonitor(jobs.cfg, metrics)
+    job = jobs.submit_work(spec_work())
+    claim(jobs, job.id, "w1", lease_s=30)
+    assert monitor.tick() == [] and metrics.redis_workers._value.get() == 1  # type: ignore[attr-defined]
+    jobs.client.zadd(jobs.cfg.key("workers"), {"w1": time.time() - 1})
+    assert monitor.tick() == [job.id]
+    assert jobs.get(job.id).state is JobState.QUEUED  # watchers see it wait again, not "running"
+    assert metrics.redis_queue_depth._value.get() == 1 and metrics.redis_workers._value.get() == 0  # type: ignore[attr-defined]
+    assert metrics.redis_queue_oldest_age._value.get() >= 0  # type: ignore[attr-defined]
+    claim(jobs, job.id, "w2", lease_s=-1)  # runs on a worker whose lease is already gone
+    assert monitor.tick() == [job.id] and jobs.get(job.id).state is JobState.FAILED
+    monitor.close()
+
+
+@pytest.fixture(scope="module")
+def images(chelsea: np.ndarray, coffee: np.ndarray) -> tuple[bytes, bytes]:
+    return encode_image(chelsea[::8, ::8], "jpeg"), encode_image(coffee[::8, ::8], "jpeg")
+
+
+def _worker_and_job(jobs: RedisJobs, images: tuple[bytes, bytes]) -> tuple[QueueWorker, str]:
+    settings = Settings(_env_file=None, device="cpu", max_side_slow=256)
+    slow = PlaneConfig.from_settings(settings, warmup=False).slow()
+    worker = QueueWorker(jobs.cfg, slow, Metrics())
+    worker._heartbeat()
+    job = jobs.submit_work(gatys_job(slow, images[0], [images[1]], ENDLESS, "png", 90, None))
+    return worker, job.id
+
+
+def _progress_step(jobs: RedisJobs, job_id: str) -> int:
+    raw = jobs.client.hget(jobs.cfg.job_key(job_id), "progress")
+    return int(json.loads(raw)["step"]) if raw else 0
+
+
+def wait_for_step(jobs: RedisJobs, job_id: str, step: int, timeout: float = 60) -> None:
+    """Block on the job's event stream (as a replica's watcher does) until it reports ``step``."""
+    stream, after = jobs.cfg.job_key(job_id, ":ev"), "0-0"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for _, entries in jobs.client.xread({stream: after}, block=1000) or []:
+            for entry_id, fields in entries:
+                after = entry_id
+                if json.loads(fields[b"e"]).get("step", 0) >= step:
+                    return
+    raise AssertionError(f"job {job_id} never reported step {step}")
+
+
+def test_a_cancel_reaches_the_worker_within_one_iteration(
+    jobs: RedisJobs, images: tuple[bytes, bytes]
+) -> None:
+    worker, job_id = _worker_and_job(jobs, images)
+    run = threading.Thread(target=worker.run_job, args=(job_id,))
+    run.start()
+    wait_for_step(jobs, job_id, 2)
+    jobs.cancel(job_id, "by the test")
+    seen = _progress_step(jobs, job_id)
+    run.join(60)
+    done = jobs.get(job_id)
+    assert done.state is JobState.CANCELLED and "by the test" in str(done.latest.error)
+    assert _progress_step(jobs, job_id) <= seen + 1  # the next report read the flag
+
+
+def test_a_draining_worker_hands_its_running_job_back(jobs: RedisJobs, images: tuple[bytes, bytes]) -> None:
+    worker, job_id = _worker_and_job(jobs, images)
+    run = threading.Thread(target=worker.run_job, args=(job_id,))
+    run.start()
+    wait_for_step(jobs, job_id, 1)
+    worker.drain(grace_s=0)
+    run.join(60)
+    back = jobs.get(job_id)
+    assert back.state is JobState.QUEUED and back.attempts == 1
+    messages = jobs.client.llen(f"{jobs.cfg.namespace}:{jobs.cfg.queue_name}")
+    assert messages == 2  # the submit's message (never consumed here) and the drain's new one
+
+
+def test_an_unreachable_redis_is_not_ready_never_a_hang() -> None:
+    local = JobManager(workers=1, queue_limit=1, max_runtime_s=60, result_ttl_s=60, result_max_count=10,
+                       result_max_bytes=1 << 20)  # fmt: skip
+    queue = RedisJobs(config(f"redis://127.0.0.1:{free_port()}/0"), local)
+    for call in (lambda: queue.submit_work(spec_work()), lambda: queue.get("0" * 32)):
+        with pytest.raises(errors.NotReady, match=r"Redis at 127\.0\.0\.1:\d+\) cannot be reached") as exc:
+            call()
+        assert status_for(exc.value).http == 503
+    queue.close()
+    local.close()
