@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from service.cli import build_parser
@@ -93,6 +95,18 @@ def setting_env_names() -> set[str]:
 def defaults() -> Settings:
     """The defaults the server starts with (no environment, no .env)."""
     return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def settings_from_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``Settings`` as a process with exactly these ``ATELIER_*`` variables reads them (so a manifest's
+    values pass the same validation as at start); agreed names not yet in ``Settings`` are left out."""
+    for name in [n for n in os.environ if n.startswith("ATELIER_")]:
+        monkeypatch.delenv(name)
+    fields = {f"ATELIER_{f.upper()}" for f in Settings.model_fields}
+    for name, value in env.items():
+        if name in fields:
+            monkeypatch.setenv(name, str(value))
+    return defaults()
 
 
 @dataclass(frozen=True)

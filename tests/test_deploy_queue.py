@@ -18,6 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from service.settings import Settings
 from tests import deploy_names as names
 from tests.test_deploy import check_promql, promql_use
 
@@ -141,6 +142,29 @@ def test_api_and_worker_read_the_queue_url_and_only_real_settings(queue: Objects
     assert url.scheme == "redis" and url.path.strip("/").isdigit()
     assert url.hostname == f"{redis_set['metadata']['name']}-0.{redis_svc['metadata']['name']}"
     assert url.port == redis_svc["spec"]["ports"][0]["port"]
+
+
+def env_values(c: dict[str, Any], objs: Objects) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for source in c.get("envFrom", []):
+        found.update(objs[("ConfigMap", source["configMapRef"]["name"])]["data"])
+    found.update({e["name"]: e["value"] for e in c.get("env", [])})
+    return found
+
+
+def test_environment_values_pass_the_servers_validation_and_drain_in_time(
+    queue: Objects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, cname in (("atelier", "atelier"), ("atelier-worker", "worker")):
+        dep = queue[("Deployment", name)]
+        s = names.settings_from_env(env_values(container(dep, cname), queue), monkeypatch)
+        pod_grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert s.job_grace_s <= s.grace_period_s < pod_grace, f"{name}: the drain must end before SIGKILL"
+    worker = names.settings_from_env(
+        env_values(container(queue[("Deployment", "atelier-worker")], "worker"), queue), monkeypatch
+    )
+    default = Settings.model_fields["job_grace_s"].default
+    assert worker.job_grace_s > default, "workers give a running render time to finish"
 
 
 def test_worker_runs_the_worker_command_and_serves_metrics_where_scraped(queue: Objects) -> None:
@@ -298,7 +322,7 @@ async def status_of(path: str) -> int:
 
 
 # --- KServe ---------------------------------------------------------------------------------------------------
-def test_kserve_inferenceservice_serves_the_v2_protocol_on_our_ports() -> None:
+def test_kserve_inferenceservice_serves_the_v2_protocol_on_our_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     (isvc,) = names.load_docs(KSERVE)
     assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
     predictor = isvc["spec"]["predictor"]
@@ -308,7 +332,7 @@ def test_kserve_inferenceservice_serves_the_v2_protocol_on_our_ports() -> None:
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env.pop("PROTOCOL") == "v2"  # a custom predictor's protocol version (KServe reads this variable)
     assert set(env) <= names.setting_env_names(), sorted(set(env) - names.setting_env_names())
-    s = names.defaults()
+    s = names.settings_from_env(env, monkeypatch)  # the values pass the server's own validation
     http_port, grpc_port = (
         int(env.get("ATELIER_HTTP_PORT", s.http_port)),
         int(env.get("ATELIER_GRPC_PORT", s.grpc_port)),

@@ -112,6 +112,21 @@ def test_environment_names_settings_and_points_at_the_redis_service(stack: dict[
     )
 
 
+def seconds(duration: str) -> float:
+    """A compose duration such as ``30s`` or ``1m30s``."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)([hms])", duration))
+
+
+def test_environment_values_pass_the_servers_validation_and_drain_in_time(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("api", "worker"):
+        service = stack["services"][name]
+        s = names.settings_from_env(service["environment"], monkeypatch)
+        assert s.job_grace_s <= s.grace_period_s < seconds(service["stop_grace_period"]), name
+
+
 def test_start_order_waits_on_health_checks(stack: dict[str, Any]) -> None:
     services = stack["services"]
     for name in ("api", "worker"):
