@@ -46,6 +46,7 @@ METHOD_NAMES = {
     "model_version_infer": "ModelInfer",
 }
 PASSED_HEADERS = ("retry-after", "www-authenticate")
+JSON_INLINE_BYTES = 64 * 1024  # JSON bodies above this are parsed in a worker thread, not on the loop
 
 
 def v2_error(exc: BaseException) -> JSONResponse:
@@ -140,14 +141,22 @@ def _model_router(plane: DataPlane, models: InferenceModels, auth: Authenticator
                 f"Content-Encoding {encoding!r} is not supported; send the body uncompressed."
             )
         body = await read_capped(request, max_bytes)
-        parsed = parse_infer(body, request.headers.get(HEADER_LENGTH))
+        header_length = request.headers.get(HEADER_LENGTH)
+        if header_length is None and len(body) > JSON_INLINE_BYTES:  # a large JSON document: off the loop
+            parsed = await asyncio.to_thread(parse_infer, body, None)
+        else:
+            parsed = parse_infer(body, header_length)
         models.check_header(parsed.inputs, [o.name for o in parsed.outputs])
         if parsed.has_values:  # JSON numbers to numpy: real work for an image, off the event loop
             pixels, strength, preserve = await asyncio.to_thread(models.decode_inputs, parsed.inputs)
         else:
             pixels, strength, preserve = models.decode_inputs(parsed.inputs)
         result = await models.infer(name, version, pixels, strength, preserve, parsed.deadline)
-        content, header_len = infer_response(parsed, result)
+        wants_json = not all(o.binary for o in parsed.outputs) if parsed.outputs else not parsed.binary_output
+        if wants_json:  # an image as a JSON list of numbers is real work too
+            content, header_len = await asyncio.to_thread(infer_response, parsed, result)
+        else:
+            content, header_len = infer_response(parsed, result)
         if header_len is None:
             return Response(content, media_type="application/json")
         return Response(
