@@ -58,6 +58,9 @@ from service.server.plane.slow_jobs import SlowConfig, work_from_spec
 log = logging.getLogger(__name__)
 
 MAINTENANCE_CHANCE = 1_000_000  # of Dramatiq's MAINTENANCE_SCALE (a million): every command
+# An idle Dramatiq consumer polls Redis at most this far apart (its fetch does not block), so a job
+# waits about half of it for an idle worker: scripts/bench_scale.py measures the start overhead.
+POLL_MS = 30
 FINISH_RETRY_S = 30.0
 DRAIN_REASON = "worker shutting down; re-queued for another worker"
 ACTOR = "atelier_job"
@@ -90,7 +93,7 @@ class QueueWorker:
             self.run_job, broker=self.broker, actor_name=ACTOR, queue_name=cfg.queue_name, priority=0,
             options={},
         )  # fmt: skip
-        self.worker = dramatiq.Worker(self.broker, worker_threads=concurrency, worker_timeout=250)
+        self.worker = dramatiq.Worker(self.broker, worker_threads=concurrency, worker_timeout=POLL_MS)
         self.worker.queue_prefetch = concurrency  # one message per thread: none held back from others
         self._lock = threading.Lock()
         self._running: dict[str, tuple[CancelToken, int]] = {}  # job id -> (token, attempt)
