@@ -56,6 +56,23 @@ LEVERS: dict[str, tuple[list[str], str | None]] = {
         "identity-mobile2",
     ),
     "grid": (["--arch", "mobile", "--grid-weight", "10"], None),
+    # Fine-tuning the shipped net of the same style (its weights read from the graph) instead of starting
+    # from an identity: it keeps the style it has, and the levers only have to repair the picture.
+    "tune_shipped": (
+        [
+            "--arch",
+            "mobile",
+            "--lr",
+            "2e-4",
+            "--shift-jitter",
+            "32",
+            "--content-weight",
+            "3",
+            "--grid-weight",
+            "10",
+        ],
+        "{style}.mobile.onnx",
+    ),
 }
 IDENTITIES = {"identity-mobile": "mobile", "identity-mobile2": "mobile2"}
 
@@ -69,6 +86,16 @@ def plan() -> list[tuple[str, list[str], str | None]]:
     made: set[str] = set()
     for lever, style in order:
         flags, warm = LEVERS[lever]
+        if warm is not None and warm.endswith(".onnx"):  # a shipped graph, not an identity run
+            args = [*RECIPE, *flags, "--style-image", str(DATA / "styles" / STYLES[style])]
+            args += [
+                "--cpu-budget",
+                str(STYLE_BUDGET_S),
+                "--init",
+                str(ROOT / "models" / warm.format(style=style)),
+            ]
+            runs.append((f"{style}.{lever}", args, style))
+            continue
         if warm is not None and warm not in made:
             made.add(warm)
             args = [
