@@ -56,6 +56,11 @@ LEVERS: dict[str, tuple[list[str], str | None]] = {
         "identity-mobile2",
     ),
     "grid": (["--arch", "mobile", "--grid-weight", "10"], None),
+    # combo_grid took the grid below the photos' own and held the style back: a third of its weight.
+    "combo_grid3": (
+        ["--arch", "mobile2", "--shift-jitter", "32", "--content-weight", "3", "--grid-weight", "3"],
+        "identity-mobile2",
+    ),
     # Fine-tuning the shipped net of the same style (its weights read from the graph) instead of starting
     # from an identity: it keeps the style it has, and the levers only have to repair the picture.
     "tune_shipped": (
