@@ -69,6 +69,8 @@ EXAMPLES = {
     "AddToGallery": 8,
     "SearchGallery": 8,
     "Attack": 8,
+    "WatchJob": 4,
+    "CancelJob": 4,
 }
 
 

@@ -74,6 +74,8 @@ def test_stubs_import_from_the_package_path() -> None:
         "AddToGallery",
         "SearchGallery",
         "Attack",
+        "WatchJob",
+        "CancelJob",
     }
     streaming = {m.name for m in service.methods if m.server_streaming}
-    assert streaming == {"Gatys", "DeepDream", "Attack"}
+    assert streaming == {"Gatys", "DeepDream", "Attack", "WatchJob"}

@@ -1,10 +1,12 @@
 """The shared job queue on real parts: Debian's redis-server, two API processes (``atelier serve``) and two
 worker processes (``atelier worker``), all configured by ``ATELIER_*`` variables as they are deployed.
 
-A job submitted to API A is streamed and cancelled through API B; a SIGKILLed worker's job finishes on the
-other worker (attempts 2, visible in the job's JSON); Redis killed mid-job ends the stream with a clear
-error and makes the API answer 503, and once Redis is back the workers take new jobs again. The tests run
-in this order on one set of processes (the last one restarts Redis).
+A job submitted to API A is streamed and cancelled through API B, over REST and over gRPC (``WatchJob``,
+``CancelJob``); a SIGKILLed worker's job finishes on the other worker (attempts 2, visible in the job's
+JSON); Redis killed mid-job ends the stream with a clear error and makes the API answer 503, and once Redis
+is back the workers take new jobs again; a SIGTERMed API replica ends its gRPC job stream UNAVAILABLE and
+leaves the job to the workers (watched to its end through B). The tests run in this order on one set of
+processes (the last two restart Redis and stop A).
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
+from google.protobuf.struct_pb2 import Struct
 
+from service.api.v1 import atelier_pb2 as pb
+from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.core.imageio import encode_image
 from tests.liveserver import ServerProcess, server_settings
 from tests.queuekit import RedisServer, WorkerProcess
-from tests.test_rest_jobs import ENDLESS, read_events, submit_gatys, wait_until
+from tests.test_rest_jobs import ENDLESS, QUICK, read_events, submit_gatys, wait_until
 
 RERUN = {"size": 48, "steps": 60}  # long enough to kill mid-run, short enough to run twice in seconds
 
@@ -95,6 +101,40 @@ def test_a_job_submitted_to_a_is_streamed_and_cancelled_through_b(
     assert cluster.a.http.get(f"/v1/jobs/{job['id']}/result").status_code == 499
 
 
+def watch(stub: pb_grpc.AtelierStub, job_id: str) -> Any:
+    return stub.WatchJob(pb.JobRef(job_id=job_id), timeout=60)
+
+
+def rpc_error(stream: Any) -> grpc.RpcError:
+    """Read a stream to its end, which must be an error status; that error."""
+    with pytest.raises(grpc.RpcError) as info:
+        for _ in stream:
+            pass
+    return info.value
+
+
+def test_a_rest_job_on_a_is_watched_and_cancelled_over_grpc_on_b(
+    cluster: Cluster, images: tuple[bytes, bytes]
+) -> None:
+    quick = submit_gatys(cluster.a, images, QUICK).json()["id"]
+    with grpc.insecure_channel(cluster.b.grpc_target) as channel:
+        b = pb_grpc.AtelierStub(channel)
+        events = list(watch(b, quick))  # to its end: progress from the worker, then the image
+        assert [e.progress.step for e in events if e.HasField("progress")][-1] == QUICK["steps"]
+        assert events[-1].state == "succeeded"
+        assert events[-1].result.image == cluster.a.http.get(f"/v1/jobs/{quick}/result").content
+
+        endless = submit_gatys(cluster.a, images, ENDLESS).json()["id"]  # one queue slot: after the first
+        stream = watch(b, endless)
+        next(e for e in stream if e.HasField("progress"))  # running on a worker, watched live on B
+        status = b.CancelJob(pb.JobRef(job_id=endless), timeout=30)
+        assert status.job_id == endless and status.attempts == 1 and status.state in ("running", "cancelled")
+        error: Any = rpc_error(stream)
+    assert error.code() == grpc.StatusCode.CANCELLED and "CancelJob" in error.details(), error.details()
+    seen_by_a = cluster.a.http.get(f"/v1/jobs/{endless}").json()
+    assert seen_by_a["state"] == "cancelled" and "CancelJob" in seen_by_a["error"]["message"]
+
+
 def test_a_sigkilled_workers_job_finishes_on_the_other_worker(
     cluster: Cluster, images: tuple[bytes, bytes]
 ) -> None:
@@ -140,3 +180,26 @@ def test_redis_killed_mid_job_is_a_clear_error_never_a_hang(
     assert fresh.status_code == 202, fresh.text
     events = read_events(cluster.b, f"/v1/jobs/{fresh.json()['id']}/events")
     assert events[-1]["data"]["state"] == "succeeded"  # the workers reconnected on their own
+
+
+def test_a_draining_api_leaves_its_grpc_job_to_the_workers(
+    cluster: Cluster, images: tuple[bytes, bytes]
+) -> None:
+    options = Struct()
+    options.update(RERUN)
+    request = pb.GatysRequest(content=images[0], styles=[images[1]], options=options)
+    with (
+        grpc.insecure_channel(cluster.a.grpc_target) as ca,
+        grpc.insecure_channel(cluster.b.grpc_target) as cb,
+    ):
+        stream = pb_grpc.AtelierStub(ca).Gatys(request, timeout=60)
+        job_id = next(e for e in stream if e.HasField("progress")).job_id
+        cluster.a.terminate()  # SIGTERM while the job runs on a worker
+        error: Any = rpc_error(stream)
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, (error.code(), error.details())
+        assert job_id in error.details() and "WatchJob" in error.details(), error.details()
+        events = list(watch(pb_grpc.AtelierStub(cb), job_id))  # replayed from the start, then live
+    assert events[-1].state == "succeeded" and events[-1].result.image
+    assert cluster.a.proc.wait(30) == 0
+    done = cluster.b.http.get(f"/v1/jobs/{job_id}").json()
+    assert done["state"] == "succeeded" and done["attempts"] == 1, done

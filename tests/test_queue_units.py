@@ -1,14 +1,18 @@
 """The shared queue's pieces against a real redis-server, in this process: the job spec and error codecs,
 the state-change scripts (per-key cap, full queue, cancel, claims by live and lost workers, the lost-job
 sweep, max attempts), a worker's run of a real Gatys job (cancel within one iteration, drain hands the job
-back), the gauges, and an unreachable Redis as NotReady (503), never a hang."""
+back), the gauges, an unreachable Redis as NotReady (503), never a hang, and a stalled Redis (SIGSTOP)
+holding up only the request that waits on it, never the server's event loop."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,8 +31,11 @@ from service.server.jobs.work import JobSpec, JobWork
 from service.server.metrics import Metrics
 from service.server.plane.config import PlaneConfig
 from service.server.plane.slow_jobs import gatys_job
+from service.server.shutdown import calls_in_flight
 from service.settings import Settings
+from tests.liveserver import StartServer
 from tests.queuekit import RedisServer, free_port
+from tests.test_rest_jobs import wait_until
 
 ENDLESS = {"size": 48, "steps": 10_000}
 
@@ -216,3 +223,26 @@ def test_an_unreachable_redis_is_not_ready_never_a_hang() -> None:
         assert status_for(exc.value).http == 503
     queue.close()
     local.close()
+
+
+def test_a_stalled_redis_holds_up_only_the_calls_that_need_it(
+    server: RedisServer, start_server: StartServer
+) -> None:
+    api = start_server(queue_url=server.url, warmup=False)
+    assert server.proc is not None
+    os.kill(
+        server.proc.pid, signal.SIGSTOP
+    )  # Redis accepts bytes and answers nothing: a stall, not a refusal
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            lookup = pool.submit(api.http.get, f"/v1/jobs/{'0' * 32}")
+            wait_until(lambda: calls_in_flight(api.plane) == 1, 30, "the job lookup never arrived")
+            # The lookup waits on Redis in a thread; the event loop answers everything else meanwhile.
+            assert api.http.get("/healthz", timeout=3.0).status_code == 200
+            assert api.http.get("/v1/styles", timeout=3.0).status_code == 200
+            assert not lookup.done()
+            os.kill(server.proc.pid, signal.SIGCONT)
+            answer = lookup.result(timeout=30)
+        assert answer.status_code == 404 and "No job with id" in answer.json()["error"]["message"]
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)

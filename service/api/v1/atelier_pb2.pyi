@@ -411,3 +411,21 @@ class AttackOutcome(_message.Message):
     before: _containers.RepeatedCompositeFieldContainer[Prediction]
     after: _containers.RepeatedCompositeFieldContainer[Prediction]
     def __init__(self, method: _Optional[str] = ..., target: _Optional[int] = ..., success: _Optional[bool] = ..., steps: _Optional[int] = ..., linf: _Optional[int] = ..., perturbation: _Optional[bytes] = ..., before: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., after: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ...) -> None: ...
+
+class JobRef(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class JobStatus(_message.Message):
+    __slots__ = ("job_id", "kind", "state", "attempts")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    kind: str
+    state: str
+    attempts: int
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ...) -> None: ...

@@ -89,6 +89,16 @@ class AtelierStub:
                 request_serializer=atelier_dot_v1_dot_atelier__pb2.AttackRequest.SerializeToString,
                 response_deserializer=atelier_dot_v1_dot_atelier__pb2.RenderEvent.FromString,
                 _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/atelier.v1.Atelier/WatchJob',
+                request_serializer=atelier_dot_v1_dot_atelier__pb2.JobRef.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__pb2.RenderEvent.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/atelier.v1.Atelier/CancelJob',
+                request_serializer=atelier_dot_v1_dot_atelier__pb2.JobRef.SerializeToString,
+                response_deserializer=atelier_dot_v1_dot_atelier__pb2.JobStatus.FromString,
+                _registered_method=True)
 
 
 class AtelierServicer:
@@ -174,6 +184,24 @@ class AtelierServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchJob(self, request, context):
+        """Any job by id (a Gatys, DeepDream or Attack job; in-process, or on the shared queue whichever replica
+        accepted it): the RenderEvents its creating stream sends, from the oldest one held (progress, then the
+        result event, or the job's error as the call's status). Ending this call does not cancel the job.
+        Another API key's job is NOT_FOUND, as REST GET /v1/jobs/{id}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Cancel a job by id, as REST DELETE /v1/jobs/{id}: a queued job ends at once, a running one stops
+        within one iteration (the returned state is "running" until it has).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AtelierServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -231,6 +259,16 @@ def add_AtelierServicer_to_server(servicer, server):
                     servicer.Attack,
                     request_deserializer=atelier_dot_v1_dot_atelier__pb2.AttackRequest.FromString,
                     response_serializer=atelier_dot_v1_dot_atelier__pb2.RenderEvent.SerializeToString,
+            ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=atelier_dot_v1_dot_atelier__pb2.JobRef.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__pb2.RenderEvent.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=atelier_dot_v1_dot_atelier__pb2.JobRef.FromString,
+                    response_serializer=atelier_dot_v1_dot_atelier__pb2.JobStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +568,60 @@ class Atelier:
             '/atelier.v1.Atelier/Attack',
             atelier_dot_v1_dot_atelier__pb2.AttackRequest.SerializeToString,
             atelier_dot_v1_dot_atelier__pb2.RenderEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/atelier.v1.Atelier/WatchJob',
+            atelier_dot_v1_dot_atelier__pb2.JobRef.SerializeToString,
+            atelier_dot_v1_dot_atelier__pb2.RenderEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atelier.v1.Atelier/CancelJob',
+            atelier_dot_v1_dot_atelier__pb2.JobRef.SerializeToString,
+            atelier_dot_v1_dot_atelier__pb2.JobStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,6 +96,7 @@ class Job:
     started: float | None
     finished: float | None
     attempts: int
+    shared = False  # on the shared queue (Redis): it outlives this replica, which never cancels it on exit
 
     @property
     def latest(self) -> JobEvent:

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from dataclasses import replace
 
 from service.core.errors import (
@@ -88,6 +89,8 @@ class JobManager:
 
     The limits have no defaults: the server passes its ``Settings`` (``job_*``) down, tests their own.
     """
+
+    executor: Executor | None = None  # nothing here waits on I/O: ``queue_call`` calls it on the loop
 
     def __init__(
         self,

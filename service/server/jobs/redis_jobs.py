@@ -7,11 +7,12 @@ state and events live in Redis, so the job's JSON, the SSE stream and the gRPC s
 in-process, plus ``attempts``. Jobs built from closures (attack jobs) still run in this replica's own
 ``JobManager`` (``submit``) and are seen through it only.
 
-Calls are short Redis round trips made where the transports call (the manager's interface is
-synchronous, as the in-process one is); the client's timeouts bound them. An unreachable Redis is
-``NotReady`` (UNAVAILABLE / 503, "retry"): never a hang, never a 500. A stream that loses Redis retries
-for ``RECONNECT_S``, then ends with a failed event saying so; one whose job vanished (Redis restarted
-without its data) ends the same way at once.
+Calls are short Redis round trips (the manager's interface is synchronous, as the in-process one is);
+the client's timeouts bound them, and code on the event loop makes them in ``executor`` (``queue_call``
+of ``work.py``), so a stalled Redis holds up the calls that need it, not the replica's other requests.
+An unreachable Redis is ``NotReady`` (UNAVAILABLE / 503, "retry"): never a hang, never a 500. A stream
+that loses Redis retries for ``RECONNECT_S``, then ends with a failed event saying so; one whose job
+vanished (Redis restarted without its data) ends the same way at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import redis
@@ -49,6 +51,7 @@ SHARED_KINDS = ("gatys", "deepdream")
 RECONNECT_S = 5.0  # how long a stream keeps retrying a lost Redis before it ends with an error
 BLOCK_MS = 1000  # one XREAD wait; between waits a stream checks that its job still exists
 SOCKET_TIMEOUT_S = 5.0  # above BLOCK_MS, so a blocking read is never cut by the client's own timeout
+CALL_THREADS = 16  # Redis calls of the event loop at once (beyond that they wait; the loop never does)
 
 
 def connect(cfg: QueueConfig) -> redis.Redis:
@@ -87,6 +90,8 @@ def _text(value: bytes | str | None) -> str:
 class RemoteJob(Job):
     """A job of the shared queue as one replica sees it: a snapshot of its hash, kept current by
     ``events()`` as they arrive. Result bytes are fetched only for a job that succeeded."""
+
+    shared = True
 
     def __init__(self, jobs: RedisJobs, job_id: str, fields: dict[bytes, bytes], data: bytes | None) -> None:
         self._jobs = jobs
@@ -215,6 +220,9 @@ class RedisJobs:
             heartbeat_timeout=int(cfg.heartbeat_s * 1000),
         )  # fmt: skip
         self._aio: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
+        # Its own threads, not the loop's default executor: a stalled Redis must not starve the other
+        # users of that one (the drain, model reloads, v2 body parsing).
+        self.executor = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="atelier-redis")
 
     def aio(self) -> aioredis.Redis:
         """The asyncio client of the running loop (made on first use; one loop serves a replica)."""
@@ -309,6 +317,7 @@ class RedisJobs:
 
     def close(self) -> None:
         """Queued and running shared jobs stay in Redis for the workers: a replica going away loses none."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
         self.client.close()
         self.broker.client.close()
 

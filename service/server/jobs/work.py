@@ -10,19 +10,29 @@ passed the strict parser), and its input images as encoded bytes. The data plane
 rebuilds the closure from it with the same ``prepare_*`` function (``plane/slow_jobs.work_from_spec``).
 
 ``JobQueue`` is what the data plane and the transports call; ``JobManager`` and ``RedisJobs`` both
-satisfy it, so the transports do not know which one serves them.
+satisfy it, so the transports do not know which one serves them. Its methods are synchronous; code on
+the event loop calls them through ``queue_call`` (or ``queue_call_soon``), which runs them in the queue's
+``executor`` when it has one: a shared-queue call is Redis round trips, seconds long when Redis stalls
+(bounded by the client's timeouts), and must not hold up every other request of the replica meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from service.core.errors import InvalidArgument
 from service.server.jobs.job import Job, JobEvent, JobFunction, JobOutput
 
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 SPEC_FIELD = b"spec"  # the JSON part of a stored spec; every other field is one input image
 
 
@@ -76,8 +86,12 @@ class JobQueue(Protocol):
 
     ``submit`` takes a closure and always runs in this process (attack jobs); ``submit_work`` takes a
     ``JobWork`` and runs wherever the manager runs its jobs. ``get``/``cancel`` find only ``owner``'s
-    jobs when an owner is given (another key's id reads as unknown).
+    jobs when an owner is given (another key's id reads as unknown). ``executor``: where the calls run
+    when called from the event loop (``queue_call``); None when they never wait on I/O.
     """
+
+    @property
+    def executor(self) -> Executor | None: ...
 
     def submit(
         self, kind: str, fn: JobFunction, deadline: float | None = None, owner: str | None = None
@@ -92,3 +106,30 @@ class JobQueue(Protocol):
     def result(self, job_id: str, owner: str | None = None) -> JobOutput: ...
 
     def subscribe(self, job_id: str, owner: str | None = None) -> AsyncIterator[JobEvent]: ...
+
+
+async def queue_call(queue: JobQueue, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn(*args)``, a method of ``queue``, from the event loop: in the queue's executor when it has one
+    (the shared queue), else at once (the in-process manager: memory under a lock, never blocking)."""
+    if queue.executor is None:
+        return fn(*args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(
+        queue.executor, functools.partial(fn, *args, **kwargs)
+    )
+
+
+def queue_call_soon(queue: JobQueue, fn: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
+    """``queue_call`` without waiting for the answer (a cancel from a ``finally`` of a stream that is
+    being torn down, where awaiting is unsafe); a failure is logged."""
+    if queue.executor is None:
+        fn(*args, **kwargs)
+        return
+
+    def done(future: Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("%s failed in the background: %s", getattr(fn, "__name__", fn), future.exception())
+
+    try:
+        queue.executor.submit(fn, *args, **kwargs).add_done_callback(done)
+    except RuntimeError:  # the executor has shut down: the replica is closing
+        log.warning("%s skipped: the job queue is closed", getattr(fn, "__name__", fn))

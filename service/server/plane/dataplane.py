@@ -47,7 +47,7 @@ from service.core.imageio import MIME_TYPES, decode_image, encode_image
 from service.server.jobs.manager import Job
 from service.server.jobs.pools import JobPools
 from service.server.jobs.redis_monitor import SharedQueue
-from service.server.jobs.work import JobQueue
+from service.server.jobs.work import JobQueue, queue_call
 from service.server.metrics import Metrics
 from service.server.plane.batching import MicroBatcher, default_delay_ms
 from service.server.plane.config import PlaneConfig
@@ -80,7 +80,7 @@ class DataPlane:
         self.engine: StyleEngine | None = None  # replaced whole by a hot reload (model_reload.py)
         self.models = ServingModels(config, self.metrics)
         self._ready = False
-        self._draining = False
+        self.drain_started = asyncio.Event()  # draining(): refuse new work; shared jobs' streams end
         self._fast_pending = 0  # admitted fast-path requests (the admission limit applies to this)
         self._upstream = 0  # of those, how many are still decoding (could still join a batch)
         self.fast_executor = ThreadPoolExecutor(config.fast_workers, thread_name_prefix="atelier-fast")
@@ -111,7 +111,7 @@ class DataPlane:
     @property
     def not_ready_reason(self) -> str | None:
         """Why the plane is not ready (for /readyz, NotReady errors and the log); None when it is."""
-        if self._draining:
+        if self.drain_started.is_set():
             return "The server is shutting down; retry on another instance."
         if not self._ready or self.engine is None:
             return "The server is starting (models loading) or shutting down; retry shortly."
@@ -151,13 +151,13 @@ class DataPlane:
 
     def draining(self) -> None:
         """Refuse new work (ShuttingDown) while calls already admitted finish; readiness goes false."""
-        self._draining = True
+        self.drain_started.set()
         self._ready = False
         self.metrics.ready.set(0)
 
     async def reload_models(self) -> ReloadReport:
         """Re-read the models folder; a new version replaces the old only once it passed every check."""
-        if self._draining:
+        if self.drain_started.is_set():
             raise ShuttingDown("The server is shutting down; it reloads nothing.")
         return await self.models.reload(self)
 
@@ -185,7 +185,8 @@ class DataPlane:
     def _require_ready(self) -> StyleEngine:
         reason = self.not_ready_reason
         if reason is not None or self.engine is None:
-            raise (ShuttingDown if self._draining else NotReady)(reason or "The server is starting.")
+            error = ShuttingDown if self.drain_started.is_set() else NotReady
+            raise error(reason or "The server is starting.")
         return self.engine
 
     @asynccontextmanager
@@ -369,7 +370,7 @@ class DataPlane:
             quality,
             backbone,
         )
-        return self.jobs.submit_work(work, deadline, owner)
+        return await queue_call(self.jobs, self.jobs.submit_work, work, deadline, owner)
 
     async def submit_deepdream(
         self,
@@ -395,4 +396,4 @@ class DataPlane:
             backbone,
             guide,
         )
-        return self.jobs.submit_work(work, deadline, owner)
+        return await queue_call(self.jobs, self.jobs.submit_work, work, deadline, owner)

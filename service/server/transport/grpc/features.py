@@ -4,7 +4,7 @@
 A mixin of ``AtelierServicer`` (kept out of servicer.py for size): every method runs inside the servicer's
 ``_rpc`` (API key, metrics, the one error table) like the other RPCs, and calls the same ``FeaturePlane`` as
 REST, so a gallery filled over one transport is searched over the other. ``Attack`` streams the job through
-the servicer's ``_stream`` (cancel on client exit) and adds the outcome to the final ``RenderResult``.
+the servicer's ``_stream`` (cancel on client exit), which adds the outcome to the final ``RenderResult``.
 """
 
 from __future__ import annotations
@@ -136,9 +136,5 @@ class FeatureRpcs:
                 deadline=deadline_of(context),
                 owner=scope.owner,
             )
-            async for event in self._stream(job):
-                if event.HasField("result"):
-                    out = job.latest.output  # the result event is the job's last: its output is final
-                    if out is not None:
-                        event.result.attack.CopyFrom(attack_outcome(out.extra))
+            async for event in self._stream(job):  # its result event carries the outcome (jobs.py)
                 yield event

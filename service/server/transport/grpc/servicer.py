@@ -3,7 +3,8 @@
 Each method converts the request to plain values, awaits the data plane, and converts the result back.
 Errors go through ``errormap`` (``context.abort`` with the mapped code and the error's message; a full
 queue adds the ``retry-after-s`` trailing metadata). The streaming renders submit a job and stream its
-events; if the client cancels or its deadline passes, the job is cancelled and its worker freed.
+events (``jobs.py``, with ``WatchJob`` and ``CancelJob``); if the client cancels or its deadline passes,
+the job is cancelled and its worker freed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.core.errors import ResourceExhausted
 from service.server.auth.authenticator import Authenticator
 from service.server.errors import RETRY_AFTER_KEY, public_message, status_for
-from service.server.jobs.manager import Job, JobEvent, JobState
 from service.server.plane.dataplane import DataPlane, RequestScope
 from service.server.transport.grpc.convert import (
     deadline_of,
@@ -30,6 +30,7 @@ from service.server.transport.grpc.convert import (
     struct_values,
 )
 from service.server.transport.grpc.features import FeatureRpcs
+from service.server.transport.grpc.jobs import JobRpcs
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Atelier"].full_name  # "atelier.v1.Atelier"
 
@@ -82,7 +83,7 @@ async def rpc_scope(
         await context.abort(status.grpc, _fit(public_message(exc)))
 
 
-class AtelierServicer(FeatureRpcs, pb_grpc.AtelierServicer):
+class AtelierServicer(JobRpcs, FeatureRpcs, pb_grpc.AtelierServicer):
     def __init__(self, plane: DataPlane, auth: Authenticator | None = None) -> None:
         self.plane = plane
         self.auth = auth if auth is not None else Authenticator.open()
@@ -213,52 +214,6 @@ class AtelierServicer(FeatureRpcs, pb_grpc.AtelierServicer):
             )
             async for event in self._stream(job):
                 yield event
-
-    async def _stream(self, job: Job) -> AsyncIterator[pb.RenderEvent]:
-        """Relay a job's events; cancel the job if the stream ends early (client gone, deadline)."""
-        try:
-            async for event in job.events():
-                if event.state is JobState.SUCCEEDED:
-                    yield _result_event(event)
-                elif event.terminal:
-                    assert event.error is not None
-                    raise event.error
-                else:
-                    yield _progress_event(event)
-        finally:
-            if not job.latest.terminal:
-                self.plane.jobs.cancel(job.id, "the client went away")
-
-
-def _progress_event(event: JobEvent) -> pb.RenderEvent:
-    msg = pb.RenderEvent(job_id=event.job_id, state=event.state)
-    p = event.progress
-    if p is not None:
-        msg.progress.CopyFrom(
-            pb.RenderProgress(
-                step=p.step,
-                total=p.total,
-                losses={k: float(v) for k, v in p.losses.items()},
-                elapsed_s=p.elapsed_s,
-                eta_s=p.eta_s,
-                stage=p.stage,
-                preview=event.preview_jpeg or b"",
-            )
-        )
-    return msg
-
-
-def _result_event(event: JobEvent) -> pb.RenderEvent:
-    out = event.output
-    assert out is not None
-    result = pb.RenderResult(
-        image=out.data,
-        content_type=out.content_type,
-        width=out.width,
-        height=out.height,
-        duration_s=event.duration_s or 0.0,
-    )
-    return pb.RenderEvent(job_id=event.job_id, state=event.state, result=result)
 
 
 class Health:

@@ -18,6 +18,8 @@ names, so one dashboard panel shows both transports.
 | ``GET /v1/jobs/{id}/events`` | Server-Sent Events: ``progress`` ... then one ``done`` |
 
 Every POST takes an optional ``timeout_s``: the call's deadline (504 when it passes), or a job's run cap.
+Job lookups go through ``queue_call``: with the shared queue they are Redis round trips, made off the
+event loop so a stalled Redis holds up only the calls that need it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from service.core.errors import InvalidArgument, InvalidImage
 from service.server.auth.authenticator import Authenticator
 from service.server.auth.rest import key_dependency
 from service.server.jobs.manager import Job
+from service.server.jobs.work import queue_call
 from service.server.plane.dataplane import DataPlane
 from service.server.transport.rest import sse
 from service.server.transport.rest.errors import CallScope, install_error_handlers, route_class
@@ -295,12 +298,15 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticato
 
     @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's state, progress and timings")
     async def get_job(job_id: str, scope: CallScope) -> JobOut:
-        return job_out(plane.jobs.get(job_id, scope.owner))
+        return job_out(await queue_call(plane.jobs, plane.jobs.get, job_id, scope.owner))
 
     @router.delete("/jobs/{job_id}", response_model=JobOut, summary="Cancel a job")
     async def cancel_job(job_id: str, scope: CallScope) -> JobOut:
         """A queued job is cancelled at once; a running one stops within one iteration."""
-        return job_out(plane.jobs.cancel(job_id, "cancelled by the client (DELETE)", scope.owner))
+        jobs = plane.jobs
+        return job_out(
+            await queue_call(jobs, jobs.cancel, job_id, "cancelled by the client (DELETE)", scope.owner)
+        )
 
     @router.get(
         "/jobs/{job_id}/result",
@@ -310,7 +316,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticato
     )
     async def job_result(job_id: str, scope: CallScope) -> Response:
         """503 with Retry-After while the job runs; the job's own error if it failed or was cancelled."""
-        job = plane.jobs.get(job_id, scope.owner)
+        job = await queue_call(plane.jobs, plane.jobs.get, job_id, scope.owner)
         out = job.output()
         ext = out.content_type.rsplit("/", 1)[-1]
         headers = {"Content-Disposition": f'inline; filename="{job.kind}-{job.id}.{ext}"'}
@@ -325,7 +331,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticato
     async def job_events(job_id: str, scope: CallScope) -> StreamingResponse:
         """``event: progress`` (JSON job status, with a ``preview`` data URL when the job makes previews)
         on each step, ``event: done`` once with the final status; ``:`` comments keep a quiet stream open."""
-        job = plane.jobs.get(job_id, scope.owner)
+        job = await queue_call(plane.jobs, plane.jobs.get, job_id, scope.owner)
         return StreamingResponse(
             job_event_stream(job, keepalive_s), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS
         )
