@@ -19,8 +19,8 @@ from service.core.errors import AtelierError
 
 # Modules under service.cli that define ``register(subparsers)``; order is the order in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "classify", "serve", "keys", "train", "stylize", "render", "saliency", "features", "attack", "doctor",
-    "worker", "health", "completion",
+    "classify", "serve", "keys", "train", "arbitrary", "stylize", "render", "saliency", "features", "attack",
+    "doctor", "worker", "health", "completion",
 )  # fmt: skip
 VERBOSE_HELP = "show the log records of the libraries (ONNX Runtime provider notes, model loading)"
 

@@ -2,7 +2,8 @@
 
 * ``styles`` lists the models of the models folder with their metadata and the provider each runs on;
   models that failed to load are listed on stderr with the reason.
-* ``stylize IN --style NAME -o OUT`` runs one model on one image (same engine as the server).
+* ``stylize IN --style NAME -o OUT`` runs one model on one image (same engine as the server);
+  ``stylize IN --style-image PAINTING -o OUT`` uses any painting instead (``arbitrary_stylize.py``).
 * ``eval-style`` measures each model against Gatys optimisation (``service.core.stylize.evaluate``): style
   and content distances, and the picture measures (structure, grid score, droplets); ``--json`` prints
   the same report as JSON. The same function backs ``scripts/eval_style.py``, which runs without the
@@ -43,7 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("stylize", help="stylise an image with a fast style model (ONNX Runtime)")
     p.add_argument("input", metavar="IN", help="image file (JPEG, PNG, WebP, BMP, TIFF, GIF)")
-    p.add_argument("--style", required=True, help="model name (see `atelier styles`)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--style", help="model name (see `atelier styles`)")
+    which.add_argument(
+        "--style-image",
+        type=Path,
+        metavar="PAINTING",
+        help="any painting instead of a named style (arbitrary style, WCT; docs/arbitrary_style.md)",
+    )
+    p.add_argument(
+        "--style-size", type=int, default=512, help="with --style-image: the painting's longer side (512)"
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg, .webp)")
     p.add_argument("--strength", type=float, default=1.0, help="0..1 blend with the photo (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance only)")
@@ -115,6 +126,10 @@ def run_stylize(args: argparse.Namespace) -> int:
     options.check()  # bad options and an unknown output type fail before anything is loaded
     normalize_format(Path(args.output).suffix or "png")
     image = load_image(args.input, settings.image_limits())
+    if args.style_image is not None:
+        from service.cli.arbitrary_stylize import stylize_with_painting
+
+        return stylize_with_painting(args, settings, image, options)
     _, engine = _engine(args, names=[args.style])
     with engine:
         for key in (args.style, "manifest.json"):  # the engine only records why; the command says it

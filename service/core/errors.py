@@ -92,6 +92,17 @@ class WeightsNotFound(AtelierError):
     reason = "weights_not_found"
 
 
+class NotInstalled(WeightsNotFound):
+    """A valid call needs a model this server does not have installed (a ``style_image`` call with no
+    arbitrary-style decoder in the models folder). The request is fine and another server (or an install)
+    can serve it, so it reads as the missing weights do: FAILED_PRECONDITION / 424, reason
+    ``weights_not_found`` (a subclass, so the error table and its documented reasons stay as they are).
+    Its message names no server path and is told to callers as it is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, public=message)
+
+
 class ModelLoadError(AtelierError):
     """A model file exists but is corrupt, mismatched or fails to load."""
 

@@ -252,6 +252,7 @@ class StyleEngine:
             engine.load_errors["manifest.json"] = str(exc)
             log.error("no style models loaded: %s", exc)
             return engine
+        entries = [e for e in entries if e.kind == "style"]  # the arbitrary-style parts load elsewhere
         if names is not None:
             listed = {e.name for e in entries}
             for name in names:

@@ -29,6 +29,7 @@ from service.core.errors import ModelLoadError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+KINDS = ("style", "encoder", "decoder")  # ManifestEntry.kind
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,13 @@ class ManifestEntry:
     card: str  # model card .json
     fp16_file: str | None = None  # optional half-precision graph for GPU providers
     fp16_sha256: str | None = None
+    # What the file is: "style" (a transform net, StyleEngine), or the arbitrary-style parts, "encoder"
+    # and "decoder" (service.core.arbitrary.engine). Written only when not "style", so the manifests of
+    # style models read and write as before.
+    kind: str = "style"
 
     def to_dict(self) -> dict[str, str]:
-        d = {k: v for k, v in asdict(self).items() if v is not None}
+        d = {k: v for k, v in asdict(self).items() if v is not None and not (k == "kind" and v == "style")}
         return {k: str(v) for k, v in d.items()}
 
     @classmethod
@@ -59,6 +64,8 @@ class ManifestEntry:
         label = data.get("name", "?")
         if missing:
             raise ModelLoadError(f"Manifest entry {label!r} lacks {', '.join(missing)}.")
+        if data.get("kind", "style") not in KINDS:
+            raise ModelLoadError(f"Manifest entry {label!r}: kind must be one of {', '.join(KINDS)}.")
         if bool(data.get("fp16_file")) != bool(data.get("fp16_sha256")):
             raise ModelLoadError(f"Manifest entry {label!r}: fp16_file and fp16_sha256 go together.")
         for key in ("file", "card", "fp16_file"):
@@ -75,6 +82,7 @@ class ManifestEntry:
             card=data["card"],
             fp16_file=data.get("fp16_file") or None,
             fp16_sha256=(data.get("fp16_sha256") or "").lower() or None,
+            kind=str(data.get("kind") or "style"),
         )
 
 
