@@ -5,6 +5,7 @@
     with AtelierClient("localhost:50051") as client:
         print([s.name for s in client.list_styles()])
         client.stylize_file("photo.jpg", "photo.starry.png", style="starry_night")
+        client.stylize_file("photo.jpg", "photo.mine.png", style_image="my_painting.jpg")  # any painting
         for update in client.gatys("photo.jpg", ["painting.jpg"], {"size": 384, "steps": 100}):
             print(update.step, update.total, update.losses)
         update.save("render.png")  # the last update carries the final image
@@ -81,6 +82,7 @@ class Stylized:
     height: int
     batch_size: int
     timings_ms: dict[str, float] = field(default_factory=dict)
+    style_cached: bool = False  # style_image calls: the painting's statistics came from the server's cache
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
@@ -268,23 +270,32 @@ class AtelierClient(FeatureCalls):
     def stylize(
         self,
         image: ImageInput,
-        style: str,
+        style: str | None = None,
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int | None = None,
         fmt: str = "png",
         quality: int = 90,
         timeout: float | None = None,
+        style_image: ImageInput | None = None,
+        style_size: int | None = None,
     ) -> Stylized:
+        """Stylise ``image`` with a named ``style`` or any painting ``style_image`` (file or bytes)."""
+        if (style is None) == (style_image is None):
+            raise ValueError("pass exactly one of style (a name) and style_image (a painting)")
         req = pb.StylizeRequest(
             image=_read(image),
-            style=style,
             strength=strength,
             preserve_color=preserve_color,
             max_side=max_side or 0,
             format=_format(fmt),
             quality=quality,
+            style_size=style_size or 0,
         )
+        if style_image is not None:
+            req.style_image = _read(style_image)
+        else:
+            req.style = str(style)
         r = self._unary(self.stub.Stylize, req, timeout)
         return Stylized(
             r.image,
@@ -296,12 +307,15 @@ class AtelierClient(FeatureCalls):
             r.height,
             r.batch_size,
             dict(r.timings_ms),
+            r.style_cached,
         )
 
-    def stylize_file(self, src: str | Path, dst: str | Path, style: str, **options: Any) -> Stylized:
-        """Stylise the image file ``src`` into ``dst`` (format from its suffix: .png, .jpg, .webp)."""
+    def stylize_file(
+        self, src: str | Path, dst: str | Path, style: str | None = None, **opts: Any
+    ) -> Stylized:
+        """Stylise the file ``src`` into ``dst`` (format from its suffix); ``style`` or ``style_image=``."""
         fmt = Path(dst).suffix.lstrip(".") or "png"
-        result = self.stylize(Path(src), style, fmt=fmt, **options)
+        result = self.stylize(Path(src), style, fmt=fmt, **opts)
         result.save(dst)
         return result
 

@@ -31,25 +31,29 @@ SALIENCY_OUTPUT_HEATMAP: SaliencyOutput
 SALIENCY_OUTPUT_FLOAT32: SaliencyOutput
 
 class StylizeRequest(_message.Message):
-    __slots__ = ("image", "style", "strength", "preserve_color", "max_side", "format", "quality")
+    __slots__ = ("image", "style", "style_image", "strength", "preserve_color", "max_side", "format", "quality", "style_size")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     STYLE_FIELD_NUMBER: _ClassVar[int]
+    STYLE_IMAGE_FIELD_NUMBER: _ClassVar[int]
     STRENGTH_FIELD_NUMBER: _ClassVar[int]
     PRESERVE_COLOR_FIELD_NUMBER: _ClassVar[int]
     MAX_SIDE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    STYLE_SIZE_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     style: str
+    style_image: bytes
     strength: float
     preserve_color: bool
     max_side: int
     format: ImageFormat
     quality: int
-    def __init__(self, image: _Optional[bytes] = ..., style: _Optional[str] = ..., strength: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., max_side: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ...) -> None: ...
+    style_size: int
+    def __init__(self, image: _Optional[bytes] = ..., style: _Optional[str] = ..., style_image: _Optional[bytes] = ..., strength: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., max_side: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., style_size: _Optional[int] = ...) -> None: ...
 
 class StylizeResponse(_message.Message):
-    __slots__ = ("image", "content_type", "model", "version", "provider", "timings_ms", "width", "height", "batch_size")
+    __slots__ = ("image", "content_type", "model", "version", "provider", "timings_ms", "width", "height", "batch_size", "style_cached")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +70,7 @@ class StylizeResponse(_message.Message):
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    STYLE_CACHED_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     content_type: str
     model: str
@@ -75,7 +80,8 @@ class StylizeResponse(_message.Message):
     width: int
     height: int
     batch_size: int
-    def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., provider: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    style_cached: bool
+    def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., provider: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., batch_size: _Optional[int] = ..., style_cached: _Optional[bool] = ...) -> None: ...
 
 class ListStylesRequest(_message.Message):
     __slots__ = ()

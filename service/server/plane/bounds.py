@@ -83,6 +83,11 @@ OPTION_BOUNDS: dict[str, dict[str, Bound]] = {
         "strength": _n(0, 1),
         "max_side": _n(16, 65_536, "and at most the setting max_side_stylize"),
     },
+    "ArbitraryOptions": {
+        "strength": _n(0, 1),
+        "max_side": _n(16, 65_536, "and at most the setting max_side_stylize"),
+        "style_size": _n(32, 1_024, "the painting's longer side for its statistics"),
+    },
     "SmoothGradOptions": {
         "samples": _n(1, 1_024),
         "noise": _n(0, 10),
@@ -114,6 +119,7 @@ OPTION_BOUNDS: dict[str, dict[str, Bound]] = {
 
 def parsed_classes() -> Iterator[tuple[str, type]]:
     """(algorithm, options class) for everything the server parses with ``build_options``."""
+    from service.core.arbitrary.engine import ArbitraryOptions
     from service.core.render.deepdream import DreamOptions
     from service.core.render.gatys import GatysOptions
     from service.core.saliency import METHODS
@@ -121,6 +127,7 @@ def parsed_classes() -> Iterator[tuple[str, type]]:
     from service.core.stylize.engine import StylizeOptions
 
     yield "Stylize", StylizeOptions
+    yield "Stylize style_image", ArbitraryOptions
     yield "Gatys", GatysOptions
     yield "DeepDream", DreamOptions
     for name in METHODS:

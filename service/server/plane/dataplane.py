@@ -7,6 +7,7 @@ Contract for the transports (keep stable; plain values in, dataclasses out, type
 ``plane.ready -> bool``                   True between a successful start and the start of shutdown
 ``await plane.stylize(image, style, strength=1.0, preserve_color=False, max_side=None, fmt="png",
                       quality=90, deadline=None) -> StylizeResult``    fast path, micro-batched
+``await plane.arbitrary.stylize(image, style_image, ...) -> StylizeResult``   any painting (WCT), unbatched
 ``plane.list_styles() -> list[StyleInfo]`` (``service.core.stylize.engine.StyleInfo``)
 ``await plane.classify(image, top_k=5, backbone=None, deadline=None) -> list[Prediction]``
 ``await plane.saliency(image, method, target=None, output="overlay", params=None, top_k=5,
@@ -37,7 +38,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -49,15 +49,16 @@ from service.server.jobs.pools import JobPools
 from service.server.jobs.redis_monitor import SharedQueue
 from service.server.jobs.work import JobQueue, queue_call
 from service.server.metrics import Metrics
+from service.server.plane.arbitrary import ArbitraryPath
 from service.server.plane.batching import MicroBatcher, default_delay_ms
 from service.server.plane.config import PlaneConfig
 from service.server.plane.model_reload import ReloadReport, ServingModels
-from service.server.plane.options import build_options
 from service.server.plane.results import SaliencyOutput, StylizeResult
 from service.server.plane.slow_jobs import deepdream_job, gatys_job, prepare_saliency
 from service.server.plane.steps import (
     check_output,
     decode_prepare,
+    fast_options,
     finish_encode,
     get_backbone_for,
     stylize_alone,
@@ -79,6 +80,7 @@ class DataPlane:
         self.metrics = metrics if metrics is not None else Metrics()
         self.engine: StyleEngine | None = None  # replaced whole by a hot reload (model_reload.py)
         self.models = ServingModels(config, self.metrics)
+        self.arbitrary = ArbitraryPath(self)  # style-image calls (plane/arbitrary.py); loaded with the models
         self._ready = False
         self.drain_started = asyncio.Event()  # draining(): refuse new work; shared jobs' streams end
         self._fast_pending = 0  # admitted fast-path requests (the admission limit applies to this)
@@ -140,6 +142,7 @@ class DataPlane:
 
         self.engine = load_engine(self.config, self.metrics)
         self.models.register(self.engine)
+        self.arbitrary.load()
         if self.config.batch_max_delay_ms is None:
             providers = sorted({s.provider for s in self.engine.styles()})
             delay_ms = default_delay_ms(providers)
@@ -230,13 +233,8 @@ class DataPlane:
         if fmt is not None:
             fmt, quality = check_output(fmt, quality)
         given = {"strength": strength, "preserve_color": preserve_color, "max_side": max_side}
-        opts = build_options(StylizeOptions, given, what="stylize")  # the parser every algorithm uses
-        opts.check()
-        cap = self.config.max_side_stylize
-        if opts.max_side is not None and opts.max_side > cap:
-            raise InvalidArgument(f"max_side must be between 16 and {cap}, got {opts.max_side}.")
+        opts = fast_options(StylizeOptions, given, self.config.max_side_stylize)
         info = engine.info(style)  # UnknownModel (NOT_FOUND) listing the known styles
-        opts = replace(opts, max_side=opts.max_side or cap)
         async with deadline_scope(deadline), self._fast_slot():
             t0 = time.monotonic()
             self._upstream += 1

@@ -23,6 +23,7 @@ class StylizeResult:
     height: int = 0
     batch_size: int = 1
     array: np.ndarray | None = field(default=None, repr=False)  # the (H, W, 3) uint8 result itself
+    style_cached: bool = False  # a style-image call whose painting's statistics came from the cache
 
 
 @dataclass(frozen=True)

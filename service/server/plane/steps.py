@@ -6,24 +6,45 @@ engine's own (unbatched) stylize and the backbone lookup in the fast executor.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from service.core.errors import InvalidArgument
 from service.core.imageio import decode_image, encode_image, normalize_format
 from service.server.plane.config import PlaneConfig
+from service.server.plane.options import build_options
 
 if TYPE_CHECKING:
-    from service.core.stylize.engine import StyleEngine
+    from service.core.stylize.engine import StyleEngine, StylizeOptions
 
-__all__ = ["check_output", "decode_prepare", "finish_encode", "get_backbone_for", "stylize_alone"]
+__all__ = [
+    "check_output",
+    "decode_prepare",
+    "fast_options",
+    "finish_encode",
+    "get_backbone_for",
+    "stylize_alone",
+]
+Opts = TypeVar("Opts", bound="StylizeOptions")
 
 
 def check_output(fmt: str, quality: int) -> tuple[str, int]:
     if not 1 <= quality <= 100:
         raise InvalidArgument(f"quality must be between 1 and 100, got {quality}.")
     return normalize_format(fmt), quality
+
+
+def fast_options(cls: type[Opts], given: dict[str, Any], cap: int) -> Opts:
+    """A fast call's options (``StylizeOptions``, or ``ArbitraryOptions`` for a style image): the one
+    parser every algorithm uses, the class's own checks, then ``max_side`` at most the setting ``cap``
+    (and ``cap`` when the call gave none)."""
+    opts = build_options(cls, given, what="stylize")
+    opts.check()
+    if opts.max_side is not None and opts.max_side > cap:
+        raise InvalidArgument(f"max_side must be between 16 and {cap}, got {opts.max_side}.")
+    return replace(opts, max_side=opts.max_side or cap)
 
 
 def decode_prepare(

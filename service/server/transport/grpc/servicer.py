@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health as grpc_health
@@ -18,7 +19,8 @@ from grpc_health.v1 import health_pb2
 
 from service.api.v1 import atelier_pb2 as pb
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
-from service.core.errors import ResourceExhausted
+from service.core.arbitrary.engine import MODEL_NAME
+from service.core.errors import InvalidArgument, ResourceExhausted
 from service.server.auth.authenticator import Authenticator
 from service.server.errors import RETRY_AFTER_KEY, public_message, status_for
 from service.server.plane.dataplane import DataPlane, RequestScope
@@ -97,17 +99,25 @@ class AtelierServicer(JobRpcs, FeatureRpcs, pb_grpc.AtelierServicer):
     async def Stylize(
         self, request: pb.StylizeRequest, context: grpc.aio.ServicerContext
     ) -> pb.StylizeResponse:
-        async with self._rpc(context, "Stylize", request.style):
-            res = await self.plane.stylize(
-                request.image,
-                request.style,
-                strength=request.strength if request.HasField("strength") else 1.0,
+        painting = request.WhichOneof("style_source") == "style_image"
+        async with self._rpc(context, "Stylize", MODEL_NAME if painting else request.style):
+            strength = request.strength if request.HasField("strength") else 1.0
+            common: dict[str, Any] = dict(
+                strength=strength,
                 preserve_color=request.preserve_color,
                 max_side=request.max_side or None,
                 fmt=image_format(request.format),
                 quality=quality_of(request.quality),
                 deadline=deadline_of(context),
             )
+            if painting:  # any painting: arbitrary style (plane/arbitrary.py)
+                res = await self.plane.arbitrary.stylize(
+                    request.image, request.style_image, style_size=request.style_size or None, **common
+                )
+            elif request.style_size:
+                raise InvalidArgument("style_size applies only with a style_image.")
+            else:
+                res = await self.plane.stylize(request.image, request.style, **common)
         return pb.StylizeResponse(
             image=res.image,
             content_type=res.content_type,
@@ -118,6 +128,7 @@ class AtelierServicer(JobRpcs, FeatureRpcs, pb_grpc.AtelierServicer):
             width=res.width,
             height=res.height,
             batch_size=res.batch_size,
+            style_cached=res.style_cached,
         )
 
     async def ListStyles(

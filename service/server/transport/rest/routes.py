@@ -8,7 +8,7 @@ names, so one dashboard panel shows both transports.
 
 | route | answer |
 |---|---|
-| ``POST /v1/stylize?style=...`` | the stylised image |
+| ``POST /v1/stylize?style=...`` | the stylised image (or a ``style_image`` part: any painting) |
 | ``GET /v1/styles`` | the loaded styles |
 | ``POST /v1/classify`` | top-k ImageNet classes |
 | ``POST /v1/saliency?method=...&output=overlay|heatmap|float32|npy|json`` | the map |
@@ -31,6 +31,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from service.core.arbitrary.engine import MODEL_NAME as ARBITRARY_MODEL
 from service.core.errors import InvalidArgument, InvalidImage
 from service.server.auth.authenticator import Authenticator
 from service.server.auth.rest import key_dependency
@@ -111,28 +112,53 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticato
 
     @router.post(
         "/stylize",
-        summary="Stylise an image with a fast style model",
+        summary="Stylise an image with a fast style model, or with any painting (a style_image part)",
         response_class=Response,
-        openapi_extra=image_body("image"),
+        openapi_extra=image_body("image", "style_image"),
         responses=image_response("image/png", "image/jpeg", "image/webp"),
     )
     async def stylize(
         request: Request,
         scope: CallScope,
-        style: Annotated[str, Query(description="a name from GET /v1/styles")],
+        style: Annotated[
+            str | None, Query(description="a name from GET /v1/styles (or send a style_image part instead)")
+        ] = None,
         strength: Annotated[float, Query(description="0..1 blend with the content")] = 1.0,
         preserve_color: Annotated[bool, Query(description="keep the photo's colours")] = False,
         max_side: Annotated[
             int | None, Query(description="downscale so the longer side is at most this")
         ] = None,
+        style_size: Annotated[
+            int | None, Query(description="with style_image: the painting's longer side, 32-1024 (512)")
+        ] = None,
         fmt: Format = "png",
         quality: Quality = 90,
         timeout_s: Timeout = None,
     ) -> Response:
-        image = (await read_upload(request, max_bytes)).one("image")
-        res = await plane.stylize(
-            image, style, strength, preserve_color, max_side, fmt, quality, deadline=_deadline(timeout_s)
-        )
+        """``multipart/form-data`` with an ``image`` and a ``style_image`` part (any painting: arbitrary
+        style transfer, WCT; 424 when the server has no arbitrary-style model) instead of ``style``."""
+        upload = await read_upload(request, max_bytes, max_images=2)
+        painting, deadline = upload.optional("style_image"), _deadline(timeout_s)
+        if painting is not None:
+            if style is not None:
+                raise InvalidArgument("Send a style name or a style_image part, not both.")
+            scope.model = ARBITRARY_MODEL  # every painting under one label, never its sha
+            res = await plane.arbitrary.stylize(
+                upload.one("image"), painting, strength, preserve_color, max_side, style_size, fmt, quality,
+                deadline,
+            )  # fmt: skip
+        else:
+            if style is None:
+                raise InvalidArgument(
+                    "Query parameter 'style' is required (a name from GET /v1/styles), or send a painting "
+                    "as a multipart style_image part (curl -F image=@photo.jpg -F style_image=@art.jpg ...)."
+                )
+            if style_size is not None:
+                raise InvalidArgument("style_size applies only with a style_image part.")
+            image = upload.one("image")
+            res = await plane.stylize(
+                image, style, strength, preserve_color, max_side, fmt, quality, deadline=deadline
+            )
         scope.model = res.model
         timing = ", ".join(f"{k};dur={v:.1f}" for k, v in res.timings.items())
         headers = {
@@ -142,6 +168,8 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticato
             "X-Atelier-Batch-Size": str(res.batch_size),
             "Server-Timing": timing,
         }
+        if painting is not None:
+            headers["X-Atelier-Style-Cache"] = "hit" if res.style_cached else "miss"
         return Response(res.image, media_type=res.content_type, headers=headers)
 
     @router.post(

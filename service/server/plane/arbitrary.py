@@ -1,0 +1,139 @@
+"""Style-image calls of the data plane: ``plane.arbitrary.stylize(image, style_image, ...)``, arbitrary
+style transfer (WCT, ``service.core.arbitrary.engine``) beside the named styles.
+
+The same admission as a named style (the fast queue's slot and limit, the call's deadline, the setting
+``max_side_stylize``, the options parser), and both images go through ``decode_image`` with the server's
+image limits, so a hostile or oversized painting is refused exactly like a hostile photo. The painting's
+statistics are cached by the sha256 of its bytes and the style size (the engine's bounded LRU): a repeat
+decodes nothing of the painting. Runs are not micro-batched (each painting has its own transform).
+Metrics use the model label ``custom`` whatever the painting, so label cardinality stays bounded.
+Loaded once at start; a hot reload (``model_reload.py``) reloads the named styles only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from service.core.errors import NotInstalled
+from service.core.imageio import MIME_TYPES, decode_image, encode_image
+from service.server.plane.results import StylizeResult
+from service.server.plane.steps import check_output, decode_prepare, fast_options
+from service.server.plane.tracking import deadline_scope
+
+if TYPE_CHECKING:
+    from service.core.arbitrary.cache import StyleStats
+    from service.core.arbitrary.engine import ArbitraryOptions, ArbitraryStyleEngine
+    from service.server.plane.dataplane import DataPlane
+
+log = logging.getLogger("atelier.models")
+
+
+class ArbitraryPath:
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+        self.engine: ArbitraryStyleEngine | None = None
+
+    def load(self) -> None:
+        """Load the WCT levels of the models folder (none installed is fine: calls then say so)."""
+        from service.core.arbitrary.engine import MODEL_NAME, ArbitraryStyleEngine
+
+        c = self.plane.config
+        start = time.monotonic()
+        self.engine = ArbitraryStyleEngine.load(
+            c.models_dir,
+            providers=c.ort_providers,
+            intra_threads=c.ort_intra_threads,
+            inter_threads=c.ort_inter_threads,
+            tile_threshold=c.tile_threshold,
+            tile_size=c.tile_size,
+            tile_overlap=c.tile_overlap,
+        )
+        for name, why in self.engine.load_errors.items():
+            self.plane.metrics.model_load_failures.labels(model=name).inc()
+            log.warning("skipped arbitrary-style level %s: %s", name, why)
+        if self.engine.installed:
+            self.plane.metrics.allow_models([MODEL_NAME])
+            self.plane.metrics.model_load.labels(model=MODEL_NAME).set(time.monotonic() - start)
+            log.info("arbitrary style (WCT) %s on %s", self.engine.version, self.engine.provider)
+
+    def _engine(self) -> ArbitraryStyleEngine:
+        from service.core.arbitrary.engine import NOT_INSTALLED
+
+        self.plane._require_ready()  # starting or draining first: NotReady / ShuttingDown, as for a name
+        if self.engine is None or not self.engine.installed:
+            raise NotInstalled(NOT_INSTALLED)
+        return self.engine
+
+    async def stylize(
+        self,
+        image: bytes | np.ndarray,
+        style_image: bytes,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        max_side: int | None = None,
+        style_size: int | None = None,
+        fmt: str | None = "png",
+        quality: int = 90,
+        deadline: float | None = None,
+    ) -> StylizeResult:
+        """``image`` stylised with the painting ``style_image`` (encoded bytes); as ``plane.stylize``."""
+        from service.core.arbitrary.engine import MODEL_NAME, ArbitraryOptions
+
+        plane, engine = self.plane, self._engine()
+        if fmt is not None:
+            fmt, quality = check_output(fmt, quality)
+        given: dict[str, object] = {
+            "strength": strength,
+            "preserve_color": preserve_color,
+            "max_side": max_side,
+        }
+        if style_size is not None:
+            given["style_size"] = style_size
+        opts = fast_options(ArbitraryOptions, given, plane.config.max_side_stylize)
+        async with deadline_scope(deadline), plane._fast_slot():
+            t0 = time.monotonic()
+            prepared = await plane._in(
+                plane.codec_executor, decode_prepare, engine.base, image, opts, plane.config
+            )
+            t1 = time.monotonic()
+            stats, hit = await plane._in(plane.fast_executor, self._style, engine, style_image, opts)
+            t2 = time.monotonic()
+            runs: list[float] = []
+            out = await plane._in(
+                plane.fast_executor,
+                lambda: engine.stylize(prepared, stats, opts, on_run=lambda n, s: runs.append(s)),
+            )
+            t3 = time.monotonic()
+            data = await plane._in(plane.codec_executor, encode_image, out, fmt, quality) if fmt else b""
+            t4 = time.monotonic()
+        if runs:
+            plane.metrics.inference_duration.labels(model=MODEL_NAME, provider=engine.provider).observe(
+                sum(runs)
+            )
+        timings = {
+            "decode": (t1 - t0) * 1e3,
+            "style": (t2 - t1) * 1e3,  # the painting's statistics: ~0 on a cache hit
+            "inference": (t3 - t2) * 1e3,
+            "encode": (t4 - t3) * 1e3,
+            "total": (t4 - t0) * 1e3,
+        }
+        h, w = out.shape[:2]
+        mime = MIME_TYPES[fmt] if fmt else "application/octet-stream"
+        return StylizeResult(
+            data, mime, MODEL_NAME, engine.version, engine.provider, timings, w, h, 1, out, hit
+        )
+
+    def _style(
+        self, engine: ArbitraryStyleEngine, data: bytes, opts: ArbitraryOptions
+    ) -> tuple[StyleStats, bool]:
+        """The painting's statistics by the sha256 of its bytes; decoded (under the limits) only on a miss."""
+        limits = self.plane.config.limits
+        if len(data) > limits.max_bytes:  # refused with the numbers before any hashing
+            decode_image(data, limits)
+        digest = hashlib.sha256(data).hexdigest()
+        return engine.style_stats(digest, opts.style_size, lambda: decode_image(data, limits))
