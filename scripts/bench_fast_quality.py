@@ -222,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                     row.qualities.append(picture_quality(out, img, painting, palette, photo_grids[n].score))
                     ((taps, _),) = distances(img, out)
                     row.styles.append(float(np.mean(taps)))
-                    reference = gatys.get(painting_path.stem, {}).get("photos", {}).get(n)
+                    # The pair's own reference, else the painting's median over the photos it was
+                    # computed on (it varies by a few per cent between photos: gatys_reference.json).
+                    ref = gatys.get(painting_path.stem, {})
+                    reference = ref.get("photos", {}).get(n, ref.get("median"))
                     if reference:
                         row.ratios.append(row.styles[-1] / reference)
                     if n in windows:

@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""Style ratio to Gatys against structure for every fast net trained and scored (the Pareto front).
+
+Reads every ``score.json`` that scripts/score_ablation.py wrote under runs/ablation and runs/recipe (the
+ablation's lever runs, the recipe's retrained styles and the shipped nets scored as ``shipped.*``). For each
+run: the median over the photos of its style distance divided by that (painting, photo) pair's Gatys
+reference (docs/bench/gatys_reference.json), and the median structure. Lower-right is better: the style of
+Gatys and the photo's layout. A run is on the front when no other run of the same painting has both a lower
+style ratio and a higher structure.
+
+    .venv/bin/python scripts/pareto.py --out docs/images/pareto.png --table docs/training/pareto.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipe import MOBILE, ROOT
+
+PAINTINGS = {name: entry[0].rsplit(".", 1)[0] for name, entry in MOBILE.items()}
+STRUCTURE_BAR, RATIO_BAR = 0.75, 2.0
+
+
+@dataclass
+class Point:
+    run: str
+    family: str  # "shipped", "ablation" or "recipe"
+    style_key: str
+    ratio: float
+    structure: float
+    grid: float
+    droplets: float
+
+
+def style_key(run: str) -> str:
+    base = run.removeprefix("shipped.").split(".")[0]
+    return base.removesuffix("-johnson")
+
+
+def points(folders: list[Path], gatys: dict[str, dict[str, object]]) -> list[Point]:
+    out = []
+    for folder in folders:
+        for path in sorted(folder.glob("*/score.json")):
+            score = json.loads(path.read_text(encoding="utf-8"))
+            run = path.parent.name
+            key = style_key(run)
+            painting = PAINTINGS.get(key)
+            ref = gatys.get(painting or "", {})
+            refs, fallback = (
+                ref.get("photos", {}),
+                ref.get("median"),
+            )  # the painting's median where a pair has none
+            ratios = [
+                p["style"] / refs.get(p["photo"], fallback)
+                for p in score["photos"]
+                if refs.get(p["photo"], fallback)
+            ]  # type: ignore[union-attr, operator]
+            if not ratios:
+                continue
+            family = "shipped" if run.startswith("shipped.") else folder.name
+            med = score["median"] if "median" in score else score["mean"]
+            out.append(
+                Point(
+                    run,
+                    family,
+                    key,
+                    float(np.median(ratios)),
+                    float(med["structure"]),
+                    float(med["grid_over_photo"]),
+                    float(med["droplets"]),
+                )
+            )
+    return out
+
+
+def front(pts: list[Point]) -> set[str]:
+    return {
+        p.run
+        for p in pts
+        if not any(
+            q.style_key == p.style_key
+            and q.ratio <= p.ratio
+            and q.structure >= p.structure
+            and q is not p
+            and (q.ratio < p.ratio or q.structure > p.structure)
+            for q in pts
+        )
+    }
+
+
+def plot(pts: list[Point], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    marks = {"shipped": ("s", "black"), "ablation": ("o", "tab:blue"), "recipe": ("*", "tab:red")}
+    for family, (marker, colour) in marks.items():
+        sel = [p for p in pts if p.family == family]
+        ax.scatter(
+            [p.ratio for p in sel],
+            [p.structure for p in sel],
+            marker=marker,
+            c=colour,
+            s=60 if marker == "*" else 30,
+            label=family,
+        )
+        for p in sel:
+            ax.annotate(
+                p.run.removeprefix("shipped."),
+                (p.ratio, p.structure),
+                fontsize=6,
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
+    ax.axhline(STRUCTURE_BAR, color="grey", ls="--", lw=0.8)
+    ax.axvline(RATIO_BAR, color="grey", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("style distance / Gatys reference (median over the photos; lower = more of the painting)")
+    ax.set_ylabel("structure (edge correlation with the photo)")
+    ax.set_title("Fast nets: style against structure (bar: right of the dashed lines is worse)")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--runs", nargs="*", type=Path, default=[ROOT / "runs" / "ablation", ROOT / "runs" / "recipe"]
+    )
+    p.add_argument("--gatys-ref", type=Path, default=ROOT / "docs" / "bench" / "gatys_reference.json")
+    p.add_argument("--out", type=Path, default=None, help="the plot (.png)")
+    p.add_argument("--table", type=Path, default=None, help="also write the markdown table here")
+    args = p.parse_args(argv)
+    pts = points(args.runs, json.loads(args.gatys_ref.read_text(encoding="utf-8")))
+    best = front(pts)
+    lines = [
+        "| run | set | style ratio to Gatys | structure | grid over photo | droplets ‰ | on the front |",
+        "|---|---|---:|---:|---:|---:|:---:|",
+    ]
+    for q in sorted(pts, key=lambda q: (q.style_key, q.family, q.ratio)):
+        lines.append(
+            f"| {q.run} | {q.family} | {q.ratio:.2f}x | {q.structure:.2f} | {q.grid:+.2f} | {q.droplets:.1f} | "
+            f"{'yes' if q.run in best else ''} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.table:
+        args.table.write_text(text, encoding="utf-8")
+    if args.out:
+        plot(pts, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
