@@ -262,6 +262,8 @@ def test_reflection_lists_and_describes_the_service(live: LiveServer) -> None:
         "AddToGallery",
         "SearchGallery",
         "Attack",
+        "WatchJob",
+        "CancelJob",
     }
 
 
