@@ -68,7 +68,7 @@ def plan() -> list[tuple[str, list[str], Path | None, Path | None]]:
         args = [*RECIPE, "--arch", "mobile", *LEVERS, "--style-image", str(DATA / "styles" / painting)]
         args += ["--lr", lr, "--cpu-budget", str(MOBILE_BUDGET_S), "--init", str(ROOT / "models" / init)]
         shipped = ROOT / "models" / f"{name}.mobile.onnx"
-        runs.append((name, args, DATA / "styles" / painting, shipped if shipped.is_file() else None))
+        runs.append((name + SUFFIX, args, DATA / "styles" / painting, shipped if shipped.is_file() else None))
     for name, (painting, init) in JOHNSON.items():
         args = [*RECIPE, "--arch", "johnson", *LEVERS, "--style-image", str(DATA / "styles" / painting)]
         # A fine-tune of a trained net: a fifth of the from-scratch learning rate (the last one wins).
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return subprocess.call([*scorer, "--table", str(OUT)])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     for name, train_args, painting, shipped in plan():
-        if args.only and name not in args.only:
+        if args.only and name.removesuffix(SUFFIX) not in args.only:
             continue
         if shipped is not None and painting is not None and not args.dry_run:
             ref = OUT / f"shipped.{shipped.stem.replace('.mobile', '').replace('.johnson', '-johnson')}"
