@@ -2,7 +2,7 @@
 
 Every style is a fine-tune of a shipped net (its weights read from the ONNX graph): its own for the six
 shipped paintings, the nearest painting's for the two new ones. The levers: output and content rolled by the
-same random offset before the loss (``--shift-jitter 32``), content weight 4 and the grid penalty
+same random offset before the loss (``--shift-jitter 32``), content weight 3 and the grid penalty
 (``--grid-weight 10``, ``grid_loss``). At the ablation's 420 CPU s per style, training from an identity warm start (the
 ablation's ``combo_grid``) kept the photo and removed the grid but reached only a fifth of the shipped nets'
 style; a fine-tune keeps the style the shipped net already has and repairs the picture.
@@ -59,6 +59,8 @@ LEVERS = [
     "--grid-weight",
     os.environ.get("GRID_WEIGHT", "10"),
 ]
+# A variant of the recipe runs beside the first under its own names, e.g. GRID_WEIGHT=3 RUN_SUFFIX=.g3.
+SUFFIX = os.environ.get("RUN_SUFFIX", "")
 
 
 def plan() -> list[tuple[str, list[str], Path | None, Path | None]]:
