@@ -11,10 +11,9 @@
         update.save("render.png")  # the last update carries the final image
 
 Embeddings, galleries and attacks (``embed``, ``add_to_gallery``, ``search_gallery``, ``list_galleries``,
-``attack``) are in ``service.client_features``, mixed into the same client.
-
-Errors arrive as ``AtelierClientError`` with the gRPC status code, the server's message, and for a full
-queue the server's retry hint (``retry_after_s``).
+``attack``) are in ``service.client_features``, jobs by id (``watch_job``, ``cancel_job``) in
+``service.client_jobs``, both mixed into the same client. Errors arrive as ``AtelierClientError``: the
+gRPC status code, the server's message, and for a full queue the server's retry hint (``retry_after_s``).
 
 ``api_key="..."`` sends ``authorization: Bearer ...`` metadata on every call; ``tls_ca="ca.pem"`` opens a
 TLS channel that trusts that CA (PEM) instead of a plaintext one (a server started with ``ATELIER_TLS_CERT``
@@ -36,6 +35,7 @@ from service.api.v1 import atelier_pb2_grpc as pb_grpc
 from service.client_features import AttackOutcome, FeatureCalls, ImageInput, attack_outcome
 from service.client_features import image_bytes as _read
 from service.client_features import options_struct as _struct
+from service.client_jobs import JobCalls, JobStatus  # noqa: F401  (JobStatus: cancel_job's answer, re-exported)
 
 MiB = 1024 * 1024
 _FORMATS = {
@@ -185,7 +185,7 @@ def _format(fmt: str) -> Any:
         raise ValueError(f"unsupported output format {fmt!r}; use png, jpeg or webp") from None
 
 
-class AtelierClient(FeatureCalls):
+class AtelierClient(FeatureCalls, JobCalls):
     """Blocking client over one channel. Use as a context manager, or call ``close()``."""
 
     def __init__(

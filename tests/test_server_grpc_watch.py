@@ -1,7 +1,8 @@
 """gRPC ``WatchJob`` and ``CancelJob`` on one in-process server: a REST job watched over gRPC to its image
 (and watched again once finished), a watcher that goes away leaves the job running, ``CancelJob`` stops it
 and its watchers end CANCELLED, unknown ids are NOT_FOUND, and with API keys another key's job is
-NOT_FOUND as on REST. The shared queue's side (any replica watches any job) is in test_queue_replicas.py.
+NOT_FOUND as on REST; the Python client's ``watch_job`` and ``cancel_job`` over the same calls. The shared
+queue's side (any replica watches any job) is in test_queue_replicas.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from service.api.v1 import atelier_pb2 as pb
+from service.client import AtelierClient, AtelierClientError
 from service.core.imageio import encode_image
 from service.server.shutdown import calls_in_flight
 from tests.grpccalls import code_of
@@ -98,3 +100,40 @@ def test_another_keys_job_is_not_found_over_grpc_as_over_rest(
     assert server.stub.CancelJob(ref(job_id), timeout=30, metadata=alice).job_id == job_id
     code, _ = code_of(server.stub.WatchJob, ref(job_id), timeout=60, metadata=alice)
     assert code == grpc.StatusCode.CANCELLED
+
+
+# --- the Python client: watch_job and cancel_job -------------------------------------------------------
+def test_the_client_watches_a_job_to_its_image_and_cancels_one(
+    live: LiveServer, images: tuple[bytes, bytes]
+) -> None:
+    quick = submit_gatys(live, images, QUICK).json()["id"]
+    with AtelierClient(live.grpc_target) as client:
+        updates = list(client.watch_job(quick, timeout=60))
+        assert {u.job_id for u in updates} == {quick}
+        assert [u.step for u in updates if u.total][-1] == QUICK["steps"]
+        final = updates[-1]
+        assert final.done and final.state == "succeeded" and all(not u.done for u in updates[:-1])
+        assert final.image == live.http.get(f"/v1/jobs/{quick}/result").content
+        assert final.content_type == "image/png" and max(final.width, final.height) == QUICK["size"]
+
+        endless = submit_gatys(live, images, ENDLESS).json()["id"]
+        watch = iter(client.watch_job(endless, timeout=60))
+        next(u for u in watch if u.step > 0)  # running
+        status = client.cancel_job(endless)
+        assert (status.job_id, status.kind, status.attempts) == (endless, "gatys", 1)
+        assert status.state in ("running", "cancelled")  # running until the worker's next iteration
+        with pytest.raises(AtelierClientError) as info:
+            list(watch)  # the watched job's end is the stream's status: the cancel, with its reason
+        assert info.value.code == grpc.StatusCode.CANCELLED and "CancelJob" in info.value.message
+        assert client.cancel_job(endless).state == "cancelled"  # an ended job keeps its state
+
+
+def test_the_client_reports_unknown_jobs_as_client_errors(live: LiveServer) -> None:
+    with AtelierClient(live.grpc_target) as client:
+        for call in (
+            lambda: list(client.watch_job("0" * 32, timeout=30)),
+            lambda: client.cancel_job("0" * 32),
+        ):
+            with pytest.raises(AtelierClientError) as info:
+                call()
+            assert info.value.code == grpc.StatusCode.NOT_FOUND and "No job with id" in info.value.message
