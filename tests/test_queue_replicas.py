@@ -5,8 +5,8 @@ A job submitted to API A is streamed and cancelled through API B, over REST and 
 ``CancelJob``); a SIGKILLed worker's job finishes on the other worker (attempts 2, visible in the job's
 JSON); Redis killed mid-job ends the stream with a clear error and makes the API answer 503, and once Redis
 is back the workers take new jobs again; a SIGTERMed API replica ends its gRPC job stream UNAVAILABLE and
-leaves the job to the workers (watched to its end through B). The tests run in this order on one set of
-processes (the last two restart Redis and stop A).
+its SSE stream with a ``shutting_down`` event, and leaves the job to the workers (watched to its end
+through B). The tests run in this order on one set of processes (the last two restart Redis and stop A).
 """
 
 from __future__ import annotations
@@ -182,9 +182,24 @@ def test_redis_killed_mid_job_is_a_clear_error_never_a_hang(
     assert events[-1]["data"]["state"] == "succeeded"  # the workers reconnected on their own
 
 
-def test_a_draining_api_leaves_its_grpc_job_to_the_workers(
+def sse_blocks(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """SSE blocks as {event, id, data} from a stream's lines, as they arrive."""
+    current: dict[str, Any] = {}
+    for line in lines:
+        if not line:
+            if "data" in current:
+                yield current
+            current = {}
+        elif not line.startswith(":") and ":" in line:
+            key, _, value = line.partition(":")
+            current[key] = json.loads(value) if key == "data" else value.strip()
+
+
+def test_a_draining_api_leaves_its_job_streams_to_the_workers(
     cluster: Cluster, images: tuple[bytes, bytes]
 ) -> None:
+    """SIGTERM to A while its gRPC stream and an SSE stream follow a job on a worker: the gRPC stream ends
+    UNAVAILABLE, the SSE stream with a last ``shutting_down`` event, both naming the job, which goes on."""
     options = Struct()
     options.update(RERUN)
     request = pb.GatysRequest(content=images[0], styles=[images[1]], options=options)
@@ -194,10 +209,18 @@ def test_a_draining_api_leaves_its_grpc_job_to_the_workers(
     ):
         stream = pb_grpc.AtelierStub(ca).Gatys(request, timeout=60)
         job_id = next(e for e in stream if e.HasField("progress")).job_id
-        cluster.a.terminate()  # SIGTERM while the job runs on a worker
-        error: Any = rpc_error(stream)
+        with cluster.a.http.stream("GET", f"/v1/jobs/{job_id}/events") as r:
+            blocks = sse_blocks(r.iter_lines())
+            next(b for b in blocks if b["data"].get("progress"))  # A's SSE stream follows the job live
+            cluster.a.terminate()  # SIGTERM while the job runs on a worker
+            error: Any = rpc_error(stream)
+            rest = list(blocks)  # to the response's end: it ends cleanly, the connection is not cut
         assert error.code() == grpc.StatusCode.UNAVAILABLE, (error.code(), error.details())
         assert job_id in error.details() and "WatchJob" in error.details(), error.details()
+        assert [b["event"] for b in rest] == ["progress"] * (len(rest) - 1) + ["shutting_down"], rest
+        last = rest[-1]["data"]
+        assert (last["id"], last["state"], last["reason"]) == (job_id, "running", "shutting_down"), last
+        assert f"GET /v1/jobs/{job_id}" in last["message"] and "not cancelled" in last["message"], last
         events = list(watch(pb_grpc.AtelierStub(cb), job_id))  # replayed from the start, then live
     assert events[-1].state == "succeeded" and events[-1].result.image
     assert cluster.a.proc.wait(30) == 0

@@ -11,39 +11,29 @@ Who cancels a job when its stream ends early: the stream that created it does (t
 as its call: a client gone or a deadline passed frees the worker); a watcher never does. A draining
 replica (SIGTERM) cancels its in-process jobs as before (``JobPools.drain``), but a shared-queue job
 belongs to the workers and outlives the replica: its streams here end at once with UNAVAILABLE
-(``ShuttingDown``) naming the job id to watch on another replica, and the job is not cancelled.
+(``ShuttingDown``) naming the job id to watch on another replica, and the job is not cancelled
+(``jobs/streams.py``; REST's SSE streams end the same way, with a last ``shutting_down`` event).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import grpc
 
 from service.api.v1 import atelier_pb2 as pb
-from service.core.errors import ShuttingDown
 from service.server.jobs.job import Job, JobEvent, JobState
+from service.server.jobs.streams import handed_over, until_set
 from service.server.jobs.work import queue_call, queue_call_soon
 from service.server.transport.grpc.features import attack_outcome
 
 if TYPE_CHECKING:
     from service.server.plane.dataplane import DataPlane, RequestScope
 
-T = TypeVar("T")
 CLIENT_GONE = "the client went away"
 CANCEL_REASON = "cancelled by the client (CancelJob)"
-
-
-def handed_over(job_id: str) -> ShuttingDown:
-    """How a draining replica ends a shared job's stream: the job goes on, elsewhere."""
-    return ShuttingDown(
-        f"This server is shutting down; job {job_id} goes on in the shared queue and is not cancelled. "
-        f"Watch it on another replica: WatchJob(job_id={job_id!r}) or GET /v1/jobs/{job_id}."
-    )
 
 
 class JobRpcs:
@@ -98,36 +88,6 @@ class JobRpcs:
                 raise event.error
             else:
                 yield progress_event(event)
-
-
-async def until_set(
-    items: AsyncIterator[T], stop: asyncio.Event, error: Callable[[], BaseException]
-) -> AsyncIterator[T]:
-    """``items`` until ``stop`` is set; then the pending read is cancelled and ``error()`` raised."""
-    iterator = aiter(items)
-    stopping = asyncio.ensure_future(stop.wait())
-    step: asyncio.Future[T] | None = None
-    try:
-        while True:
-            step = asyncio.ensure_future(anext(iterator))
-            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                raise error()
-            try:
-                item = step.result()
-            except StopAsyncIteration:
-                return
-            step = None
-            yield item
-    finally:
-        stopping.cancel()
-        if step is not None and not step.done():
-            step.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await step
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def progress_event(event: JobEvent) -> pb.RenderEvent:

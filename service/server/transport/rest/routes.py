@@ -15,7 +15,8 @@ names, so one dashboard panel shows both transports.
 | ``POST /v1/jobs/gatys``, ``POST /v1/jobs/deepdream`` | 202 and the job's status and URLs |
 | ``GET /v1/jobs/{id}``, ``DELETE /v1/jobs/{id}`` | status; DELETE cancels |
 | ``GET /v1/jobs/{id}/result`` | the finished image |
-| ``GET /v1/jobs/{id}/events`` | Server-Sent Events: ``progress`` ... then one ``done`` |
+| ``GET /v1/jobs/{id}/events`` | Server-Sent Events: ``progress`` ... then one ``done`` (``shutting_down``: |
+|  | this replica drains, the shared-queue job goes on; follow it elsewhere) |
 
 Every POST takes an optional ``timeout_s``: the call's deadline (504 when it passes), or a job's run cap.
 Job lookups go through ``queue_call``: with the shared queue they are Redis round trips, made off the
@@ -358,10 +359,13 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticato
     )
     async def job_events(job_id: str, scope: CallScope) -> StreamingResponse:
         """``event: progress`` (JSON job status, with a ``preview`` data URL when the job makes previews)
-        on each step, ``event: done`` once with the final status; ``:`` comments keep a quiet stream open."""
+        on each step, ``event: done`` once with the final status; ``:`` comments keep a quiet stream open.
+        A shared-queue job's stream on a draining replica ends with ``event: shutting_down`` instead."""
         job = await queue_call(plane.jobs, plane.jobs.get, job_id, scope.owner)
         return StreamingResponse(
-            job_event_stream(job, keepalive_s), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS
+            job_event_stream(job, keepalive_s, plane.drain_started),
+            media_type=sse.MEDIA_TYPE,
+            headers=sse.HEADERS,
         )
 
     return router

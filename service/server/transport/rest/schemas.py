@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
@@ -9,8 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from service.core.errors import ShuttingDown
 from service.server.errors import public_message, reason_of
 from service.server.jobs.manager import Job, JobEvent, JobState
+from service.server.jobs.streams import handed_over, until_set
 from service.server.transport.rest import sse
 
 API_PREFIX = "/v1"
@@ -179,14 +182,30 @@ def job_out(job: Job, event: JobEvent | None = None, with_preview: bool = False)
     )
 
 
-async def job_event_stream(job: Job, keepalive_s: float) -> AsyncIterator[bytes]:
-    """A job's statuses as Server-Sent Events: ``progress`` per published step, then one ``done``."""
+async def job_event_stream(
+    job: Job, keepalive_s: float, drain: asyncio.Event | None = None
+) -> AsyncIterator[bytes]:
+    """A job's statuses as Server-Sent Events: ``progress`` per published step, then one ``done``.
+
+    A shared-queue job's stream ends early when ``drain`` is set (the replica got SIGTERM), with one
+    ``shutting_down`` event instead of ``done``: the job's latest status plus ``reason`` and ``message``
+    (the job goes on and is not cancelled; follow it with ``GET /v1/jobs/{id}`` on another replica), so
+    the client learns why before the port closes. An EventSource reconnects by itself (``retry``).
+    """
     yield b"retry: 2000\n\n"  # reconnect delay for EventSource clients
     seq = 0
-    async for event in sse.with_keepalive(job.events(), keepalive_s):
-        if event is None:
-            yield sse.KEEPALIVE
-            continue
-        seq += 1
-        body = job_out(job, event, with_preview=True).model_dump(mode="json", exclude_none=True)
-        yield sse.format_event(body, "done" if event.terminal else "progress", seq)
+    events = job.events()
+    if job.shared and drain is not None:
+        events = until_set(events, drain, lambda: handed_over(job.id))
+    try:
+        async for event in sse.with_keepalive(events, keepalive_s):
+            if event is None:
+                yield sse.KEEPALIVE
+                continue
+            seq += 1
+            body = job_out(job, event, with_preview=True).model_dump(mode="json", exclude_none=True)
+            yield sse.format_event(body, "done" if event.terminal else "progress", seq)
+    except ShuttingDown as exc:
+        body = job_out(job).model_dump(mode="json", exclude_none=True)
+        body.update(reason=reason_of(exc), message=public_message(exc))
+        yield sse.format_event(body, "shutting_down", seq + 1)
