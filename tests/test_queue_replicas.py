@@ -6,7 +6,8 @@ A job submitted to API A is streamed and cancelled through API B, over REST and 
 JSON); Redis killed mid-job ends the stream with a clear error and makes the API answer 503, and once Redis
 is back the workers take new jobs again; a SIGTERMed API replica ends its gRPC job stream UNAVAILABLE and
 its SSE stream with a ``shutting_down`` event, and leaves the job to the workers (watched to its end
-through B). The tests run in this order on one set of processes (the last two restart Redis and stop A).
+through B). An attack job submitted to A runs on a worker, and B reads the outcome an in-process run
+gives. The tests run in this order on one set of processes (the last two restart Redis and stop A).
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ from google.protobuf.struct_pb2 import Struct
 
 from service.api.v1 import atelier_pb2 as pb
 from service.api.v1 import atelier_pb2_grpc as pb_grpc
-from service.core.imageio import encode_image
+from service.client import AtelierClient
+from service.core.imageio import decode_image, encode_image
+from service.core.progress import CancelToken
+from service.server.plane.attack_jobs import prepare_attack
+from service.server.plane.config import PlaneConfig
 from tests.liveserver import ServerProcess, server_settings
 from tests.queuekit import RedisServer, WorkerProcess
 from tests.test_rest_jobs import ENDLESS, QUICK, read_events, submit_gatys, wait_until
 
 RERUN = {"size": 48, "steps": 60}  # long enough to kill mid-run, short enough to run twice in seconds
+ATTACK = {"eps": 8, "steps": 3, "early_stop": False}  # three PGD steps at 224 px: about a second
 
 
 @dataclass
@@ -133,6 +139,46 @@ def test_a_rest_job_on_a_is_watched_and_cancelled_over_grpc_on_b(
     assert error.code() == grpc.StatusCode.CANCELLED and "CancelJob" in error.details(), error.details()
     seen_by_a = cluster.a.http.get(f"/v1/jobs/{endless}").json()
     assert seen_by_a["state"] == "cancelled" and "CancelJob" in seen_by_a["error"]["message"]
+
+
+def test_an_attack_job_on_a_runs_on_a_worker_and_reads_the_same_through_b(
+    cluster: Cluster, images: tuple[bytes, bytes], models_dir: Path
+) -> None:
+    """PGD, 3 steps on the classifier's 224 px crop: the outcome read through B (the Python client's
+    ``watch_job`` over gRPC, and REST) is the one the same attack gives in this process."""
+    params = {"method": "pgd", "target": "ipod", "options": json.dumps(ATTACK)}
+    files = {"image": ("cat.jpg", images[0], "image/jpeg")}
+    submitted = cluster.a.http.post("/v1/jobs/attack", params=params, files=files)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    with AtelierClient(cluster.b.grpc_target) as client:
+        updates = list(client.watch_job(job_id, timeout=60))
+    final = updates[-1]
+    assert final.done and final.state == "succeeded" and all(not u.done for u in updates[:-1])
+    assert [u.step for u in updates if u.total][-1] == ATTACK["steps"]  # live progress from the worker
+    ran_on = cluster.redis.client().hget(f"atelier:job:{job_id}", "worker").decode()
+    assert ran_on in {w.id for w in cluster.workers}
+    seen_by_b = cluster.b.http.get(f"/v1/jobs/{job_id}").json()
+    assert (seen_by_b["kind"], seen_by_b["state"], seen_by_b["attempts"]) == ("attack", "succeeded", 1)
+    assert cluster.b.http.get(f"/v1/jobs/{job_id}/result").content == final.image
+
+    cfg = PlaneConfig.from_settings(server_settings(models_dir)).slow()
+    ref = prepare_attack(cfg, images[0], "pgd", "ipod", ATTACK)(CancelToken(), lambda p: None)
+    got, want = final.attack, ref.extra
+    assert got is not None and got.perturbation is not None
+    assert (got.method, got.target, got.success, got.steps) == tuple(
+        want[k] for k in ("method", "target", "success", "steps")
+    )
+    assert [(p.index, p.label) for p in got.before] == [(p["index"], p["label"]) for p in want["before"]]
+    assert [p.probability for p in got.before] == pytest.approx(
+        [p["probability"] for p in want["before"]], abs=1e-3
+    )
+    assert len(got.after) == len(want["after"]) == 5 and got.after[0].index == want["after"][0]["index"]
+    assert 1 <= got.linf <= ATTACK["eps"] and (final.width, final.height) == (ref.width, ref.height) == (
+        224,
+        224,
+    )
+    assert decode_image(got.perturbation).shape == decode_image(want["perturbation"]).shape == (224, 224, 3)
 
 
 def test_a_sigkilled_workers_job_finishes_on_the_other_worker(

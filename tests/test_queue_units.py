@@ -1,6 +1,6 @@
-"""The shared queue's pieces against a real redis-server, in this process: the job spec and error codecs,
-the state-change scripts (per-key cap, full queue, cancel, claims by live and lost workers, the lost-job
-sweep, max attempts), a worker's run of a real Gatys job (cancel within one iteration, drain hands the job
+"""The shared queue's pieces against a real redis-server, in this process: the job spec, result and error
+codecs, the state-change scripts (per-key cap, full queue, cancel, claims by live and lost workers, the
+lost-job sweep, max attempts), a worker's run of a real Gatys job (cancel within one iteration, drain hands the job
 back), the gauges, an unreachable Redis as NotReady (503), never a hang, and a stalled Redis (SIGSTOP)
 holding up only the request that waits on it, never the server's event loop."""
 
@@ -21,8 +21,8 @@ import pytest
 from service.core import errors
 from service.core.imageio import encode_image
 from service.server.errors import INTERNAL, status_for
-from service.server.jobs.manager import JobManager, JobState
-from service.server.jobs.redis_codec import decode_error, encode_error
+from service.server.jobs.manager import JobManager, JobOutput, JobState
+from service.server.jobs.redis_codec import decode_error, decode_result, encode_error, encode_result
 from service.server.jobs.redis_jobs import RedisJobs
 from service.server.jobs.redis_monitor import QueueMonitor
 from service.server.jobs.redis_store import QueueConfig
@@ -90,6 +90,25 @@ def test_a_spec_round_trips_through_redis_fields() -> None:
     assert again == spec and again.image("content") == b"c" and again.images["style"] == [b"s1", b"s2"]
     with pytest.raises(errors.InvalidArgument):
         JobSpec("gatys", {"options": {"x": float("nan")}}).to_fields()
+
+
+def test_a_result_with_an_extra_image_is_stored_once_outside_its_metadata() -> None:
+    """An attack's result: the adversarial image and the perturbation in the one stored value, the
+    outcome's JSON values in the metadata (which the terminal event carries), no image bytes there."""
+    perturbation = bytes(range(256)) * 8
+    before = [{"index": 285, "label": "Egyptian cat", "probability": 0.5}]
+    out = JobOutput(b"PNG-adversarial", "image/png", 224, 224,
+                    {"method": "pgd", "target": 605, "before": before, "perturbation": perturbation,
+                     "map": np.zeros(2)})  # fmt: skip
+    meta, data = encode_result(out)
+    assert data == out.data + perturbation and len(meta) < 400 and "perturbation" in meta
+    again = decode_result(meta, data)
+    assert again is not None and again.data == out.data and again.extra["perturbation"] == perturbation
+    assert {k: again.extra[k] for k in ("method", "target", "before")} == {"method": "pgd", "target": 605,
+                                                                          "before": before}  # fmt: skip
+    assert "map" not in again.extra  # an array does not cross (saliency never does)
+    plain = JobOutput(b"PNG", "image/png", 4, 4)
+    assert decode_result(*encode_result(plain)) == plain
 
 
 def test_errors_cross_with_their_class_and_public_message() -> None:

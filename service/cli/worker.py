@@ -1,4 +1,4 @@
-"""``atelier worker``: run the shared queue's Gatys and DeepDream jobs apart from the API.
+"""``atelier worker``: run the shared queue's Gatys, DeepDream and attack jobs apart from the API.
 
 Needs ``ATELIER_QUEUE_URL`` (the Redis the API replicas use). Serves ``/metrics`` on ``--metrics-port``
 (default 9102) for Prometheus and KEDA: the queue gauges, ``atelier_job_attempts_total`` and the job

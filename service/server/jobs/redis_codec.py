@@ -3,7 +3,8 @@
 An error crosses as its class name (one of ``service.core.errors.ALL_ERRORS``) and the message a caller
 may read (``public_message``: paths redacted, a bug's details left in the worker's log), so a replica
 maps a worker's failure to the same status code as an in-process one. Previews are never in an event:
-an event only says that one was stored (``job:<id>:pv``), and a reader fetches it when it wants it.
+an event only says that one was stored (``job:<id>:pv``), and a reader fetches it when it wants it; nor
+are results, whose images (an attack's perturbation too) are stored once in ``job:<id>:out``.
 """
 
 from __future__ import annotations
@@ -84,21 +85,33 @@ def decode_progress(text: str | bytes | None) -> Progress | None:
     )
 
 
-def encode_result_meta(out: JobOutput) -> str:
-    extra = {key: v for key, v in out.extra.items() if _jsonable(v)}
-    return json.dumps(
-        {"content_type": out.content_type, "width": out.width, "height": out.height, "bytes": len(out.data),
-         "extra": extra}
-    )  # fmt: skip
+def encode_result(out: JobOutput) -> tuple[str, bytes]:
+    """A result as (metadata JSON, bytes) for the ``finish`` script, so that it is stored once.
+
+    The bytes are the image followed by each bytes-valued ``extra`` (an attack's ``perturbation`` PNG),
+    all in the one ``job:<id>:out`` value; the metadata (which the terminal event also carries) names
+    those parts and their lengths and holds the JSON-valued extras, never an image. Other extras (the
+    saliency map array, which never crosses) are left out.
+    """
+    parts = [(key, bytes(v)) for key, v in out.extra.items() if isinstance(v, bytes | bytearray)]
+    extra = {key: v for key, v in out.extra.items() if not isinstance(v, bytes | bytearray) and _jsonable(v)}
+    meta = {"content_type": out.content_type, "width": out.width, "height": out.height, "bytes": len(out.data),
+            "extra": extra, "parts": [[key, len(blob)] for key, blob in parts]}  # fmt: skip
+    return json.dumps(meta), b"".join([out.data, *(blob for _, blob in parts)])
 
 
 def decode_result(meta: str | bytes | None, data: bytes | None) -> JobOutput | None:
+    """The ``JobOutput`` that ``encode_result`` stored: the image, its extras and parts put back."""
     if not meta or data is None:
         return None
     body = json.loads(meta)
-    return JobOutput(
-        data, str(body["content_type"]), int(body["width"]), int(body["height"]), dict(body.get("extra", {}))
-    )
+    size = int(body.get("bytes", len(data)))
+    extra: dict[str, Any] = dict(body.get("extra", {}))
+    offset = size
+    for key, length in body.get("parts", []):
+        extra[str(key)] = data[offset : offset + int(length)]
+        offset += int(length)
+    return JobOutput(data[:size], str(body["content_type"]), int(body["width"]), int(body["height"]), extra)
 
 
 def _jsonable(value: Any) -> bool:

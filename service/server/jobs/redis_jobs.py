@@ -1,11 +1,11 @@
 """The shared job queue, API side: ``ATELIER_QUEUE_URL=redis://...`` makes ``plane.jobs`` a ``RedisJobs``.
 
-Gatys and DeepDream jobs go to Redis as ``JobSpec`` data (``work.py``, keys and scripts in
+Gatys, DeepDream and attack jobs go to Redis as ``JobSpec`` data (``work.py``, keys and scripts in
 ``redis_store.py``) and a Dramatiq message names them; any number of ``atelier worker`` processes run
 them (``redis_worker.py``). Any replica's ``get`` / ``cancel`` / ``subscribe`` reads the same job: its
 state and events live in Redis, so the job's JSON, the SSE stream and the gRPC stream look as they do
-in-process, plus ``attempts``. Jobs built from closures (attack jobs) still run in this replica's own
-``JobManager`` (``submit``) and are seen through it only.
+in-process, plus ``attempts``. A job given as a bare closure (``submit``, without a spec; no route
+sends one now) runs in this replica's own ``JobManager`` and is seen through it only.
 
 Calls are short Redis round trips (the manager's interface is synchronous, as the in-process one is);
 the client's timeouts bound them, and code on the event loop makes them in ``executor`` (``queue_call``
@@ -47,7 +47,7 @@ from service.server.jobs.work import JobWork
 
 log = logging.getLogger(__name__)
 
-SHARED_KINDS = ("gatys", "deepdream")
+SHARED_KINDS = ("gatys", "deepdream", "attack")  # every JobSpec kind a worker runs (work_from_spec)
 RECONNECT_S = 5.0  # how long a stream keeps retrying a lost Redis before it ends with an error
 BLOCK_MS = 1000  # one XREAD wait; between waits a stream checks that its job still exists
 SOCKET_TIMEOUT_S = 5.0  # above BLOCK_MS, so a blocking read is never cut by the client's own timeout
@@ -206,7 +206,7 @@ class RemoteJob(Job):
 
 
 class RedisJobs:
-    """``plane.jobs`` with the shared queue on (``JobQueue``). ``local`` runs closures (attack jobs)."""
+    """``plane.jobs`` with the shared queue on (``JobQueue``). ``local`` runs bare closures (``submit``)."""
 
     def __init__(self, cfg: QueueConfig, local: JobManager) -> None:
         from dramatiq.brokers.redis import RedisBroker

@@ -21,7 +21,7 @@ import redis
 
 from service.server.jobs.manager import JobManager
 from service.server.jobs.redis_codec import lost_error
-from service.server.jobs.redis_jobs import RedisJobs, connect
+from service.server.jobs.redis_jobs import SHARED_KINDS, RedisJobs, connect
 from service.server.jobs.redis_store import SCRIPTS, QueueConfig
 from service.server.metrics import Metrics
 
@@ -103,7 +103,7 @@ class SharedQueue:
     def __init__(self, cfg: QueueConfig, local: JobManager, metrics: Metrics) -> None:
         self.jobs = RedisJobs(cfg, local)
         self.monitor = QueueMonitor(cfg, metrics).start()
-        for kind in ("gatys", "deepdream"):
+        for kind in SHARED_KINDS:
             metrics.job_attempts.labels(kind=kind)
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""The shared queue, worker side: ``atelier worker`` runs Gatys and DeepDream jobs taken from Redis.
+"""The shared queue, worker side: ``atelier worker`` runs the Gatys, DeepDream and attack jobs
+taken from Redis.
 
 Dramatiq (its Redis broker) delivers "run job <id>" messages at least once: a message stays in the
 worker's un-acked set until the job's run returns, and when a worker stops heart-beating for
@@ -43,12 +44,12 @@ from service.server.jobs.job import JobOutput, JobState
 from service.server.jobs.redis_codec import (
     encode_error,
     encode_progress,
-    encode_result_meta,
+    encode_result,
     lost_error,
     monotonic_of,
     progress_body,
 )
-from service.server.jobs.redis_jobs import connect
+from service.server.jobs.redis_jobs import SHARED_KINDS, connect
 from service.server.jobs.redis_monitor import QueueMonitor
 from service.server.jobs.redis_store import SCRIPTS, QueueConfig
 from service.server.jobs.work import JobSpec
@@ -100,7 +101,7 @@ class QueueWorker:
         self._draining = threading.Event()
         self._report_failing = False
         self.monitor = QueueMonitor(cfg, metrics, on_tick=self._heartbeat)
-        for kind in ("gatys", "deepdream"):
+        for kind in SHARED_KINDS:
             metrics.prime_job_kind(kind)
             metrics.job_attempts.labels(kind=kind)
 
@@ -247,8 +248,7 @@ class QueueWorker:
         self, job_id: str, state: JobState, error: BaseException | None, output: JobOutput | None
     ) -> None:
         cfg = self.cfg
-        meta = encode_result_meta(output) if output is not None else ""
-        data = output.data if output is not None else b""
+        meta, data = encode_result(output) if output is not None else ("", b"")
         end = time.monotonic() + FINISH_RETRY_S
         while True:
             try:

@@ -38,8 +38,9 @@ SPEC_FIELD = b"spec"  # the JSON part of a stored spec; every other field is one
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A slow job as plain data: ``kind`` (``gatys``, ``deepdream``), ``params`` (JSON values: the
-    options mapping, format, quality, backbone) and ``images`` (named lists of encoded image bytes)."""
+    """A slow job as plain data: ``kind`` (``gatys``, ``deepdream``, ``attack``), ``params`` (JSON
+    values: the options mapping, format, quality, backbone; an attack's method and target) and
+    ``images`` (named lists of encoded image bytes)."""
 
     kind: str
     params: dict[str, Any]
@@ -84,8 +85,8 @@ class JobWork:
 class JobQueue(Protocol):
     """What ``plane.jobs`` offers, in-process (``JobManager``) or on Redis (``RedisJobs``).
 
-    ``submit`` takes a closure and always runs in this process (attack jobs); ``submit_work`` takes a
-    ``JobWork`` and runs wherever the manager runs its jobs. ``get``/``cancel`` find only ``owner``'s
+    ``submit`` takes a bare closure and always runs it in this process; ``submit_work`` takes a
+    ``JobWork`` (every slow job: Gatys, DeepDream, attacks) and runs wherever the manager runs its jobs. ``get``/``cancel`` find only ``owner``'s
     jobs when an owner is given (another key's id reads as unknown). ``executor``: where the calls run
     when called from the event loop (``queue_call``); None when they never wait on I/O.
     """

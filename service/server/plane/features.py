@@ -9,9 +9,9 @@ galleries. It uses the plane's executors, readiness and fast-path admission:
   at most ``max_galleries`` of them, each of at most ``max_gallery_items`` images; over either limit the
   call is refused (RESOURCE_EXHAUSTED / 429) and nothing is added;
 * ``submit_attack(image, method, target, options, ...)``: FGSM, PGD or a fooling image (from noise: no
-  input image needed, a target required; FGSM and PGD refuse a missing image) as a job (progress, cancel), like the other slow jobs: input decoded and
-  options parsed before the job exists. ``JobOutput.extra`` has the method, target, success, steps, linf,
-  top-k ``before`` / ``after`` and, for FGSM and PGD, the magnified ``perturbation`` PNG.
+  input image needed, a target required; FGSM and PGD refuse a missing image) as a job (progress, cancel),
+  like the other slow jobs: input decoded and options parsed before the job exists, then handed to
+  ``plane.jobs`` as a ``JobWork`` (``attack_jobs.py``), so with the shared queue a worker runs it.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.core.errors import InvalidArgument, InvalidImage, NotFound, ResourceExhausted, quoted
+from service.core.errors import InvalidArgument, NotFound, ResourceExhausted, quoted
 from service.core.features.gallery import Gallery, Neighbour
-from service.core.imageio import MIME_TYPES, decode_image, encode_image
-from service.core.progress import CancelToken, ProgressCallback
-from service.server.jobs.manager import Job, JobFunction, JobOutput
-from service.server.plane.options import build_options
+from service.core.imageio import decode_image
+from service.server.jobs.manager import Job
+from service.server.jobs.work import queue_call
+from service.server.plane.attack_jobs import attack_job
 from service.server.plane.tracking import deadline_scope
 
 if TYPE_CHECKING:
@@ -39,11 +39,6 @@ if TYPE_CHECKING:
     from service.server.plane.dataplane import DataPlane
 
 GALLERY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ATTACK_METHODS: tuple[str, ...] = ("fgsm", "pgd", "fooling")
-# The server sets these itself: the target arrives as its own field, the crop is the classifier's.
-ATTACK_BLOCKED: tuple[str, ...] = ("target", "size")
-# Fooling images start from noise at the classifier's own input size; only ``size`` is fixed.
-FOOLING_BLOCKED: tuple[str, ...] = ("size",)
 
 
 @dataclass(frozen=True)
@@ -169,70 +164,9 @@ class FeaturePlane:
     ) -> Job:
         p = self.plane
         p._require_ready()
-        fn = await p._in(p.codec_executor, self._prepare_attack, image, method, target, options)
-        return p.jobs.submit("attack", fn, deadline, owner)
-
-    def _prepare_attack(
-        self, image: bytes | None, method: str, target: int | str | None, options: Mapping[str, Any] | None
-    ) -> JobFunction:
-        from service.core.adversarial.common import AttackOptions, check_options, resolve_target
-        from service.core.adversarial.fgsm import fgsm
-        from service.core.adversarial.pgd import pgd
-
-        if method not in ATTACK_METHODS:
-            raise InvalidArgument(f"Unknown attack {quoted(method)}; use one of {', '.join(ATTACK_METHODS)}.")
-        if method == "fooling":
-            return self._prepare_fooling(target, options)  # from noise: an image, if sent, is not read
-        if not image:
-            raise InvalidImage(
-                f"The {method} attack needs an image to perturb: send it as the request body or the "
-                "form field 'image' (only method 'fooling' starts from noise)."
-            )
-        opts = build_options(AttackOptions, options, blocked=ATTACK_BLOCKED, what=f"attack {method!r}")
-        if not 0 <= opts.seed < 2**32:
-            raise InvalidArgument(f"seed must be in 0..{2**32 - 1}, got {opts.seed}.")
-        net = _backbone(self.plane, "efficientnet_lite0")  # the embedded classifier is the one attacked
-        opts.target = resolve_target(net, target)
-        check_options(opts)
-        img = decode_image(image, self.plane.config.limits)
-        attack = fgsm if method == "fgsm" else pgd
-
-        def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
-            res = attack(net, img, opts, progress=progress, cancel=cancel)
-            extra = {
-                "method": method, "target": res.target, "success": res.success, "steps": res.steps,
-                "linf": res.linf, "before": res.before, "after": res.after,
-                "perturbation": encode_image(res.magnified(), "png"),
-            }  # fmt: skip
-            data = encode_image(res.adversarial, "png")  # PNG: lossless, or the budget would not hold
-            h, w = res.adversarial.shape[:2]
-            return JobOutput(data, MIME_TYPES["png"], int(w), int(h), extra)
-
-        return run
-
-    def _prepare_fooling(self, target: int | str | None, options: Mapping[str, Any] | None) -> JobFunction:
-        from service.core.adversarial.common import resolve_target
-        from service.core.adversarial.fooling import FoolingOptions, check_fooling_options, fooling_image
-
-        opts = build_options(FoolingOptions, options, blocked=FOOLING_BLOCKED, what="attack 'fooling'")
-        if not 0 <= opts.seed < 2**32:
-            raise InvalidArgument(f"seed must be in 0..{2**32 - 1}, got {opts.seed}.")
-        check_fooling_options(opts)
-        net = _backbone(self.plane, "efficientnet_lite0")
-        index = resolve_target(net, target)
-        if index is None:
-            raise InvalidArgument("A fooling image needs a target class (an ImageNet index or label).")
-
-        def run(cancel: CancelToken, progress: ProgressCallback) -> JobOutput:
-            res = fooling_image(net, index, opts, progress=progress, cancel=cancel)
-            extra = {
-                "method": "fooling", "target": res.target, "success": res.probability >= opts.confidence,
-                "steps": res.steps, "linf": 0, "before": [], "after": res.predictions,
-            }  # fmt: skip
-            h, w = res.image.shape[:2]
-            return JobOutput(encode_image(res.image, "png"), MIME_TYPES["png"], int(w), int(h), extra)
-
-        return run
+        cfg = p.config.slow()
+        work = await p._in(p.codec_executor, attack_job, cfg, image, method, target, options)
+        return await queue_call(p.jobs, p.jobs.submit_work, work, deadline, owner)
 
 
 def check_gallery_name(name: str) -> None:

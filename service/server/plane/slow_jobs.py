@@ -1,4 +1,4 @@
-"""The slow-path work the data plane runs as jobs: Gatys, DeepDream and saliency.
+"""The slow-path work the data plane runs as jobs: Gatys, DeepDream and saliency (attacks: attack_jobs.py).
 
 Gatys and DeepDream take a ``pooling`` option (``max`` or ``avg``, VGG only): the backbone is built with it.
 
@@ -38,6 +38,7 @@ from service.server.plane.admission import (
     gatys_work,
     saliency_work,
 )
+from service.server.plane.attack_jobs import attack_from_spec
 from service.server.plane.options import build_options
 
 SALIENCY_OUTPUTS: tuple[str, ...] = ("overlay", "heatmap", "float32", "npy", "json")
@@ -238,6 +239,8 @@ def deepdream_job(
 def work_from_spec(cfg: SlowConfig, spec: JobSpec) -> JobFunction:
     """The job function of a stored spec (a worker of the shared queue), through the same checks as the
     replica that accepted it: a worker with tighter limits refuses the job with the same typed error."""
+    if spec.kind == "attack":
+        return attack_from_spec(cfg, spec)
     p = spec.params
     args = (p.get("options"), str(p["fmt"]), int(p["quality"]), p.get("backbone"))
     if spec.kind == "gatys":

@@ -17,6 +17,7 @@ import grpc
 
 from service.api.v1 import atelier_pb2 as pb
 from service.core.errors import InvalidArgument
+from service.server.plane.attack_jobs import ATTACK_MODEL  # every attack's model (the metrics' label)
 from service.server.plane.features import features_of
 from service.server.transport.grpc.convert import deadline_of, predictions_of, struct_values
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from service.server.jobs.manager import Job
     from service.server.plane.dataplane import DataPlane, RequestScope
 
-ATTACK_MODEL = "efficientnet_lite0"  # the model every attack runs on (the metrics' model label)
 DEFAULT_K = 8  # neighbours when SearchGallery's k is 0, as REST's default
 
 
@@ -45,6 +45,7 @@ def attack_options(request: pb.AttackRequest) -> dict[str, Any] | None:
 
 
 def attack_outcome(extra: Mapping[str, Any]) -> pb.AttackOutcome:
+    """The ``AttackOutcome`` of an attack job's ``JobOutput.extra`` (in-process or read from Redis)."""
     target = extra.get("target")
     return pb.AttackOutcome(
         method=str(extra.get("method", "")),
@@ -53,9 +54,15 @@ def attack_outcome(extra: Mapping[str, Any]) -> pb.AttackOutcome:
         steps=int(extra.get("steps", 0)),
         linf=int(extra.get("linf", 0)),
         perturbation=extra.get("perturbation") or b"",
-        before=predictions_of(extra.get("before") or ()),
-        after=predictions_of(extra.get("after") or ()),
+        before=_predictions(extra.get("before") or ()),
+        after=_predictions(extra.get("after") or ()),
     )
+
+
+def _predictions(rows: Any) -> list[pb.Prediction]:
+    """An attack's top-k as its job stores them (``attack_jobs.predictions_json``: plain mappings)."""
+    return [pb.Prediction(index=int(r["index"]), label=str(r["label"]), probability=float(r["probability"]))
+            for r in rows]  # fmt: skip
 
 
 class FeatureRpcs:
