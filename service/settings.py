@@ -169,8 +169,8 @@ class Settings(BaseSettings):
     # --- the shared job queue (service/server/jobs/redis_*.py, `atelier worker`) -----------------------
     queue_url: str = Field(
         "",
-        description="redis://host:port/db: Gatys/DeepDream jobs go to a shared Redis queue run by `atelier "
-        "worker` processes, seen and cancelled through any replica; empty = in-process jobs",
+        description="redis://host:port/db: Gatys, DeepDream and attack jobs go to a shared Redis queue run "
+        "by `atelier worker` processes, seen and cancelled through any replica; empty = in-process jobs",
     )
     queue_max_attempts: int = Field(
         3, ge=1, description="shared queue: a job whose worker was lost this many times fails (else re-runs)"
