@@ -161,16 +161,22 @@ def run_one(
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def runner_cli(
+    doc: str | None, argv: list[str] | None
+) -> tuple[argparse.Namespace, list[str], dict[str, str]]:
+    """The options, scorer command and one-thread environment shared by this script and scripts/recipe.py."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--only", nargs="*", help="run names to do (default all)")
     p.add_argument("--table", action="store_true", help="print the scores so far as markdown and exit")
-    args = p.parse_args(argv)
     scorer = [sys.executable, str(ROOT / "scripts" / "score_ablation.py")]
+    return p.parse_args(argv), scorer, {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, scorer, env = runner_cli(__doc__, argv)
     if args.table:
         return subprocess.call([*scorer, "--table", str(OUT)])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     for key, painting in STYLES.items():  # the shipped nets, as the reference rows
         ref = OUT / f"shipped.{key}"
         if not (ref / "score.json").is_file() and not args.dry_run and not args.only:
@@ -181,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, train_args, style in plan():
         if args.only and name not in args.only:
             continue
-        painting = None if style is None else DATA / "styles" / STYLES[style]
-        if run_one(OUT, name, train_args, painting, scorer, env, args.dry_run) != 0:
+        style_file = None if style is None else DATA / "styles" / STYLES[style]
+        if run_one(OUT, name, train_args, style_file, scorer, env, args.dry_run) != 0:
             return 1
     print(f"[{time.strftime('%H:%M:%S')}] all runs done", flush=True)
     return 0

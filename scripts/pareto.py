@@ -18,6 +18,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -48,7 +49,7 @@ def style_key(run: str) -> str:
     return base.removesuffix("-johnson")
 
 
-def points(folders: list[Path], gatys: dict[str, dict[str, object]]) -> list[Point]:
+def points(folders: list[Path], gatys: dict[str, dict[str, Any]]) -> list[Point]:
     out = []
     for folder in folders:
         for path in sorted(folder.glob("*/score.json")):
@@ -57,15 +58,12 @@ def points(folders: list[Path], gatys: dict[str, dict[str, object]]) -> list[Poi
             key = style_key(run)
             painting = PAINTINGS.get(key)
             ref = gatys.get(painting or "", {})
-            refs, fallback = (
-                ref.get("photos", {}),
-                ref.get("median"),
-            )  # the painting's median where a pair has none
+            refs, fallback = ref.get("photos", {}), ref.get("median")  # the median where a pair has none
             ratios = [
                 p["style"] / refs.get(p["photo"], fallback)
                 for p in score["photos"]
                 if refs.get(p["photo"], fallback)
-            ]  # type: ignore[union-attr, operator]
+            ]
             if not ratios:
                 continue
             family = "shipped" if run.startswith("shipped.") else folder.name
@@ -148,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", type=Path, default=None, help="also write the markdown table here")
     args = p.parse_args(argv)
     pts = points(args.runs, json.loads(args.gatys_ref.read_text(encoding="utf-8")))
-    seen: set[str] = set()
-    pts = [q for q in pts if not (q.run in seen or seen.add(q.run))]  # a shipped net scored in both folders
+    # A shipped net scored in both folders appears once.
+    pts = list({q.run: q for q in reversed(pts)}.values())[::-1]
     best = front(pts)
     lines = [
         "| run | set | style ratio to Gatys | structure | grid over photo | droplets ‰ | on the front |",

@@ -17,7 +17,6 @@ scored as ``shipped.<model>`` for the comparison. ``--only`` limits the runs (e.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation import DATA, RECIPE, ROOT, run_one
+from ablation import DATA, RECIPE, ROOT, run_one, runner_cli
 
 OUT = ROOT / "runs" / "recipe"
 MOBILE_BUDGET_S = float(os.environ.get("MOBILE_BUDGET_S", "420"))  # CPU seconds per mobile fine-tune
@@ -83,15 +82,9 @@ def plan() -> list[tuple[str, list[str], Path | None, Path | None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--only", nargs="*", help="run names to do (default all)")
-    p.add_argument("--table", action="store_true", help="print the scores so far as markdown and exit")
-    args = p.parse_args(argv)
-    scorer = [sys.executable, str(ROOT / "scripts" / "score_ablation.py")]
+    args, scorer, env = runner_cli(__doc__, argv)
     if args.table:
         return subprocess.call([*scorer, "--table", str(OUT)])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     for name, train_args, painting, shipped in plan():
         if args.only and name.removesuffix(SUFFIX) not in args.only:
             continue
