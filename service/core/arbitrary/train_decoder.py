@@ -23,22 +23,21 @@ counts process CPU time across resumes, progress through a ``ProgressCallback``.
 from __future__ import annotations
 
 import csv
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from service.core.arbitrary.decoder import TAPS, Decoder, tap_geometry
 from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
-from service.core.progress import CancelToken, ProgressCallback, ProgressClock
+from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
 from service.core.stylize.grid_loss import grid_penalty
 from service.core.stylize.losses import clip_as_served, shift_both
 from service.core.stylize.train import jitter_offset
+from service.core.train_loop import StepBook, save_atomic
 
 LOSS_KEYS = ("total", "pixel", "feature", "grid")
 CHECKPOINT_KIND = "wct_decoder"
@@ -199,10 +198,6 @@ def train_decoder(
         start, history = int(ckpt["step"]), list(ckpt["history"])
         cpu_before = float(ckpt.get("cpu_seconds", 0.0))
         torch.set_rng_state(ckpt["rng"])
-    if start >= config.steps:
-        raise InvalidArgument(f"Checkpoint {ckpt_path} is already at step {start} of {config.steps}.")
-    if config.cpu_budget_s and cpu_before >= config.cpu_budget_s:
-        raise InvalidArgument(f"Checkpoint {ckpt_path} has spent its CPU budget ({cpu_before:.0f} s).")
     loss_fn = ReconstructionLoss(backbone, config, geometry.stride)
 
     def save(step: int) -> None:
@@ -219,17 +214,24 @@ def train_decoder(
             "history": history,
             "config": asdict(config),
             "photos": len(files),
-            "cpu_seconds": cpu_before + time.process_time() - cpu0,
+            "cpu_seconds": book.cpu_seconds(),
         }
-        tmp = ckpt_path.with_suffix(".ckpt.tmp")
-        torch.save(payload, tmp)
-        tmp.replace(ckpt_path)  # atomic: a crash mid-write never leaves a truncated checkpoint
+        save_atomic(payload, ckpt_path)
         write_history(history, out / f"wct.{config.tap}.loss.csv")
 
-    clock = ProgressClock(config.steps - start)
-    t0, cpu0 = time.monotonic(), time.process_time()
+    book = StepBook(
+        ckpt_path=ckpt_path,
+        start=start,
+        steps=config.steps,
+        keys=LOSS_KEYS,
+        history=history,
+        save=save,
+        checkpoint_every=config.checkpoint_every,
+        cpu_budget_s=config.cpu_budget_s,
+        cpu_before=cpu_before,
+        progress=progress,
+    )
     decoder.train()
-    last = config.steps
     for step in range(start, config.steps):
         if cancel is not None:
             cancel.check()
@@ -238,19 +240,10 @@ def train_decoder(
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
-        row = {"step": float(step + 1), **{k: float(terms[k].detach()) for k in LOSS_KEYS}}
-        history.append(row)
-        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            save(step + 1)
-        if progress is not None:
-            progress(clock.report(step + 1 - start, {k: row[k] for k in LOSS_KEYS}))
-        if config.cpu_budget_s and cpu_before + time.process_time() - cpu0 >= config.cpu_budget_s:
-            last = step + 1
+        if book.record(step, terms):
             break
-    save(last)
-    tail = history[-50:]
-    final = {k: float(np.mean([r.get(k, 0.0) for r in tail])) for k in LOSS_KEYS}
-    return DecoderResult(ckpt_path, last, final, history, time.monotonic() - t0)
+    last, final, seconds = book.finish()
+    return DecoderResult(ckpt_path, last, final, history, seconds)
 
 
 def reconstruction_loss(

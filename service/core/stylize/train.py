@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,13 @@ import torch
 
 from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
-from service.core.progress import CancelToken, ProgressCallback, ProgressClock
+from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
 from service.core.stylize.grid_loss import grid_penalty
 from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, shift_both
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
+from service.core.train_loop import StepBook, save_atomic
 
 LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid")
 
@@ -247,19 +247,6 @@ def train(
         if init["arch"] != config.arch:
             raise InvalidArgument(f"--init-from {init_from} is a {init['arch']} net, not {config.arch}.")
         net.load_state_dict(init["model"])
-    if start >= config.steps:
-        raise InvalidArgument(f"Checkpoint {ckpt_path} is already at step {start} of {config.steps}.")
-    if config.cpu_budget_s and cpu_before >= config.cpu_budget_s:
-        raise InvalidArgument(f"Checkpoint {ckpt_path} has spent its CPU budget ({cpu_before:.0f} s).")
-
-    style = None
-    if not config.identity and style_image is not None:
-        style = image_to_tensor(style_image, device)
-        style = resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], config.style_size))
-    loss_fn = PerceptualLoss(
-        backbone, style, config.loss_weights(), clip_output=config.clip_output, swag=config.swag
-    ).to(device)
-    use_amp = device.type == "cuda"
 
     def save(step: int) -> None:
         payload = {
@@ -273,17 +260,35 @@ def train(
             "style_sha256": style_sha,
             "name": name,
             "photos": len(files),
-            "cpu_seconds": cpu_before + time.process_time() - cpu0,
+            "cpu_seconds": book.cpu_seconds(),
         }
-        tmp = ckpt_path.with_suffix(".ckpt.tmp")
-        torch.save(payload, tmp)
-        tmp.replace(ckpt_path)  # atomic: a crash mid-write never leaves a truncated checkpoint
+        save_atomic(payload, ckpt_path)
         write_loss_curve(history, out / f"{name}.loss.csv", out / f"{name}.loss.png")
 
-    clock = ProgressClock(config.steps - start)
-    t0, cpu0 = time.monotonic(), time.process_time()
+    book = StepBook(
+        ckpt_path=ckpt_path,
+        start=start,
+        steps=config.steps,
+        keys=LOSS_KEYS,
+        history=history,
+        save=save,
+        checkpoint_every=config.checkpoint_every,
+        cpu_budget_s=config.cpu_budget_s,
+        cpu_before=cpu_before,
+        progress=progress,
+    )
+
+    style = None
+    if not config.identity and style_image is not None:
+        style = image_to_tensor(style_image, device)
+        style = resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], config.style_size))
+    loss_fn = PerceptualLoss(
+        backbone, style, config.loss_weights(), clip_output=config.clip_output, swag=config.swag
+    ).to(device)
+    use_amp = device.type == "cuda"
+
+    book.begin()
     net.train()
-    last = config.steps
     for step in range(start, config.steps):
         if cancel is not None:
             cancel.check()
@@ -302,16 +307,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
-        row = {"step": float(step + 1), **{k: float(terms[k].detach()) for k in LOSS_KEYS}}
-        history.append(row)
-        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            save(step + 1)
-        if progress is not None:
-            progress(clock.report(step + 1 - start, {k: row[k] for k in LOSS_KEYS}))
-        if config.cpu_budget_s and cpu_before + time.process_time() - cpu0 >= config.cpu_budget_s:
-            last = step + 1
+        if book.record(step, terms):
             break
-    save(last)
-    tail = history[-50:]
-    final = {k: float(np.mean([r.get(k, 0.0) for r in tail])) for k in LOSS_KEYS}
-    return TrainResult(ckpt_path, last, final, history, time.monotonic() - t0)
+    last, final, seconds = book.finish()
+    return TrainResult(ckpt_path, last, final, history, seconds)
