@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from tests.liveserver import ROOT, LogReader
 # A worker silent this long is lost: short, so a SIGKILLed worker's job moves on within seconds.
 HEARTBEAT_S = 1.5
 READY = re.compile(r"worker (\S+) ready: .* metrics on [\d.]+:(\d+)")
+REDIS_READY = re.compile(r"Ready to accept connections")
 
 
 def free_port() -> int:
@@ -44,7 +44,7 @@ class RedisServer:
         self.binary = binary
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.proc = subprocess.Popen(
@@ -59,20 +59,13 @@ class RedisServer:
                 "--appendonly",
                 "no",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert self.proc.poll() is None, "redis-server exited at start"
-                assert time.monotonic() < end, "redis-server never answered PING"
-                time.sleep(0.02)
-        client.close()
+        assert self.proc.stdout is not None
+        # redis-server logs this line once it accepts connections: wait on it, not on a polling loop.
+        LogReader(self.proc.stdout).wait_for(REDIS_READY, timeout)
         return self
 
     def client(self) -> redis.Redis:
