@@ -36,7 +36,7 @@ STRUCTURE_BAR, RATIO_BAR = 0.75, 2.0
 @dataclass
 class Point:
     run: str
-    family: str  # "shipped", "ablation" or "recipe"
+    family: str  # "shipped", "ablation", "recipe" or "long" (scripts/recipe_long.py)
     style_key: str
     ratio: float
     structure: float
@@ -52,9 +52,13 @@ def style_key(run: str) -> str:
 def points(folders: list[Path], gatys: dict[str, dict[str, Any]]) -> list[Point]:
     out = []
     for folder in folders:
-        for path in sorted(folder.glob("*/score.json")):
+        # runs/long keeps one score per CPU-budget stage: <style>/stage_<s>/score.json -> "<style>.long<s>"
+        paths = folder.glob("*/stage_*/score.json") if folder.name == "long" else folder.glob("*/score.json")
+        for path in sorted(paths):
             score = json.loads(path.read_text(encoding="utf-8"))
             run = path.parent.name
+            if folder.name == "long":
+                run = f"{path.parent.parent.name}.long{run.removeprefix('stage_')}"
             key = style_key(run)
             painting = PAINTINGS.get(key)
             ref = gatys.get(painting or "", {})
@@ -100,7 +104,7 @@ def front(pts: list[Point]) -> set[str]:
 def plot(pts: list[Point], path: Path) -> None:
     """Marker shape: the set; colour: the grid over the photos (the third bar, at most +0.5)."""
     fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=110)
-    marks = {"shipped": "s", "ablation": "o", "recipe": "*"}
+    marks = {"shipped": "s", "ablation": "o", "recipe": "*", "long": "D"}
     scatter = None
     for family, marker in marks.items():
         sel = [p for p in pts if p.family == family]
@@ -139,7 +143,7 @@ def plot(pts: list[Point], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--runs", nargs="*", type=Path, default=[ROOT / "runs" / "ablation", ROOT / "runs" / "recipe"]
+        "--runs", nargs="*", type=Path, default=[ROOT / "runs" / d for d in ("ablation", "recipe", "long")]
     )
     p.add_argument("--gatys-ref", type=Path, default=ROOT / "docs" / "bench" / "gatys_reference.json")
     p.add_argument("--out", type=Path, default=None, help="the plot (.png)")
