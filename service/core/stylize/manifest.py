@@ -49,10 +49,17 @@ class ManifestEntry:
     # and "decoder" (service.core.arbitrary.engine). Written only when not "style", so the manifests of
     # style models read and write as before.
     kind: str = "style"
+    # A multi-style net (arch "mobile2_multi", nets/multi.py): its style names in the order of the graph's
+    # style vector. None for single-style nets, and then not written, so their manifests are unchanged.
+    styles: tuple[str, ...] | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        d = {k: v for k, v in asdict(self).items() if v is not None and not (k == "kind" and v == "style")}
-        return {k: str(v) for k, v in d.items()}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for k, v in asdict(self).items():
+            if v is None or (k == "kind" and v == "style"):
+                continue
+            d[k] = list(v) if k == "styles" else str(v)
+        return d
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ManifestEntry:
@@ -68,6 +75,14 @@ class ManifestEntry:
             raise ModelLoadError(f"Manifest entry {label!r}: kind must be one of {', '.join(KINDS)}.")
         if bool(data.get("fp16_file")) != bool(data.get("fp16_sha256")):
             raise ModelLoadError(f"Manifest entry {label!r}: fp16_file and fp16_sha256 go together.")
+        styles = data.get("styles")
+        if styles is not None and (
+            not isinstance(styles, list)
+            or not styles
+            or not all(isinstance(n, str) and n for n in styles)
+            or len(set(styles)) != len(styles)
+        ):
+            raise ModelLoadError(f"Manifest entry {label!r}: styles must be a list of distinct names.")
         for key in ("file", "card", "fp16_file"):
             value = data.get(key)
             if value and (Path(value).is_absolute() or ".." in Path(value).parts):
@@ -83,6 +98,7 @@ class ManifestEntry:
             fp16_file=data.get("fp16_file") or None,
             fp16_sha256=(data.get("fp16_sha256") or "").lower() or None,
             kind=str(data.get("kind") or "style"),
+            styles=tuple(styles) if styles is not None else None,
         )
 
 
