@@ -10,6 +10,11 @@ CPU); the provider the session actually uses is reported in ``StyleInfo.provider
 when it is not the first preference, so a fallback to CPU is never silent. The fp16 graph of a model is
 used only when the provider in use is CUDA. Which providers can run here: ``providers.py`` (re-exported).
 
+A multi-style net (a manifest entry with ``styles``; loading and running it: ``sessions.py``) serves each
+of its styles and any blend of them (``choose``, ``blend.py``): Dumoulin, Shlens & Kudlur (2017),
+"A Learned Representation for Artistic Style" (arXiv:1610.07629). ``styles()`` lists each style, its
+``net`` naming the model; ``models()`` lists each model once.
+
 The networks are Johnson, Alahi and Fei-Fei (2016), "Perceptual Losses for Real-Time Style Transfer and
 Super-Resolution" (arXiv:1603.08155) and lighter relatives; see ``service.core.stylize.nets``.
 Thread safety: ``InferenceSession.run`` may be called from several threads at once.
@@ -20,19 +25,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from service.core.errors import AtelierError, InvalidArgument, ModelLoadError, UnknownModel
-from service.core.imageio import resize_max_side, resize_to
+from service.core.errors import InvalidArgument, ModelLoadError, UnknownModel
+from service.core.imageio import resize_max_side
+from service.core.stylize.blend import Blend
 from service.core.stylize.color import blend, preserve_color
-from service.core.stylize.manifest import ManifestEntry, read_card, read_manifest, sha256_file
-from service.core.stylize.probe import sanity_probe
+from service.core.stylize.manifest import read_manifest
 from service.core.stylize.providers import available_providers as available_providers
 from service.core.stylize.providers import provider_choice as provider_choice
+from service.core.stylize.sessions import WARMUP_SIDES as WARMUP_SIDES
+from service.core.stylize.sessions import StyleInfo as StyleInfo
+from service.core.stylize.sessions import _check_file as _check_file
+from service.core.stylize.sessions import _load_one, _Model, _run
+from service.core.stylize.sessions import _open_session as _open_session
+from service.core.stylize.sessions import session_options as session_options
 from service.core.stylize.tiling import run_tiled
 
 log = logging.getLogger(__name__)
@@ -45,26 +55,7 @@ DEFAULT_TILE_THRESHOLD = 1536  # images with a side above this are tiled
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_TILE_OVERLAP = 64
 MIN_SIDE = 16  # the graph contract: any H, W >= 16
-WARMUP_SIDES: tuple[int, ...] = (64, 256)
-
-
-@dataclass(frozen=True)
-class StyleInfo:
-    """One loaded model, for ListStyles / GET /v1/styles / ``atelier styles``."""
-
-    name: str
-    style: str
-    arch: str
-    version: str
-    title: str
-    artist: str
-    year: str
-    licence: str
-    provider: str  # the ONNX Runtime provider actually in use, e.g. "CPUExecutionProvider"
-    precision: str  # "fp32" or "fp16"
-    card: dict[str, object]  # the full model card
-    load_s: float = 0.0  # session creation (file read, checksum, graph optimisation)
-    warmup_s: float = 0.0  # the warm-up runs before the model was listed
+BLEND_LABEL = "blend"  # the style label of metrics for a call that mixes styles (bounded cardinality)
 
 
 @dataclass(frozen=True)
@@ -80,130 +71,6 @@ class StylizeOptions:
             raise InvalidArgument(f"max_side must be at least {MIN_SIDE}, got {self.max_side}.")
 
 
-@dataclass
-class _Model:
-    info: StyleInfo
-    session: Any  # onnxruntime.InferenceSession
-    input_name: str
-    input_dtype: type[np.floating[Any]]
-    output_name: str
-
-
-def session_options(intra_threads: int, inter_threads: int) -> Any:
-    """``onnxruntime.SessionOptions`` for a transform net (see the module docstring for why)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = intra_threads  # 0 = one per physical core (ORT's default)
-    so.inter_op_num_threads = inter_threads
-    so.log_severity_level = 3  # errors only: provider fallbacks are reported by this module instead
-    # ORT's pool threads spin after each run by default; in a server the event loop, the decode/encode
-    # threads and the next batch compete with those spinning threads for the same cores.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return so
-
-
-def _check_file(folder: Path, rel: str, expected: str) -> Path:
-    path = folder / rel
-    if not path.is_file():
-        raise ModelLoadError(f"model file {rel} is missing")
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ModelLoadError(f"sha256 mismatch for {rel}: manifest {expected[:12]}..., file {actual[:12]}...")
-    return path
-
-
-def _open_session(path: Path, providers: list[str], options: Any) -> Any:
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... classes; all mean "cannot load"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"ONNX Runtime cannot load {path.name}: {first}") from None
-
-
-def _io_names(session: Any, file: str) -> tuple[str, type[np.floating[Any]], str]:
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4:
-        raise ModelLoadError(f"{file} does not take one (N, 3, H, W) input and give one output")
-    dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
-    return inputs[0].name, dtype, outputs[0].name
-
-
-def _load_one(
-    folder: Path, entry: ManifestEntry, providers: list[str], options: Any, warmup: bool
-) -> tuple[_Model, float]:
-    """Open, check and warm up one model; raises ``ModelLoadError`` with the reason."""
-    t0 = time.perf_counter()
-    path = _check_file(folder, entry.file, entry.sha256)
-    card = read_card(folder / entry.card)
-    session = _open_session(path, providers, options)
-    provider = session.get_providers()[0]
-    precision = "fp32"
-    if provider == "CUDAExecutionProvider" and entry.fp16_file and entry.fp16_sha256:
-        try:
-            fp16_path = _check_file(folder, entry.fp16_file, entry.fp16_sha256)
-            fp16_session = _open_session(fp16_path, providers, options)
-        except ModelLoadError as exc:  # the fp32 graph is good: serve it rather than nothing
-            log.warning("model %s: fp16 graph not used (%s); serving fp32", entry.name, exc)
-        else:
-            session, provider, precision = fp16_session, fp16_session.get_providers()[0], "fp16"
-    input_name, dtype, output_name = _io_names(session, entry.file)
-    sanity_probe(
-        session,
-        input_name,
-        dtype,
-        output_name,
-        (entry.fp16_file if precision == "fp16" else None) or entry.file,
-    )
-    load_s = time.perf_counter() - t0
-    info = StyleInfo(
-        name=entry.name,
-        style=entry.style,
-        arch=entry.arch,
-        version=entry.version,
-        title=card.title,
-        artist=card.artist,
-        year=card.year,
-        licence=card.licence,
-        provider=provider,
-        precision=precision,
-        card=card.to_dict(),
-        load_s=load_s,
-    )
-    model = _Model(info, session, input_name, dtype, output_name)
-    warm_s = 0.0
-    if warmup:
-        t1 = time.perf_counter()
-        for side in WARMUP_SIDES:
-            try:
-                _run(model, [np.full((side, side, 3), 127, np.uint8)])
-            except Exception as exc:  # a graph that loads but cannot run must not be listed
-                raise ModelLoadError(f"warm-up run at {side} px failed: {exc}") from None
-        warm_s = time.perf_counter() - t1
-        model.info = replace(info, warmup_s=warm_s)
-    return model, warm_s
-
-
-def _run(model: _Model, batch: list[np.ndarray]) -> list[np.ndarray]:
-    """One ONNX Runtime run on same-size (H, W, 3) uint8 images -> raw network outputs as uint8."""
-    x = np.stack(batch).transpose(0, 3, 1, 2).astype(model.input_dtype)  # (N, 3, H, W), 0..255
-    try:
-        y = model.session.run([model.output_name], {model.input_name: x})[0]
-    except Exception as exc:  # ORT's own exception classes (e.g. out of memory): a failure on our side
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AtelierError(
-            f"Style model {model.info.name} failed on a batch of {x.shape[0]} at {x.shape[3]}x{x.shape[2]}: {first}"
-        ) from None
-    out = np.clip(np.rint(np.asarray(y, dtype=np.float32)), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-    h, w = batch[0].shape[:2]
-    # The contract says same size out; a net whose strides round odd sizes is resized back, not refused.
-    return [np.ascontiguousarray(o) if o.shape[:2] == (h, w) else resize_to(o, w, h) for o in out]
-
-
 def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
@@ -212,6 +79,17 @@ def _check_image(image: np.ndarray) -> None:
         raise InvalidArgument(
             f"Image is {image.shape[1]}x{image.shape[0]}; both sides must be at least {MIN_SIDE} pixels."
         )
+
+
+@dataclass(frozen=True, eq=False)
+class StyleChoice:
+    """What one call paints with, resolved against the loaded models (``StyleEngine.choose``)."""
+
+    net: str  # the model (file) that runs
+    weights: np.ndarray | None  # a multi-style net's (S,) style weights, summing to 1; None: single net
+    style: str  # what is painted: the style's name, or the blend's normalised label "a:0.7,b:0.3"
+    metric_style: str  # the metrics' style label: the style's name, BLEND_LABEL for a true blend
+    info: StyleInfo  # the style's listing entry (a blend: its net's)
 
 
 @dataclass
@@ -237,8 +115,9 @@ class StyleEngine:
         warmup: bool = True,
         names: Collection[str] | None = None,
     ) -> StyleEngine:
-        """Load every model in ``models_dir/manifest.json`` (or only ``names``); failures go to
-        ``load_errors``, never raise. ``names`` not in the manifest raise ``UnknownModel`` listing it."""
+        """Load every model in ``models_dir/manifest.json`` (or only those ``names`` name: a model, or a
+        style of a multi-style net); failures go to ``load_errors``, never raise. ``names`` not in the
+        manifest raise ``UnknownModel`` listing it."""
         if tile_size < MIN_SIDE or not 0 <= tile_overlap < tile_size // 2 or tile_threshold < tile_size:
             raise InvalidArgument(
                 f"Tiling needs tile_size >= {MIN_SIDE}, 0 <= overlap < tile_size / 2 and threshold >= "
@@ -254,11 +133,11 @@ class StyleEngine:
             return engine
         entries = [e for e in entries if e.kind == "style"]  # the arbitrary-style parts load elsewhere
         if names is not None:
-            listed = {e.name for e in entries}
+            listed = {e.name for e in entries} | {s for e in entries for s in e.styles or ()}
             for name in names:
                 if name not in listed:
                     raise UnknownModel("style", name, listed)
-            entries = [e for e in entries if e.name in names]
+            entries = [e for e in entries if e.name in names or set(e.styles or ()) & set(names)]
         chosen = available_providers(providers)
         options = session_options(intra_threads, inter_threads)
         fell_back = False
@@ -297,16 +176,97 @@ class StyleEngine:
 
     # --- queries -----------------------------------------------------------------------------------------
     def styles(self) -> list[StyleInfo]:
+        """Every style served, by name: a single-style net once, a multi-style net once per style (its
+        ``net`` names the file's model); a single net sorts before a multi net's style of its name."""
+        out: list[StyleInfo] = []
+        for name in sorted(self._models):
+            model = self._models[name]
+            out.extend(model.style_infos.values() if model.multi else [model.info])
+        return sorted(out, key=lambda i: (i.name, i.net != i.name, i.net))
+
+    def models(self) -> list[StyleInfo]:
+        """One entry per loaded model file (the metrics' ``model`` label, reloads), sorted by name."""
         return [self._models[name].info for name in sorted(self._models)]
 
     def info(self, name: str) -> StyleInfo:
-        return self._model(name).info
+        """A model by name, else the style of that name of a multi-style net (``UnknownModel`` listing the
+        served styles)."""
+        model = self._models.get(name)
+        return model.info if model is not None else self.choose(style=name).info
 
     def _model(self, name: str) -> _Model:
         model = self._models.get(name)
         if model is None:
-            raise UnknownModel("style", name, self._models)
+            raise UnknownModel("style", name, {i.name for i in self.styles()})
         return model
+
+    def choose(
+        self, style: str | None = None, blend: Blend | None = None, net: str | None = None
+    ) -> StyleChoice:
+        """Resolve a call's ``style`` or ``blend`` (and optional ``net``, a model name) to what runs.
+
+        A style name is a single-style net of that name first, else the first multi-style net (by name)
+        with a style of that name, one-hot. A blend names styles of one multi-style net: ``net``, or the
+        first that has every named style; a one-entry blend of a single net's style is that net."""
+        if (style is None) == (blend is None):
+            raise InvalidArgument("Give a style or a blend (exactly one).")
+        if net is not None and net not in self._models:
+            raise UnknownModel("model", net, self._models)
+        multis = [m for _, m in sorted(self._models.items()) if m.multi]
+        if style is not None:
+            single = self._models.get(style)
+            if single is not None and not single.multi and net in (None, style):
+                return StyleChoice(style, None, style, style, single.info)
+            found = [m for m in multis if style in m.style_infos and net in (None, m.info.name)]
+            if not found:
+                where = self._models[net].style_infos if net is not None and self._models[net].multi else None
+                raise UnknownModel("style", style, where or {i.name for i in self.styles()})
+            return self._one_hot(found[0], style)
+        assert blend is not None
+        if net is not None:
+            model = self._models[net]
+            if not model.multi:
+                if blend.names == (net,):
+                    return StyleChoice(net, None, net, net, model.info)
+                raise InvalidArgument(f"Model {net!r} is a single-style net; blends need a multi-style net.")
+            return self._blended(model, blend)
+        found = [m for m in multis if set(blend.names) <= set(m.styles)]
+        if found:
+            return self._blended(found[0], blend)
+        single = self._models.get(blend.names[0])
+        if len(blend.names) == 1 and single is not None:
+            return StyleChoice(single.info.name, None, single.info.name, single.info.name, single.info)
+        if not multis:
+            raise InvalidArgument(
+                "No multi-style net is loaded, so styles cannot be blended here; send one style instead."
+            )
+        blend.check_known({s for m in multis for s in m.styles})  # unknown names, listing the known
+        owners = "; ".join(f"{m.info.name} has {', '.join(m.styles)}" for m in multis)
+        raise InvalidArgument(f"No one net has every style of the blend ({owners}).")
+
+    def _one_hot(self, model: _Model, style: str) -> StyleChoice:
+        weights = np.zeros(len(model.styles), np.float32)
+        weights[model.styles.index(style)] = 1.0
+        return StyleChoice(model.info.name, weights, style, style, model.style_infos[style])
+
+    def _blended(self, model: _Model, blend: Blend) -> StyleChoice:
+        weights = blend.vector(model.styles, f" of {model.info.name}")
+        pure = blend.pure
+        if pure is not None:
+            return self._one_hot(model, pure)
+        return StyleChoice(model.info.name, weights, blend.label(), BLEND_LABEL, model.info)
+
+    def _target(self, name: str, weights: np.ndarray | None) -> tuple[_Model, np.ndarray | None]:
+        """(model, weights) for ``stylize``: a model by name (a multi one with ``weights``), or a style."""
+        model = self._models.get(name)
+        if model is not None and (weights is not None or not model.multi):
+            return model, weights
+        if model is not None:
+            raise InvalidArgument(f"{name!r} is a multi-style net: name one of its styles, or give weights.")
+        if weights is not None:
+            raise UnknownModel("model", name, self._models)
+        choice = self.choose(style=name)
+        return self._models[choice.net], choice.weights
 
     # --- the pipeline ------------------------------------------------------------------------------------
     def stylize(
@@ -315,18 +275,21 @@ class StyleEngine:
         image: np.ndarray,
         options: StylizeOptions = StylizeOptions(),
         on_run: Callable[[int, float], None] | None = None,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """Stylise an (H, W, 3) uint8 image with model ``name``; tiles images above ``tile_threshold``.
 
-        ``on_run(images, seconds)`` is told of each ONNX Runtime run (none for strength 0), for metrics."""
-        model = self._model(name)  # unknown names fail before any work
+        ``name``: a model, or a style of a multi-style net (``choose``); ``weights``: a multi-style net's
+        (S,) style weights (``StyleChoice.weights``). ``on_run(images, seconds)`` is told of each ONNX
+        Runtime run (none for strength 0), for metrics."""
+        model, weights = self._target(name, weights)  # unknown names fail before any work
         content = self.prepare(image, options)
         if options.strength == 0.0:
             return content.copy()  # nothing of the style is kept: skip the network
 
         def run(images: list[np.ndarray]) -> list[np.ndarray]:
             start = time.perf_counter()
-            out = _run(model, images)
+            out = _run(model, images, None if weights is None else [weights] * len(images))
             if on_run is not None:
                 on_run(len(images), time.perf_counter() - start)
             return out
@@ -355,8 +318,11 @@ class StyleEngine:
     def needs_tiling(self, prepared: np.ndarray) -> bool:
         return max(prepared.shape[:2]) > self.tile_threshold
 
-    def run_batch(self, name: str, batch: list[np.ndarray]) -> list[np.ndarray]:
-        """One network run over same-size prepared images; returns the raw stylised uint8 images."""
+    def run_batch(
+        self, name: str, batch: list[np.ndarray], weights: Sequence[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """One network run over same-size prepared images; returns the raw stylised uint8 images.
+        ``weights``: for a multi-style net, each image's (S,) style weights (rows may differ)."""
         model = self._model(name)
         if not batch:
             return []
@@ -366,7 +332,7 @@ class StyleEngine:
             raise InvalidArgument(
                 f"Images in one batch must share a size, got {sorted({im.shape for im in batch})}."
             )
-        return _run(model, batch)
+        return _run(model, batch, weights)
 
     def finish(self, content: np.ndarray, stylized: np.ndarray, options: StylizeOptions) -> np.ndarray:
         """Apply ``preserve_color`` and ``strength`` to a network output for its prepared content."""

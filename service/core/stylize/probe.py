@@ -10,6 +10,7 @@ contract (docs/ARCHITECTURE.md): the input's shape, finite values, within [0, 25
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,22 @@ def probe_input(dtype: type[np.floating[Any]] = np.float32) -> np.ndarray:
 
 
 def sanity_probe(
-    session: Any, input_name: str, dtype: type[np.floating[Any]], output_name: str, file: str
+    session: Any,
+    input_name: str,
+    dtype: type[np.floating[Any]],
+    output_name: str,
+    file: str,
+    feeds: Mapping[str, np.ndarray] | None = None,
 ) -> None:
-    """Run ``session`` once on ``probe_input``; raise ``ModelLoadError`` saying what is wrong with it."""
+    """Run ``session`` once on ``probe_input``; raise ``ModelLoadError`` saying what is wrong with it.
+
+    ``feeds``: further inputs (a multi-style net's (B, S) style weights); the probe image is repeated to
+    their first dimension, so each row of them is checked."""
     x = probe_input(dtype)
+    if feeds:
+        x = np.repeat(x, len(next(iter(feeds.values()))), axis=0)
     try:
-        y = np.asarray(session.run([output_name], {input_name: x})[0], dtype=np.float32)
+        y = np.asarray(session.run([output_name], {input_name: x, **(feeds or {})})[0], dtype=np.float32)
     except Exception as exc:  # ORT's own exception classes: the graph cannot run on a valid input
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"{file}: the sanity probe could not run: {first}") from None
