@@ -102,14 +102,14 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _rng_state(device: torch.device) -> dict[str, Any]:
+def rng_state(device: torch.device) -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -130,6 +130,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def net_from_checkpoint(ckpt: dict[str, Any]) -> TransformNet:
+    from service.core.stylize.nets.multi import MULTI_ARCH, multi_from_state
+
+    if ckpt["arch"] == MULTI_ARCH:  # not in the registry: its size depends on the style count
+        return multi_from_state(ckpt["model"]).eval()
     net = build_net(str(ckpt["arch"]))
     try:
         net.load_state_dict(ckpt["model"])
@@ -187,6 +191,40 @@ def jitter_offset(seed: int, step: int, jitter: int) -> tuple[int, int]:
     return int(dy), int(dx)
 
 
+def load_init(path: str | Path) -> dict[str, Any]:
+    """The checkpoint to start from: a ``.ckpt``, or a shipped model's ``.onnx`` (weights read from the
+    graph)."""
+    if Path(path).suffix == ".onnx":
+        from service.core.stylize.onnx_weights import checkpoint_from_onnx
+
+        return checkpoint_from_onnx(path)
+    return load_checkpoint(path)
+
+
+def style_target(style_image: np.ndarray, style_size: int, device: torch.device) -> torch.Tensor:
+    """The painting as the (1, 3, H, W) [0, 1] batch its Gram targets are computed from, longer side
+    ``style_size``."""
+    style = image_to_tensor(style_image, device)
+    return resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], style_size))
+
+
+def step_terms(
+    config: TrainConfig, loss_fn: PerceptualLoss, stylized: torch.Tensor, content: torch.Tensor, step: int
+) -> dict[str, torch.Tensor]:
+    """The loss terms of one step: the net's output and the content batch (0..255), rolled by the step's
+    jitter, against ``loss_fn``, plus the grid penalty; under the keys of ``LOSS_KEYS``."""
+    seen, photo = stylized / 255.0, content / 255.0  # the loss works on [0, 1]
+    if config.shift_jitter:
+        seen, photo = shift_both(seen, photo, *jitter_offset(config.seed, step, config.shift_jitter))
+    terms = loss_fn(seen, photo)
+    terms["grid"] = torch.zeros((), device=stylized.device)
+    if config.grid_weight:
+        # On the image as served (clipped), unrolled: the crosshatch sits at the net's own phase.
+        terms["grid"] = config.grid_weight * grid_penalty(clip_as_served(stylized / 255.0))
+        terms["total"] = terms["total"] + terms["grid"]
+    return terms
+
+
 def train(
     config: TrainConfig,
     style_image: np.ndarray | None,
@@ -236,14 +274,9 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         start, history = int(ckpt["step"]), list(ckpt["history"])
         cpu_before = float(ckpt.get("cpu_seconds", 0.0))
-        _set_rng_state(ckpt["rng"], device)
+        set_rng_state(ckpt["rng"], device)
     elif init_from is not None:
-        if Path(init_from).suffix == ".onnx":  # a shipped model: its weights, read from the graph
-            from service.core.stylize.onnx_weights import checkpoint_from_onnx
-
-            init = checkpoint_from_onnx(init_from)
-        else:
-            init = load_checkpoint(init_from)
+        init = load_init(init_from)
         if init["arch"] != config.arch:
             raise InvalidArgument(f"--init-from {init_from} is a {init['arch']} net, not {config.arch}.")
         net.load_state_dict(init["model"])
@@ -254,7 +287,7 @@ def train(
             "model": net.state_dict(),
             "optimizer": optimizer.state_dict(),
             "step": step,
-            "rng": _rng_state(device),
+            "rng": rng_state(device),
             "history": history,
             "config": asdict(config),
             "style_sha256": style_sha,
@@ -280,8 +313,7 @@ def train(
 
     style = None
     if not config.identity and style_image is not None:
-        style = image_to_tensor(style_image, device)
-        style = resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], config.style_size))
+        style = style_target(style_image, config.style_size, device)
     loss_fn = PerceptualLoss(
         backbone, style, config.loss_weights(), clip_output=config.clip_output, swag=config.swag
     ).to(device)
@@ -294,16 +326,7 @@ def train(
             cancel.check()
         content = sampler.batch(step, config.batch).to(device, non_blocking=True)  # (B, 3, S, S), 0..255
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-            stylized = net(content)
-            seen, photo = stylized / 255.0, content / 255.0  # the loss works on [0, 1]
-            if config.shift_jitter:
-                seen, photo = shift_both(seen, photo, *jitter_offset(config.seed, step, config.shift_jitter))
-            terms = loss_fn(seen, photo)
-            terms["grid"] = torch.zeros((), device=device)
-            if config.grid_weight:
-                # On the image as served (clipped), unrolled: the crosshatch sits at the net's own phase.
-                terms["grid"] = config.grid_weight * grid_penalty(clip_as_served(stylized / 255.0))
-                terms["total"] = terms["total"] + terms["grid"]
+            terms = step_terms(config, loss_fn, net(content), content, step)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
