@@ -9,6 +9,10 @@ is computed from the input shape, which the parity check at odd sizes exercises.
 The fp16 variant (for GPU providers only) is the fp32 graph converted with ONNX Runtime's float16 tool,
 keeping float32 inputs and outputs; its parity is checked where a provider can run it and the card says
 where it was not.
+
+A multi-style net (``mobile2_multi``, ``nets/multi.py``) goes through the same steps with a second input
+``style`` (N, S); ``export_multi`` holds what differs: its graph inputs, the parity's style vectors and the
+card's per-style provenance, and the manifest entry lists its styles.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.stylize.manifest import ManifestEntry, ModelCard, add_to_manifest, sha256_file, write_card
 from service.core.stylize.nets import PaddedTransform, TransformNet
+from service.core.stylize.nets.multi import MULTI_ARCH, MultiStyleNet
 from service.core.stylize.train import LOSS_KEYS, load_checkpoint, net_from_checkpoint
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((33, 47), (257, 383), (1024, 768))  # (H, W)
@@ -79,23 +84,38 @@ def export_onnx(net: TransformNet, path: str | Path, opset: int = 17) -> Path:
         raise InvalidArgument(f"Opset {opset} is too old: instance norm and reflect padding need >= 17.")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    model = PaddedTransform(net.float().eval().cpu())
-    example = torch.rand(1, 3, 64, 64) * 255.0
+    net = net.float().eval().cpu()
+    model: torch.nn.Module = PaddedTransform(net)
+    example: tuple[torch.Tensor, ...] = (torch.rand(1, 3, 64, 64) * 255.0,)
     dims = {0: "batch", 2: "height", 3: "width"}
+    names, axes = ["input"], {"input": dims, "output": dims}
+    multi = isinstance(net, MultiStyleNet)
+    if isinstance(net, MultiStyleNet):
+        from service.core.stylize.export_multi import graph_spec
+
+        model, example, names, axes = graph_spec(net)
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter announces its deprecation and notes that instance norm is exported in
         # eval mode; both are expected here.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (example,),
+            example,
             str(p),
-            input_names=["input"],
+            input_names=names,
             output_names=["output"],
             opset_version=opset,
-            dynamic_axes={"input": dims, "output": dims},
+            dynamic_axes=axes,
             dynamo=False,
+            # A multi net's weights are read back from the graph by name to add a style, so no two equal
+            # tables (FiLM rows still at 1/0) may be merged into one initializer; export_multi drops
+            # them from the graph inputs again.
+            keep_initializers_as_inputs=multi,
         )
+    if multi:
+        from service.core.stylize.export_multi import initializers_not_inputs
+
+        initializers_not_inputs(p)
     return p
 
 
@@ -129,6 +149,10 @@ def parity_check(
 
 
 def _parity(net: TransformNet, session: Any, sizes: tuple[tuple[int, int], ...]) -> dict[str, float]:
+    if isinstance(net, MultiStyleNet):
+        from service.core.stylize.export_multi import multi_parity
+
+        return multi_parity(net, session, sizes)
     wrapped = PaddedTransform(net.float().eval().cpu())
     gen = torch.Generator().manual_seed(0)
     result: dict[str, float] = {}
@@ -207,14 +231,27 @@ def export_checkpoint(
     registered in that case. Returns the model card as a dict.
     """
     ckpt = load_checkpoint(checkpoint)
+    return export_net(ckpt, models_dir, options)
+
+
+def export_net(ckpt: dict[str, Any], models_dir: str | Path, options: ExportOptions) -> dict[str, Any]:
+    """``export_checkpoint`` of a checkpoint already in memory (``add_style`` re-exports this way)."""
     net = net_from_checkpoint(ckpt)
     arch = net.arch
-    info = painting_info(options, ckpt)
+    styles: list[dict[str, str]] | None = None
+    if arch == MULTI_ARCH:
+        from service.core.stylize.export_multi import card_summary, style_records
+
+        fallback = {"title": options.title, "artist": options.artist, "year": options.year}
+        styles = style_records(ckpt, {**fallback, "licence": options.licence})
+        info = card_summary(styles)
+    else:
+        info = painting_info(options, ckpt)
     folder = Path(models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     # The fast nets (mobile, and mobile2 that replaces it) serve under the style's own name, so a retrained
     # style takes over its predecessor's name in the manifest; other nets are "<style>-<arch>".
-    model_name = options.name if arch in FAST_ARCHES else f"{options.name}-{arch}"
+    model_name = options.name if arch in (*FAST_ARCHES, MULTI_ARCH) else f"{options.name}-{arch}"
     stem = f"{options.name}.{arch}"
     onnx_path = folder / f"{stem}.onnx"
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -264,8 +301,15 @@ def export_checkpoint(
         extra.update(fp16_file=fp16_file, fp16_sha256=fp16_sha)
     if options.note:
         extra["training_note"] = options.note
+    if styles is not None:
+        from service.core.stylize.export_multi import style_losses
+
+        names = [s["name"] for s in styles]
+        extra.update(style_key="multi", styles=styles, style_losses=style_losses(ckpt, names))
+        if ckpt.get("added_styles"):
+            extra["added_styles"] = ckpt["added_styles"]
     style_sha = str(ckpt.get("style_sha256", ""))  # sha256 of the decoded pixels the run trained on
-    if options.style_image is not None and options.style_image.is_file():
+    if styles is None and options.style_image is not None and options.style_image.is_file():
         extra["style_pixels_sha256"] = style_sha
         style_sha = sha256_file(options.style_image)  # the painting's file, as a person would check it
     card = ModelCard(
@@ -289,7 +333,7 @@ def export_checkpoint(
     card_path = write_card(folder / f"{stem}.json", card)
     entry = ManifestEntry(
         name=model_name,
-        style=options.name,
+        style="multi" if styles is not None else options.name,
         arch=arch,
         version=options.version,
         file=onnx_path.name,
@@ -297,6 +341,7 @@ def export_checkpoint(
         card=card_path.name,
         fp16_file=fp16_file,
         fp16_sha256=fp16_sha,
+        styles=tuple(s["name"] for s in styles) if styles is not None else None,
     )
     add_to_manifest(folder, entry)
     return card.to_dict()

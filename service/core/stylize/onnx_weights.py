@@ -51,6 +51,10 @@ def checkpoint_from_onnx(path: str | Path) -> dict[str, Any]:
             raise ModelLoadError(f"{path} holds non-float32 weights (an fp16 copy?); use the fp32 graph.")
         model = {k: torch.from_numpy(weights[k].copy()) for k in state}
         return {"arch": arch, "model": model, "source": str(path)}
+    if "encoder.1.gamma" in weights:  # a multi-style net: not in the registry, its size is its style count
+        from service.core.stylize.export_multi import multi_checkpoint_from_onnx
+
+        return multi_checkpoint_from_onnx(path)
     raise ModelLoadError(
         f"{path} does not hold the weights of any transform net ({', '.join(list_nets())}) as exported by "
         "atelier export."
