@@ -1,5 +1,8 @@
 """``atelier train`` (fit a fast style network) and ``atelier export`` (checkpoint -> ONNX + model card).
 
+``atelier train --add-style NAME --style-image IMG --into MODEL`` adds a style to a multi-style net and
+``atelier train-multi`` trains one (``service.cli.train_multi``); both take the recipe flags of ``train``.
+
 Only torch, numpy, PIL, tqdm and matplotlib are needed at run time (no server packages), so training runs
 on a bare GPU machine with ``python -m service train ...``.
 """
@@ -8,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.cli.common import add_backbone_arg, progress_bar
+
+if TYPE_CHECKING:
+    from service.core.stylize.train import TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,13 +25,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--data", required=True, type=Path, help="folder of training photos (searched recursively)"
     )
-    t.add_argument("--name", required=True, help="style name, e.g. starry_night (files are <name>.ckpt ...)")
+    t.add_argument("--name", help="style name, e.g. starry_night (files are <name>.ckpt ...)")
     t.add_argument(
         "--arch",
         choices=("mobile", "mobile2", "johnson"),
         default="mobile",
         help="transform net (default mobile; mobile2: no grid or droplet sources, see docs/training)",
     )
+    add_recipe_args(t)
+    t.add_argument("--out", type=Path, default=Path("runs"), help="checkpoint folder (default runs/)")
+    t.add_argument("--resume", action="store_true", help="continue from <out>/<name>.ckpt")
+    t.add_argument(
+        "--init-from",
+        "--init",
+        dest="init_from",
+        type=Path,
+        help="start from another checkpoint's weights (e.g. an --identity warm start), or a shipped "
+        "model's .onnx (fine-tune)",
+    )
+    t.add_argument(
+        "--identity",
+        action="store_true",
+        help="warm start shared by all styles: train the net to reproduce the photos (pixel MSE + content "
+        "loss, no style image); start style runs from its checkpoint with --init",
+    )
+    t.add_argument(
+        "--pixel-weight", type=float, default=100.0, help="pixel MSE weight of --identity (default 100)"
+    )
+    from service.cli import train_multi
+
+    train_multi.add_style_args(t)
+    t.set_defaults(func=run_train)
+    train_multi.register(sub)
+    _register_export(sub)
+
+
+def add_recipe_args(t: argparse.ArgumentParser) -> None:
+    """The training recipe's flags, shared by ``train``, ``train --add-style`` and ``train-multi``."""
     t.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
     t.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
     t.add_argument("--size", type=int, default=256, help="training crop side in px (default 256)")
@@ -48,27 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_backbone_arg(t, default="efficientnet_lite0")
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     t.add_argument("--seed", type=int, default=0, help="fixes the initial weights and every batch")
-    t.add_argument("--out", type=Path, default=Path("runs"), help="checkpoint folder (default runs/)")
     t.add_argument(
         "--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)"
-    )
-    t.add_argument("--resume", action="store_true", help="continue from <out>/<name>.ckpt")
-    t.add_argument(
-        "--init-from",
-        "--init",
-        dest="init_from",
-        type=Path,
-        help="start from another checkpoint's weights (e.g. an --identity warm start), or a shipped "
-        "model's .onnx (fine-tune)",
-    )
-    t.add_argument(
-        "--identity",
-        action="store_true",
-        help="warm start shared by all styles: train the net to reproduce the photos (pixel MSE + content "
-        "loss, no style image); start style runs from its checkpoint with --init",
-    )
-    t.add_argument(
-        "--pixel-weight", type=float, default=100.0, help="pixel MSE weight of --identity (default 100)"
     )
     t.add_argument(
         "--grid-weight",
@@ -93,12 +111,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="stop after this many seconds of process CPU time, resumes included (0: off)",
     )
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    t.set_defaults(func=run_train)
 
+
+def _register_export(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="export a training checkpoint to ONNX with a model card")
-    e.add_argument("checkpoint", type=Path, help="a .ckpt written by `atelier train`")
+    e.add_argument("checkpoint", type=Path, help="a .ckpt written by `atelier train` or `train-multi`")
     e.add_argument(
-        "--name", required=True, help="style name; the model is <name> (mobile, mobile2) or <name>-johnson"
+        "--name",
+        required=True,
+        help="style name; the model is <name> (mobile, mobile2, a multi-style net) or <name>-johnson",
     )
     e.add_argument("-o", "--out", type=Path, default=Path("models"), help="models folder (default models/)")
     e.add_argument("--style-image", type=Path, help="the painting (its file name picks title/artist/year)")
@@ -113,18 +134,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_export)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def recipe_config(args: argparse.Namespace, arch: str) -> TrainConfig:
+    """The ``TrainConfig`` of the recipe flags (``add_recipe_args``), validated; sets --threads."""
     import torch
 
-    from service.core.backbones import get_backbone
-    from service.core.errors import InvalidArgument
-    from service.core.imageio import load_image
-    from service.core.stylize.train import TrainConfig, train
+    from service.core.stylize.train import TrainConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(
-        arch=args.arch,
+        arch=arch,
         steps=args.steps,
         batch=args.batch,
         size=args.size,
@@ -142,11 +161,27 @@ def run_train(args: argparse.Namespace) -> int:
         shift_jitter=args.shift_jitter,
         grid_weight=args.grid_weight,
         swag=args.swag,
-        identity=args.identity,
-        pixel_weight=args.pixel_weight,
+        identity=getattr(args, "identity", False),
+        pixel_weight=getattr(args, "pixel_weight", 100.0),
         cpu_budget_s=args.cpu_budget,
     )
     config.validate()  # fail on a bad flag before loading anything
+    return config
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from service.core.backbones import get_backbone
+    from service.core.errors import InvalidArgument
+    from service.core.imageio import load_image
+    from service.core.stylize.train import train
+
+    if args.add_style:
+        from service.cli.train_multi import run_add_style
+
+        return run_add_style(args)
+    if not args.name:
+        raise InvalidArgument("Pass --name (the style's name), or --add-style NAME with --into.")
+    config = recipe_config(args, args.arch)
     if (args.style_image is None) != args.identity:
         raise InvalidArgument("Pass --style-image for a style run, or --identity (and no style image).")
     style = None if args.identity else load_image(args.style_image)
