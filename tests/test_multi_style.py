@@ -290,3 +290,46 @@ def test_append_style_copies_every_old_row() -> None:
         assert torch.equal(q[:2], p) and torch.equal(q[2:], rows[name])
     with pytest.raises(InvalidArgument, match="every table"):
         append_style(net, {})
+
+
+def test_cli_train_multi_from_a_mobile2_checkpoint_then_add_style(photos: Path, tmp_path: Path) -> None:
+    """``atelier train-multi --init`` a mobile2 checkpoint (as the identity warm start is), then ``atelier
+    train --add-style NAME --style-image IMG --into CKPT``, which exports to --models."""
+    from service.cli import main
+
+    styles = _sources(3, tmp_path)
+    torch.manual_seed(0)
+    torch.save({"arch": "mobile2", "model": build_net("mobile2").state_dict()}, tmp_path / "warm.ckpt")
+    tiny = [
+        "--steps",
+        "2",
+        "--batch",
+        "1",
+        "--size",
+        "32",
+        "--style-size",
+        "48",
+        "--out",
+        str(tmp_path / "runs"),
+    ]
+    code = main(
+        ["train-multi", "--name", "multi", "--data", str(photos), "--init", str(tmp_path / "warm.ckpt"),
+         "--style", f"starry_night={styles[0].file}", "--style", f"the_scream={styles[1].file}", *tiny]
+    )  # fmt: skip
+    assert code == 0
+    ckpt = load_checkpoint(tmp_path / "runs" / "multi.ckpt")
+    assert [s["name"] for s in ckpt["styles"]] == ["starry_night", "the_scream"] and ckpt["step"] == 2
+    models = tmp_path / "models"
+    code = main(
+        ["train", "--add-style", "great_wave", "--style-image", str(styles[2].file), "--data", str(photos),
+         "--into", str(tmp_path / "runs" / "multi.ckpt"), "--models", str(models), *tiny]
+    )  # fmt: skip
+    assert code == 0
+    grown = load_checkpoint(tmp_path / "runs" / "multi+great_wave.ckpt")
+    rows = len(dict(MultiStyleNet(3).tables()))  # the optimiser held the new rows and nothing else
+    assert len(grown["optimizer"]["param_groups"][0]["params"]) == rows
+    (entry,) = read_manifest(models)
+    assert entry.styles == ("starry_night", "the_scream", "great_wave") and entry.version == "2"
+    # Bad input is a one-line error, not a traceback.
+    assert main(["train-multi", "--name", "m", "--data", str(photos), "--style", "nopainting", *tiny]) == 2
+    assert main(["train", "--add-style", "x", "--data", str(photos), *tiny]) == 2
