@@ -126,6 +126,13 @@ class Metrics:
         )
         for result in RELOAD_RESULTS:
             self.model_reloads.labels(result=result)
+        self.style_requests = Counter(
+            "atelier_style_requests_total",
+            "Fast stylize renders by model (the file that ran) and style: the style's name, 'blend' for a mix "
+            "of styles; a masked call counts its two regions (an unstyled background is not counted).",
+            ("model", "style"),
+            registry=r,
+        )
         self._prime()
 
     def _prime(self) -> None:

@@ -8,6 +8,10 @@ passed since that first request, and runs the whole batch with one executor call
 own future: its own output, or, if the batch run fails, the batch's exception (bad images never get this
 far: they are rejected while decoding, before they join a lane).
 
+A multi-style net's requests carry their style weights (``cond``, one (S,) row each): requests of different
+styles or blends of one net share a run, each row with its own weights (``run_batch(model, images,
+conds)``); requests without weights are run as ``run_batch(model, images)``.
+
 Only inputs with identical prepared (H, W) share a lane. Padding or resizing to size buckets would let more
 requests batch together but would change each image's result (instance norm statistics, border effects),
 so exact-size batching is the price of outputs that match the unbatched engine bit for bit.
@@ -49,7 +53,8 @@ def default_delay_ms(providers: Iterable[str]) -> float:
     return ACCELERATED_DELAY_MS if any(p in ACCELERATED_PROVIDERS for p in providers) else 0.0
 
 
-RunBatch = Callable[[str, list[np.ndarray]], list[np.ndarray]]
+# run_batch(model, images) or, when the requests carry style weights, run_batch(model, images, conds)
+RunBatch = Callable[..., list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class _Item:
     image: np.ndarray
     future: asyncio.Future[BatchResult]
     enqueued: float
+    cond: np.ndarray | None = None  # a multi-style net's (S,) style weights for this image
 
 
 class _Lane:
@@ -114,15 +120,16 @@ class MicroBatcher:
         self.max_delay_s = max_delay_s
         self.max_size = self._max_size if max_delay_s > 0 else 1
 
-    async def submit(self, model: str, image: np.ndarray) -> BatchResult:
-        """Run ``image`` through ``model`` (batched with concurrent same-size requests) and return its output."""
+    async def submit(self, model: str, image: np.ndarray, cond: np.ndarray | None = None) -> BatchResult:
+        """Run ``image`` through ``model`` (batched with concurrent same-size requests) and return its output.
+        ``cond``: the image's style weights for a multi-style net (rows of one batch may differ)."""
         loop = asyncio.get_running_loop()
         key = (model, int(image.shape[0]), int(image.shape[1]))
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _Lane()
         future: asyncio.Future[BatchResult] = loop.create_future()
-        lane.queue.put_nowait(_Item(image, future, time.monotonic()))
+        lane.queue.put_nowait(_Item(image, future, time.monotonic(), cond))
         if lane.task is None:
             lane.task = asyncio.create_task(self._drain(key, lane), name=f"batch-{key}")
         return await future
@@ -154,10 +161,11 @@ class MicroBatcher:
                 if not batch:
                     continue
                 start = time.monotonic()
+                images = [item.image for item in batch]
+                conds = [item.cond for item in batch]
+                args = (model, images, conds) if any(c is not None for c in conds) else (model, images)
                 try:
-                    outputs = await loop.run_in_executor(
-                        self.executor, self.run_batch, model, [item.image for item in batch]
-                    )
+                    outputs = await loop.run_in_executor(self.executor, self.run_batch, *args)
                     if len(outputs) != len(batch):
                         raise RuntimeError(
                             f"run_batch returned {len(outputs)} outputs for {len(batch)} inputs"

@@ -6,9 +6,12 @@ Contract for the transports (keep stable; plain values in, dataclasses out, type
 ``await plane.start()``                   load the style engine and the default backbone, warm up, then ready
 ``plane.ready -> bool``                   True between a successful start and the start of shutdown
 ``await plane.stylize(image, style, strength=1.0, preserve_color=False, max_side=None, fmt="png",
-                      quality=90, deadline=None) -> StylizeResult``    fast path, micro-batched
+                      quality=90, deadline=None, *, blend=None, model=None, region=None)
+                      -> StylizeResult``    fast path, micro-batched; a blend of a multi-style net's
+                                          styles, and paint by region (``painting.py``)
 ``await plane.arbitrary.stylize(image, style_image, ...) -> StylizeResult``   any painting (WCT), unbatched
-``plane.list_styles() -> list[StyleInfo]`` (``service.core.stylize.engine.StyleInfo``)
+``plane.list_styles() -> list[StyleInfo]`` (``service.core.stylize.engine.StyleInfo``; each style of a
+                                          multi-style net, ``net`` naming its model)
 ``await plane.classify(image, top_k=5, backbone=None, deadline=None) -> list[Prediction]``
 ``await plane.saliency(image, method, target=None, output="overlay", params=None, top_k=5,
                        backbone=None, deadline=None) -> SaliencyOutput``   runs as a job, awaited
@@ -43,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from service.core.errors import InvalidArgument, NotReady, ResourceExhausted, ShuttingDown
-from service.core.imageio import MIME_TYPES, decode_image, encode_image
+from service.core.imageio import MIME_TYPES, decode_image
 from service.server.jobs.manager import Job
 from service.server.jobs.pools import JobPools
 from service.server.jobs.redis_monitor import SharedQueue
@@ -53,16 +56,10 @@ from service.server.plane.arbitrary import ArbitraryPath
 from service.server.plane.batching import MicroBatcher, default_delay_ms
 from service.server.plane.config import PlaneConfig
 from service.server.plane.model_reload import ReloadReport, ServingModels
+from service.server.plane.painting import BlendInput, Painter, Region, choose_styles, decode_with_mask
 from service.server.plane.results import SaliencyOutput, StylizeResult
 from service.server.plane.slow_jobs import deepdream_job, gatys_job, prepare_saliency
-from service.server.plane.steps import (
-    check_output,
-    decode_prepare,
-    fast_options,
-    finish_encode,
-    get_backbone_for,
-    stylize_alone,
-)
+from service.server.plane.steps import check_output, fast_options, get_backbone_for
 from service.server.plane.tracking import RequestScope, deadline_scope, track_call
 
 if TYPE_CHECKING:
@@ -70,7 +67,7 @@ if TYPE_CHECKING:
     from service.core.stylize.engine import StyleEngine, StyleInfo
 
 log = logging.getLogger(__name__)
-__all__ = ["DataPlane", "RequestScope", "SaliencyOutput", "StylizeResult"]
+__all__ = ["DataPlane", "Region", "RequestScope", "SaliencyOutput", "StylizeResult"]
 T = TypeVar("T")
 
 
@@ -81,6 +78,7 @@ class DataPlane:
         self.engine: StyleEngine | None = None  # replaced whole by a hot reload (model_reload.py)
         self.models = ServingModels(config, self.metrics)
         self.arbitrary = ArbitraryPath(self)  # style-image calls (plane/arbitrary.py); loaded with the models
+        self.painter = Painter(self)  # the renders of a fast call: a style, a blend, two by region
         self._ready = False
         self.drain_started = asyncio.Event()  # draining(): refuse new work; shared jobs' streams end
         self._fast_pending = 0  # admitted fast-path requests (the admission limit applies to this)
@@ -117,7 +115,7 @@ class DataPlane:
             return "The server is shutting down; retry on another instance."
         if not self._ready or self.engine is None:
             return "The server is starting (models loading) or shutting down; retry shortly."
-        if self.engine.styles() or self.config.allow_no_models:
+        if self.engine.models() or self.config.allow_no_models:
             return None
         # Loaded but empty (every model corrupt, a malformed manifest, no models folder): the process keeps
         # running so /healthz answers and the log explains, but it must not take traffic as if it served.
@@ -144,7 +142,7 @@ class DataPlane:
         self.models.register(self.engine)
         self.arbitrary.load()
         if self.config.batch_max_delay_ms is None:
-            providers = sorted({s.provider for s in self.engine.styles()})
+            providers = sorted({s.provider for s in self.engine.models()})
             delay_ms = default_delay_ms(providers)
             self.batcher.set_max_delay(delay_ms / 1000.0)
             log.info(
@@ -217,16 +215,22 @@ class DataPlane:
     async def stylize(
         self,
         image: bytes | np.ndarray,
-        style: str,
+        style: str | None = None,
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int | None = None,
         fmt: str | None = "png",
         quality: int = 90,
         deadline: float | None = None,
+        *,
+        blend: BlendInput | None = None,
+        model: str | None = None,
+        region: Region | None = None,
     ) -> StylizeResult:
         """``image``: encoded bytes, or an (H, W, 3) uint8 array (the v2 tensors, ``plane/inference.py``);
-        ``fmt`` None: no encoding, the result's ``array`` holds the pixels (its ``image`` is empty)."""
+        ``fmt`` None: no encoding, the result's ``array`` holds the pixels (its ``image`` is empty).
+        ``style`` or ``blend`` (a multi-style net's weights, ``model`` naming the net if need be), and
+        ``region``: paint by a mask, another style outside it (``plane/painting.py``)."""
         from service.core.stylize.engine import StylizeOptions
 
         engine = self._require_ready()
@@ -234,49 +238,45 @@ class DataPlane:
             fmt, quality = check_output(fmt, quality)
         given = {"strength": strength, "preserve_color": preserve_color, "max_side": max_side}
         opts = fast_options(StylizeOptions, given, self.config.max_side_stylize)
-        info = engine.info(style)  # UnknownModel (NOT_FOUND) listing the known styles
+        # UnknownModel (NOT_FOUND) listing the known styles, or a bad blend, before any work
+        choices = choose_styles(engine, style, blend, model, region)
         async with deadline_scope(deadline), self._fast_slot():
             t0 = time.monotonic()
             self._upstream += 1
             try:
-                prepared = await self._in(
-                    self.codec_executor, decode_prepare, engine, image, opts, self.config
+                prepared, mask = await self._in(
+                    self.codec_executor, decode_with_mask, engine, image, opts, self.config, region
                 )
             finally:
                 self._upstream -= 1
             t1 = time.monotonic()
-            if engine.batchable(prepared, opts):  # one run over the whole image: share it
-                # The key pins the run to this call's engine, even if a reload swaps it meanwhile.
-                res = await self.batcher.submit(self.models.batch_key(engine, style), prepared)
-                t2 = time.monotonic()
-                queue_s, run_s, batch = res.queue_wait_s, res.run_s, res.batch_size
-                out, data = await self._in(
-                    self.codec_executor, finish_encode, engine, prepared, res.output, opts, fmt, quality
-                )
-            else:  # the engine's own path, alone: strength 0 skips the network, large images are tiled
-                out, runs, run_s = await self._in(
-                    self.fast_executor, stylize_alone, engine, style, prepared, opts
-                )
-                t2 = time.monotonic()
-                queue_s, batch = 0.0, min(runs, 1)  # one request, however many tile runs it took
-                if runs:
-                    self._observe_batch(self.models.batch_key(engine, style), 1, run_s)
-                data = await self._in(self.codec_executor, encode_image, out, fmt, quality) if fmt else b""
+            saliency, mask_s = await self.painter.mask(choices, prepared)
+            out, data, took, batch = await self.painter.paint(
+                engine, prepared, mask if saliency is None else saliency, choices, opts, fmt, quality
+            )
             t3 = time.monotonic()
-        self.metrics.queue_wait.labels(queue="fast").observe(queue_s)
+        self.metrics.queue_wait.labels(queue="fast").observe(took["queue"])
         timings = {
             "decode": (t1 - t0) * 1e3,
-            "queue": queue_s * 1e3,
-            "inference": run_s * 1e3,
-            "encode": (t3 - t2) * 1e3,
+            **({"mask": mask_s * 1e3} if saliency is not None else {}),
+            "queue": took["queue"] * 1e3,
+            "inference": took["inference"] * 1e3,
+            "encode": took["encode"] * 1e3,
             "total": (t3 - t0) * 1e3,
         }
         h, w = out.shape[:2]
         mime = MIME_TYPES[fmt] if fmt else "application/octet-stream"
-        return StylizeResult(data, mime, info.name, info.version, info.provider, timings, w, h, batch, out)
+        fg = choices.foreground
+        net = engine.info(fg.net)
+        return StylizeResult(
+            data, mime, fg.net, net.version, net.provider, timings, w, h, batch, out,
+            style=fg.style, background=choices.background_label,
+        )  # fmt: skip
 
-    def _run_batch(self, key: str, batch: list[np.ndarray]) -> list[np.ndarray]:
-        return self.models.run_batch(key, batch, self.engine)
+    def _run_batch(
+        self, key: str, batch: list[np.ndarray], weights: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        return self.models.run_batch(key, batch, self.engine, weights)
 
     def _observe_batch(self, key: str, size: int, run_s: float) -> None:
         engine, model = self.models.resolve(key, self.engine)

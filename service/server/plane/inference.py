@@ -98,7 +98,9 @@ class InferenceModels:
     def style(self, name: str, version: str = "") -> StyleInfo:
         """The served model ``name`` (``UnknownModel`` listing the served ones), at ``version`` if given
         (``NotFound`` naming the version served: one version of each model is loaded at a time)."""
-        styles = {s.name: s for s in self.plane.list_styles()}  # NotReady / ShuttingDown when not serving
+        # NotReady / ShuttingDown when not serving; reversed, so a single-style net wins over a multi-style
+        # net's style of its name (the listing puts it first), as a Stylize call's name resolves
+        styles = {s.name: s for s in reversed(self.plane.list_styles())}
         info = styles.get(name)
         if info is None:
             raise UnknownModel("model", name, styles)

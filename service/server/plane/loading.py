@@ -33,8 +33,10 @@ def load_engine(config: PlaneConfig, metrics: Metrics) -> StyleEngine:
         tile_overlap=config.tile_overlap,
         warmup=config.warmup,
     )
-    metrics.allow_models(info.name for info in engine.styles())
-    for info in engine.styles():
+    # The model label takes the models' names and the styles' (a gRPC call is labelled by the style it
+    # names until it resolves); both lists come from the manifest, so the label stays bounded.
+    metrics.allow_models([*(i.name for i in engine.models()), *(i.name for i in engine.styles())])
+    for info in engine.models():
         metrics.model_load.labels(model=info.name).set(info.load_s)
         metrics.model_warmup.labels(model=info.name).set(info.warmup_s)
         metrics.model_info.labels(
@@ -54,11 +56,16 @@ def load_engine(config: PlaneConfig, metrics: Metrics) -> StyleEngine:
             info.load_s,
             info.warmup_s,
         )
-    log.info("%d style models loaded in %.2f s", len(engine.styles()), time.monotonic() - start)
+    log.info(
+        "%d style models (%d styles) loaded in %.2f s",
+        len(engine.models()),
+        len(engine.styles()),
+        time.monotonic() - start,
+    )
     for name, why in engine.load_errors.items():
         metrics.model_load_failures.labels(model=name).inc()
         log.warning("skipped model %s: %s", name, why)
-    if not engine.styles():
+    if not engine.models():
         log.warning("no style models loaded from %s; Stylize will answer NOT_FOUND", config.models_dir)
     return engine
 

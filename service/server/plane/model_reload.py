@@ -78,10 +78,16 @@ class ServingModels:
             return current, key
         return self._engines.get(int(ident), current), style
 
-    def run_batch(self, key: str, batch: list[np.ndarray], current: StyleEngine | None) -> list[np.ndarray]:
+    def run_batch(
+        self,
+        key: str,
+        batch: list[np.ndarray],
+        current: StyleEngine | None,
+        weights: list[np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
         engine, style = self.resolve(key, current)
         assert engine is not None
-        return engine.run_batch(style, batch)
+        return engine.run_batch(style, batch, weights)
 
     # --- reload ---------------------------------------------------------------------------------------
     async def reload(self, plane: DataPlane) -> ReloadReport:
@@ -129,9 +135,9 @@ class ServingModels:
     def _report(self, old: StyleEngine, combined: Combined, duration_s: float) -> ReloadReport:
         m = self.metrics
         new = combined.engine
-        before = {i.name: i for i in old.styles()}
-        serving = {i.name: i for i in new.styles()}
-        m.allow_models(serving)
+        before = {i.name: i for i in old.models()}
+        serving = {i.name: i for i in new.models()}
+        m.allow_models([*serving, *(i.name for i in new.styles())])
         for name in combined.loaded:
             info = serving[name]
             m.model_load.labels(model=name).set(info.load_s)

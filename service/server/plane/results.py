@@ -24,6 +24,8 @@ class StylizeResult:
     batch_size: int = 1
     array: np.ndarray | None = field(default=None, repr=False)  # the (H, W, 3) uint8 result itself
     style_cached: bool = False  # a style-image call whose painting's statistics came from the cache
+    style: str = ""  # what painted it: the style's name or a blend's label "a:0.7,b:0.3"
+    background: str = ""  # a masked call's outside: a style, a blend's label or "photo"; "" unmasked
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Blocking steps the data plane (``dataplane.py``) runs in its executors, and its output-format check.
 
-Plain functions of their arguments: decode + prepare and finish + encode run in the codec executor, the
-engine's own (unbatched) stylize and the backbone lookup in the fast executor.
+Plain functions of their arguments: decode + prepare runs in the codec executor (finish + encode, with a
+mask's composite, is ``painting.finish_encode_parts``), the engine's own (unbatched) stylize and the
+backbone lookup in the fast executor.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from service.core.errors import InvalidArgument
-from service.core.imageio import decode_image, encode_image, normalize_format
+from service.core.imageio import decode_image, normalize_format
 from service.server.plane.config import PlaneConfig
 from service.server.plane.options import build_options
 
@@ -23,7 +24,6 @@ __all__ = [
     "check_output",
     "decode_prepare",
     "fast_options",
-    "finish_encode",
     "get_backbone_for",
     "stylize_alone",
 ]
@@ -57,19 +57,15 @@ def decode_prepare(
 
 
 def stylize_alone(
-    engine: StyleEngine, style: str, prepared: np.ndarray, opts: Any
+    engine: StyleEngine, style: str, prepared: np.ndarray, opts: Any, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, int, float]:
-    """``engine.stylize`` with its ONNX Runtime runs counted: (image, runs, seconds of running)."""
+    """``engine.stylize`` with its ONNX Runtime runs counted: (image, runs, seconds of running).
+    ``weights``: a multi-style net's style weights (``style`` then names the net)."""
     runs: list[float] = []
-    out = engine.stylize(style, prepared, opts, on_run=lambda images, seconds: runs.append(seconds))
+    out = engine.stylize(
+        style, prepared, opts, on_run=lambda images, seconds: runs.append(seconds), weights=weights
+    )
     return out, len(runs), sum(runs)
-
-
-def finish_encode(
-    engine: StyleEngine, prepared: np.ndarray, raw: np.ndarray, opts: Any, fmt: str | None, quality: int
-) -> tuple[np.ndarray, bytes]:
-    out = engine.finish(prepared, raw, opts)
-    return out, (encode_image(out, fmt, quality) if fmt is not None else b"")
 
 
 def get_backbone_for(cfg: Any, name: str | None) -> Any:
