@@ -31,7 +31,7 @@ SALIENCY_OUTPUT_HEATMAP: SaliencyOutput
 SALIENCY_OUTPUT_FLOAT32: SaliencyOutput
 
 class StylizeRequest(_message.Message):
-    __slots__ = ("image", "style", "style_image", "strength", "preserve_color", "max_side", "format", "quality", "style_size")
+    __slots__ = ("image", "style", "style_image", "strength", "preserve_color", "max_side", "format", "quality", "style_size", "blend", "model", "mask", "mask_saliency", "background", "background_blend")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     STYLE_FIELD_NUMBER: _ClassVar[int]
     STYLE_IMAGE_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,12 @@ class StylizeRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     STYLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BLEND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    MASK_SALIENCY_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_BLEND_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     style: str
     style_image: bytes
@@ -50,10 +56,24 @@ class StylizeRequest(_message.Message):
     format: ImageFormat
     quality: int
     style_size: int
-    def __init__(self, image: _Optional[bytes] = ..., style: _Optional[str] = ..., style_image: _Optional[bytes] = ..., strength: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., max_side: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., style_size: _Optional[int] = ...) -> None: ...
+    blend: _containers.RepeatedCompositeFieldContainer[StyleWeight]
+    model: str
+    mask: bytes
+    mask_saliency: bool
+    background: str
+    background_blend: _containers.RepeatedCompositeFieldContainer[StyleWeight]
+    def __init__(self, image: _Optional[bytes] = ..., style: _Optional[str] = ..., style_image: _Optional[bytes] = ..., strength: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., max_side: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., style_size: _Optional[int] = ..., blend: _Optional[_Iterable[_Union[StyleWeight, _Mapping]]] = ..., model: _Optional[str] = ..., mask: _Optional[bytes] = ..., mask_saliency: _Optional[bool] = ..., background: _Optional[str] = ..., background_blend: _Optional[_Iterable[_Union[StyleWeight, _Mapping]]] = ...) -> None: ...
+
+class StyleWeight(_message.Message):
+    __slots__ = ("style", "weight")
+    STYLE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    style: str
+    weight: float
+    def __init__(self, style: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class StylizeResponse(_message.Message):
-    __slots__ = ("image", "content_type", "model", "version", "provider", "timings_ms", "width", "height", "batch_size", "style_cached")
+    __slots__ = ("image", "content_type", "model", "version", "provider", "timings_ms", "width", "height", "batch_size", "style_cached", "style", "background")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +91,8 @@ class StylizeResponse(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     STYLE_CACHED_FIELD_NUMBER: _ClassVar[int]
+    STYLE_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     content_type: str
     model: str
@@ -81,14 +103,16 @@ class StylizeResponse(_message.Message):
     height: int
     batch_size: int
     style_cached: bool
-    def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., provider: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., batch_size: _Optional[int] = ..., style_cached: _Optional[bool] = ...) -> None: ...
+    style: str
+    background: str
+    def __init__(self, image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., provider: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., batch_size: _Optional[int] = ..., style_cached: _Optional[bool] = ..., style: _Optional[str] = ..., background: _Optional[str] = ...) -> None: ...
 
 class ListStylesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class StyleInfo(_message.Message):
-    __slots__ = ("name", "style", "arch", "version", "title", "artist", "year", "licence", "provider", "precision")
+    __slots__ = ("name", "style", "arch", "version", "title", "artist", "year", "licence", "provider", "precision", "net")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STYLE_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +123,7 @@ class StyleInfo(_message.Message):
     LICENCE_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    NET_FIELD_NUMBER: _ClassVar[int]
     name: str
     style: str
     arch: str
@@ -109,7 +134,8 @@ class StyleInfo(_message.Message):
     licence: str
     provider: str
     precision: str
-    def __init__(self, name: _Optional[str] = ..., style: _Optional[str] = ..., arch: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., artist: _Optional[str] = ..., year: _Optional[str] = ..., licence: _Optional[str] = ..., provider: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
+    net: str
+    def __init__(self, name: _Optional[str] = ..., style: _Optional[str] = ..., arch: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[str] = ..., artist: _Optional[str] = ..., year: _Optional[str] = ..., licence: _Optional[str] = ..., provider: _Optional[str] = ..., precision: _Optional[str] = ..., net: _Optional[str] = ...) -> None: ...
 
 class ListStylesResponse(_message.Message):
     __slots__ = ("styles",)

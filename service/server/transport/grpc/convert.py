@@ -9,6 +9,8 @@ import grpc
 from google.protobuf import struct_pb2
 
 from service.api.v1 import atelier_pb2 as pb
+from service.core.errors import InvalidArgument
+from service.server.plane.painting import Region
 
 FORMATS = {
     pb.IMAGE_FORMAT_UNSPECIFIED: "png",
@@ -52,3 +54,21 @@ def struct_values(message: struct_pb2.Struct) -> dict[str, Any]:
 
 def predictions_of(preds: Any) -> list[pb.Prediction]:
     return [pb.Prediction(index=p.index, label=p.label, probability=p.probability) for p in preds]
+
+
+def blend_of(weights: Any) -> list[tuple[str, float]] | None:
+    """``repeated StyleWeight`` as (style, weight) pairs for the blend parser; None when empty (no blend)."""
+    return [(w.style, w.weight) for w in weights] or None
+
+
+def region_of(request: pb.StylizeRequest) -> Region | None:
+    """A Stylize request's mask and background; None when it asks for no mask (a background alone is
+    refused: it paints outside a mask)."""
+    background, outside = request.background or None, blend_of(request.background_blend)
+    if not request.mask and not request.mask_saliency:
+        if background is not None or outside is not None:
+            raise InvalidArgument(
+                "background and background_blend paint outside a mask: send mask or mask_saliency."
+            )
+        return None
+    return Region(request.mask or None, request.mask_saliency, background, outside)

@@ -25,10 +25,12 @@ from service.server.auth.authenticator import Authenticator
 from service.server.errors import RETRY_AFTER_KEY, public_message, status_for
 from service.server.plane.dataplane import DataPlane, RequestScope
 from service.server.transport.grpc.convert import (
+    blend_of,
     deadline_of,
     image_format,
     predictions_of,
     quality_of,
+    region_of,
     struct_values,
 )
 from service.server.transport.grpc.features import FeatureRpcs
@@ -100,7 +102,8 @@ class AtelierServicer(JobRpcs, FeatureRpcs, pb_grpc.AtelierServicer):
         self, request: pb.StylizeRequest, context: grpc.aio.ServicerContext
     ) -> pb.StylizeResponse:
         painting = request.WhichOneof("style_source") == "style_image"
-        async with self._rpc(context, "Stylize", MODEL_NAME if painting else request.style):
+        label = MODEL_NAME if painting else (request.model or request.style)
+        async with self._rpc(context, "Stylize", label) as scope:
             strength = request.strength if request.HasField("strength") else 1.0
             common: dict[str, Any] = dict(
                 strength=strength,
@@ -110,14 +113,25 @@ class AtelierServicer(JobRpcs, FeatureRpcs, pb_grpc.AtelierServicer):
                 quality=quality_of(request.quality),
                 deadline=deadline_of(context),
             )
+            region = region_of(request)
             if painting:  # any painting: arbitrary style (plane/arbitrary.py)
+                if request.blend or region is not None:
+                    raise InvalidArgument("A style_image call takes no blend or mask.")
                 res = await self.plane.arbitrary.stylize(
                     request.image, request.style_image, style_size=request.style_size or None, **common
                 )
             elif request.style_size:
                 raise InvalidArgument("style_size applies only with a style_image.")
             else:
-                res = await self.plane.stylize(request.image, request.style, **common)
+                res = await self.plane.stylize(
+                    request.image,
+                    request.style if request.HasField("style") else None,
+                    blend=blend_of(request.blend),
+                    model=request.model or None,
+                    region=region,
+                    **common,
+                )
+            scope.model = res.model
         return pb.StylizeResponse(
             image=res.image,
             content_type=res.content_type,
@@ -129,6 +143,8 @@ class AtelierServicer(JobRpcs, FeatureRpcs, pb_grpc.AtelierServicer):
             height=res.height,
             batch_size=res.batch_size,
             style_cached=res.style_cached,
+            style=res.style,
+            background=res.background,
         )
 
     async def ListStyles(
@@ -147,6 +163,7 @@ class AtelierServicer(JobRpcs, FeatureRpcs, pb_grpc.AtelierServicer):
                     licence=s.licence,
                     provider=s.provider,
                     precision=s.precision,
+                    net=s.net,
                 )
                 for s in self.plane.list_styles()
             ]

@@ -8,7 +8,8 @@ names, so one dashboard panel shows both transports.
 
 | route | answer |
 |---|---|
-| ``POST /v1/stylize?style=...`` | the stylised image (or a ``style_image`` part: any painting) |
+| ``POST /v1/stylize?style=...`` | the stylised image (``blend=``, a ``mask`` part or ``mask=saliency``, or |
+|  | a ``style_image`` part: any painting; ``routes_stylize.py``) |
 | ``GET /v1/styles`` | the loaded styles |
 | ``POST /v1/classify`` | top-k ImageNet classes |
 | ``POST /v1/saliency?method=...&output=overlay|heatmap|float32|npy|json`` | the map |
@@ -32,7 +33,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from service.core.arbitrary.engine import MODEL_NAME as ARBITRARY_MODEL
 from service.core.errors import InvalidArgument, InvalidImage
 from service.server.auth.authenticator import Authenticator
 from service.server.auth.rest import key_dependency
@@ -41,6 +41,7 @@ from service.server.jobs.work import queue_call
 from service.server.plane.dataplane import DataPlane
 from service.server.transport.rest import sse
 from service.server.transport.rest.errors import CallScope, install_error_handlers, route_class
+from service.server.transport.rest.routes_stylize import add_stylize_route
 from service.server.transport.rest.schemas import (
     API_PREFIX,
     ERROR_RESPONSES,
@@ -111,67 +112,7 @@ def build_router(plane: DataPlane, keepalive_s: float = 15.0, auth: Authenticato
         styles = [StyleOut(**{k: getattr(s, k) for k in StyleOut.model_fields}) for s in plane.list_styles()]
         return StylesOut(styles=styles)
 
-    @router.post(
-        "/stylize",
-        summary="Stylise an image with a fast style model, or with any painting (a style_image part)",
-        response_class=Response,
-        openapi_extra=image_body("image", "style_image"),
-        responses=image_response("image/png", "image/jpeg", "image/webp"),
-    )
-    async def stylize(
-        request: Request,
-        scope: CallScope,
-        style: Annotated[
-            str | None, Query(description="a name from GET /v1/styles (or send a style_image part instead)")
-        ] = None,
-        strength: Annotated[float, Query(description="0..1 blend with the content")] = 1.0,
-        preserve_color: Annotated[bool, Query(description="keep the photo's colours")] = False,
-        max_side: Annotated[
-            int | None, Query(description="downscale so the longer side is at most this")
-        ] = None,
-        style_size: Annotated[
-            int | None, Query(description="with style_image: the painting's longer side, 32-1024 (512)")
-        ] = None,
-        fmt: Format = "png",
-        quality: Quality = 90,
-        timeout_s: Timeout = None,
-    ) -> Response:
-        """``multipart/form-data`` with an ``image`` and a ``style_image`` part (any painting: arbitrary
-        style transfer, WCT; 424 when the server has no arbitrary-style model) instead of ``style``."""
-        upload = await read_upload(request, max_bytes, max_images=2)
-        painting, deadline = upload.optional("style_image"), _deadline(timeout_s)
-        if painting is not None:
-            if style is not None:
-                raise InvalidArgument("Send a style name or a style_image part, not both.")
-            scope.model = ARBITRARY_MODEL  # every painting under one label, never its sha
-            res = await plane.arbitrary.stylize(
-                upload.one("image"), painting, strength, preserve_color, max_side, style_size, fmt, quality,
-                deadline,
-            )  # fmt: skip
-        else:
-            if style is None:
-                raise InvalidArgument(
-                    "Query parameter 'style' is required (a name from GET /v1/styles), or send a painting "
-                    "as a multipart style_image part (curl -F image=@photo.jpg -F style_image=@art.jpg ...)."
-                )
-            if style_size is not None:
-                raise InvalidArgument("style_size applies only with a style_image part.")
-            image = upload.one("image")
-            res = await plane.stylize(
-                image, style, strength, preserve_color, max_side, fmt, quality, deadline=deadline
-            )
-        scope.model = res.model
-        timing = ", ".join(f"{k};dur={v:.1f}" for k, v in res.timings.items())
-        headers = {
-            "X-Atelier-Model": res.model,
-            "X-Atelier-Model-Version": res.version,
-            "X-Atelier-Provider": res.provider,
-            "X-Atelier-Batch-Size": str(res.batch_size),
-            "Server-Timing": timing,
-        }
-        if painting is not None:
-            headers["X-Atelier-Style-Cache"] = "hit" if res.style_cached else "miss"
-        return Response(res.image, media_type=res.content_type, headers=headers)
+    add_stylize_route(router, plane, max_bytes)  # routes_stylize.py: styles, blends, regions, paintings
 
     @router.post(
         "/classify",

@@ -42,6 +42,7 @@ class StyleOut(BaseModel):
     licence: str
     provider: str = Field(description="ONNX Runtime execution provider in use, e.g. CPUExecutionProvider")
     precision: str
+    net: str = Field(description="the model (file) serving the style: its own name, or a multi-style net's")
 
 
 class StylesOut(BaseModel):
