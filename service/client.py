@@ -6,13 +6,15 @@
         print([s.name for s in client.list_styles()])
         client.stylize_file("photo.jpg", "photo.starry.png", style="starry_night")
         client.stylize_file("photo.jpg", "photo.mine.png", style_image="my_painting.jpg")  # any painting
+        client.stylize_file("photo.jpg", "photo.mix.png", blend="starry_night:0.7,the_scream:0.3")
         for update in client.gatys("photo.jpg", ["painting.jpg"], {"size": 384, "steps": 100}):
             print(update.step, update.total, update.losses)
         update.save("render.png")  # the last update carries the final image
 
-Embeddings, galleries and attacks (``embed``, ``add_to_gallery``, ``search_gallery``, ``list_galleries``,
-``attack``) are in ``service.client_features``, jobs by id (``watch_job``, ``cancel_job``) in
-``service.client_jobs``, both mixed into the same client. Errors arrive as ``AtelierClientError``: the
+Styles (``stylize``, ``stylize_file``, ``list_styles``, with blends and paint by region) are in
+``service.client_stylize``, embeddings, galleries and attacks (``embed``, ``add_to_gallery``,
+``search_gallery``, ``list_galleries``, ``attack``) in ``service.client_features``, jobs by id
+(``watch_job``, ``cancel_job``) in ``service.client_jobs``, all mixed into the same client. Errors arrive as ``AtelierClientError``: the
 gRPC status code, the server's message, and for a full queue the server's retry hint (``retry_after_s``).
 
 ``api_key="..."`` sends ``authorization: Bearer ...`` metadata on every call; ``tls_ca="ca.pem"`` opens a
@@ -36,14 +38,10 @@ from service.client_features import AttackOutcome, FeatureCalls, ImageInput, att
 from service.client_features import image_bytes as _read
 from service.client_features import options_struct as _struct
 from service.client_jobs import JobCalls, JobStatus  # noqa: F401  (JobStatus: cancel_job's answer, re-exported)
+from service.client_stylize import StyleCalls, Stylized  # noqa: F401  (Stylized: stylize's answer, re-exported)
+from service.client_stylize import image_format as _format
 
 MiB = 1024 * 1024
-_FORMATS = {
-    "png": pb.IMAGE_FORMAT_PNG,
-    "jpeg": pb.IMAGE_FORMAT_JPEG,
-    "jpg": pb.IMAGE_FORMAT_JPEG,
-    "webp": pb.IMAGE_FORMAT_WEBP,
-}
 _OUTPUTS = {
     "overlay": pb.SALIENCY_OUTPUT_OVERLAY,
     "heatmap": pb.SALIENCY_OUTPUT_HEATMAP,
@@ -69,25 +67,6 @@ class AtelierClientError(Exception):
             if key == "retry-after-s":
                 retry = float(value)
         return cls(call.code(), call.details() or "", retry)
-
-
-@dataclass(frozen=True)
-class Stylized:
-    image: bytes
-    content_type: str
-    model: str
-    version: str
-    provider: str
-    width: int
-    height: int
-    batch_size: int
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    style_cached: bool = False  # style_image calls: the painting's statistics came from the server's cache
-
-    def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.write_bytes(self.image)
-        return p
 
 
 @dataclass(frozen=True)
@@ -178,14 +157,7 @@ def _update(event: pb.RenderEvent) -> RenderUpdate:
     return RenderUpdate(event.job_id, event.state)
 
 
-def _format(fmt: str) -> Any:
-    try:
-        return _FORMATS[fmt.lower().lstrip(".")]
-    except KeyError:
-        raise ValueError(f"unsupported output format {fmt!r}; use png, jpeg or webp") from None
-
-
-class AtelierClient(FeatureCalls, JobCalls):
+class AtelierClient(StyleCalls, FeatureCalls, JobCalls):
     """Blocking client over one channel. Use as a context manager, or call ``close()``."""
 
     def __init__(
@@ -266,61 +238,6 @@ class AtelierClient(FeatureCalls, JobCalls):
 
     def _render_stream(self, call: Any) -> RenderStream:
         return RenderStream(call)
-
-    def stylize(
-        self,
-        image: ImageInput,
-        style: str | None = None,
-        strength: float = 1.0,
-        preserve_color: bool = False,
-        max_side: int | None = None,
-        fmt: str = "png",
-        quality: int = 90,
-        timeout: float | None = None,
-        style_image: ImageInput | None = None,
-        style_size: int | None = None,
-    ) -> Stylized:
-        """Stylise ``image`` with a named ``style`` or any painting ``style_image`` (file or bytes)."""
-        if (style is None) == (style_image is None):
-            raise ValueError("pass exactly one of style (a name) and style_image (a painting)")
-        req = pb.StylizeRequest(
-            image=_read(image),
-            strength=strength,
-            preserve_color=preserve_color,
-            max_side=max_side or 0,
-            format=_format(fmt),
-            quality=quality,
-            style_size=style_size or 0,
-        )
-        if style_image is not None:
-            req.style_image = _read(style_image)
-        else:
-            req.style = str(style)
-        r = self._unary(self.stub.Stylize, req, timeout)
-        return Stylized(
-            r.image,
-            r.content_type,
-            r.model,
-            r.version,
-            r.provider,
-            r.width,
-            r.height,
-            r.batch_size,
-            dict(r.timings_ms),
-            r.style_cached,
-        )
-
-    def stylize_file(
-        self, src: str | Path, dst: str | Path, style: str | None = None, **opts: Any
-    ) -> Stylized:
-        """Stylise the file ``src`` into ``dst`` (format from its suffix); ``style`` or ``style_image=``."""
-        fmt = Path(dst).suffix.lstrip(".") or "png"
-        result = self.stylize(Path(src), style, fmt=fmt, **opts)
-        result.save(dst)
-        return result
-
-    def list_styles(self, timeout: float | None = None) -> list[pb.StyleInfo]:
-        return list(self._unary(self.stub.ListStyles, pb.ListStylesRequest(), timeout).styles)
 
     def classify(
         self, image: ImageInput, top_k: int = 5, backbone: str = "", timeout: float | None = None

@@ -3,7 +3,10 @@
 * ``styles`` lists the models of the models folder with their metadata and the provider each runs on;
   models that failed to load are listed on stderr with the reason.
 * ``stylize IN --style NAME -o OUT`` runs one model on one image (same engine as the server);
-  ``stylize IN --style-image PAINTING -o OUT`` uses any painting instead (``arbitrary_stylize.py``).
+  ``stylize IN --style-image PAINTING -o OUT`` uses any painting instead (``arbitrary_stylize.py``);
+  ``--blend a=0.7,b=0.3`` mixes a multi-style net's styles, ``--mask FILE|saliency`` with
+  ``--background STYLE_OR_BLEND`` paints two by region (``multi_stylize.py``).
+* ``styles`` shows the net serving each style (a multi-style net lists each of its styles).
 * ``eval-style`` measures each model against Gatys optimisation (``service.core.stylize.evaluate``): style
   and content distances, and the picture measures (structure, grid score, droplets); ``--json`` prints
   the same report as JSON. The same function backs ``scripts/eval_style.py``, which runs without the
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.cli.common import add_json_arg, print_json, print_table, progress_bar, settings_from_args
+from service.cli.multi_stylize import add_arguments as add_multi_arguments
+from service.cli.multi_stylize import stylize_multi, wants_multi
 
 if TYPE_CHECKING:
     from service.core.stylize.engine import StyleEngine
@@ -52,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PAINTING",
         help="any painting instead of a named style (arbitrary style, WCT; docs/arbitrary_style.md)",
     )
+    add_multi_arguments(p, which)  # --blend, --model, --mask, --background (multi_stylize.py)
     p.add_argument(
         "--style-size", type=int, default=512, help="with --style-image: the painting's longer side (512)"
     )
@@ -101,9 +107,9 @@ def run_styles(args: argparse.Namespace) -> int:
                 ]
             )
         elif infos:
-            header = ("name", "arch", "version", "provider", "precision", "painting")
+            header = ("name", "arch", "version", "provider", "precision", "net", "painting")
             print_table(header, [
-                (i.name, i.arch, i.version, i.provider.removesuffix("ExecutionProvider"), i.precision,
+                (i.name, i.arch, i.version, i.provider.removesuffix("ExecutionProvider"), i.precision, i.net,
                  ", ".join(x for x in (i.title, i.artist, i.year) if x))
                 for i in infos
             ])  # fmt: skip
@@ -115,7 +121,7 @@ def run_styles(args: argparse.Namespace) -> int:
 
 
 def run_stylize(args: argparse.Namespace) -> int:
-    from service.core.errors import ModelLoadError
+    from service.core.errors import InvalidArgument, ModelLoadError
     from service.core.imageio import load_image, normalize_format, save_image
     from service.core.stylize.engine import StylizeOptions
 
@@ -129,7 +135,13 @@ def run_stylize(args: argparse.Namespace) -> int:
     if args.style_image is not None:
         from service.cli.arbitrary_stylize import stylize_with_painting
 
+        if wants_multi(args):
+            raise InvalidArgument("--style-image takes no --blend, --model, --mask or --background.")
         return stylize_with_painting(args, settings, image, options)
+    if wants_multi(args):  # blends and regions may need any model of the folder: load them all
+        _, engine = _engine(args)
+        with engine:
+            return stylize_multi(args, settings, image, options, engine)
     _, engine = _engine(args, names=[args.style])
     with engine:
         for key in (args.style, "manifest.json"):  # the engine only records why; the command says it
