@@ -208,3 +208,16 @@ def test_saliency_mask_is_the_grad_cam_map_in_0_1(lite0: Backbone, photo: np.nda
     assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0 and float(mask.max()) == 1.0
     cam = explain(lite0, [photo], "gradcam").maps[0]
     assert np.all(mask[cam >= 0.65] == 1.0) and np.all(mask[cam <= 0.25] == 0.0)
+
+
+@pytest.mark.parametrize(("h", "w"), [(341, 512), (683, 1021)])
+def test_the_fast_feather_is_the_full_size_gaussian(h: int, w: int) -> None:
+    from scipy.ndimage import gaussian_filter
+
+    from service.core.stylize.regions import default_feather, feather
+
+    mask = np.zeros((h, w), np.float32)
+    mask[:, : w // 2] = 1.0
+    mask[h // 3 : h // 2, w // 2 : 3 * w // 4] = 1.0  # corners, where a coarse blur would show
+    exact = gaussian_filter(mask, default_feather(h, w), mode="nearest")
+    assert float(np.abs(feather(mask) - exact).max()) * 255 < 1.0

