@@ -86,7 +86,7 @@ def _parse_styles(specs: list[str]) -> list[tuple[str, Path]]:
     return out
 
 
-def _report(label: str, result: object, step: int, seconds: float, losses: dict[str, float]) -> None:
+def _report(label: str, step: int, seconds: float, losses: dict[str, float]) -> None:
     text = ", ".join(f"{k} {v:.4g}" for k, v in losses.items())
     print(f"{label}: step {step}, {text} ({seconds:.0f} s)")
 
@@ -116,7 +116,7 @@ def run_train_multi(args: argparse.Namespace) -> int:
             order=args.order,
             progress=bar,
         )
-    _report(str(result.checkpoint), result, result.step, result.seconds, result.losses)
+    _report(str(result.checkpoint), result.step, result.seconds, result.losses)
     return 0
 
 
@@ -160,7 +160,7 @@ def run_add_style(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=bar,
         )
-    _report(str(result.checkpoint), result, result.step, result.seconds, result.losses)
+    _report(str(result.checkpoint), result.step, result.seconds, result.losses)
     if result.card is not None:
         parity = ", ".join(f"{k}: {v:.3g}" for k, v in dict(result.card["parity_max_abs_error"]).items())
         styles = ", ".join(s["name"] for s in result.card["styles"])
