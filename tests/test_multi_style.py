@@ -333,3 +333,16 @@ def test_cli_train_multi_from_a_mobile2_checkpoint_then_add_style(photos: Path, 
     # Bad input is a one-line error, not a traceback.
     assert main(["train-multi", "--name", "m", "--data", str(photos), "--style", "nopainting", *tiny]) == 2
     assert main(["train", "--add-style", "x", "--data", str(photos), *tiny]) == 2
+
+
+def test_add_style_resumes_to_the_same_rows(photos: Path, lite0: Backbone, tmp_path: Path) -> None:
+    styles = _sources(3, tmp_path)
+    base = _multi_checkpoint(tmp_path, _random_multi(2, seed=7), styles[:2])
+    four = TrainConfig(steps=4, lr=1e-2, seed=4, **TINY)
+    whole = add_style(four, styles[2], base, photos, tmp_path / "w", lite0, export=False)
+    add_style(TrainConfig(steps=2, lr=1e-2, seed=4, **TINY), styles[2], base, photos, tmp_path / "p", lite0,
+              export=False)  # fmt: skip
+    resumed = add_style(four, styles[2], base, photos, tmp_path / "p", lite0, export=False, resume=True)
+    assert resumed.history == whole.history and whole.card is None
+    a, b = load_checkpoint(whole.checkpoint)["model"], load_checkpoint(resumed.checkpoint)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
