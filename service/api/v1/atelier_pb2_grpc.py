@@ -105,14 +105,16 @@ class AtelierServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Stylize(self, request, context):
-        """Fast feed-forward style transfer (ONNX Runtime); concurrent calls are micro-batched.
+        """Fast feed-forward style transfer (ONNX Runtime); concurrent calls are micro-batched. A style, a
+        blend of a multi-style net's styles, or two styles by region (a mask, or the saliency map).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListStyles(self, request, context):
-        """The loaded style models with their provenance and the execution provider in use.
+        """The loaded styles with their provenance, the execution provider in use and the net serving each
+        (a multi-style net lists every style it serves, each as its own entry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
