@@ -95,6 +95,13 @@ def add_recipe_args(t: argparse.ArgumentParser) -> None:
         help="penalty on periodic 2/4/8 px patterns in the output (the crosshatch; default 0, off)",
     )
     t.add_argument(
+        "--laplacian-weight",
+        type=float,
+        default=0.0,
+        help="keep the photo's edges: Laplacian of the 4x-pooled render vs the photo (Li et al. 2017; "
+        "default 0, off)",
+    )
+    t.add_argument(
         "--shift-jitter",
         type=int,
         default=0,
@@ -160,6 +167,7 @@ def recipe_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         checkpoint_every=args.checkpoint_every,
         shift_jitter=args.shift_jitter,
         grid_weight=args.grid_weight,
+        laplacian_weight=args.laplacian_weight,
         swag=args.swag,
         identity=getattr(args, "identity", False),
         pixel_weight=getattr(args, "pixel_weight", 100.0),

@@ -31,12 +31,13 @@ from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
 from service.core.stylize.grid_loss import grid_penalty
+from service.core.stylize.laplacian_loss import laplacian_loss
 from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, shift_both
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
 from service.core.train_loop import StepBook, save_atomic
 
-LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid")
+LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid", "laplacian")
 
 
 @dataclass
@@ -62,6 +63,7 @@ class TrainConfig:
     pixel_weight: float = 100.0  # the pixel MSE's weight in an identity run (ignored otherwise)
     cpu_budget_s: float = 0.0  # stop after this much process CPU time, all resumes together (0: off)
     grid_weight: float = 0.0  # penalty on periodic 2/4/8 px patterns in the served output (grid_loss)
+    laplacian_weight: float = 0.0  # the pooled photo's edges kept (laplacian_loss, Li et al. 2017)
 
     def validate(self) -> None:
         for name in ("steps", "batch", "size", "style_size"):
@@ -81,6 +83,8 @@ class TrainConfig:
             raise InvalidArgument("--cpu-budget must be >= 0.")
         if not self.grid_weight >= 0:
             raise InvalidArgument(f"--grid-weight must be >= 0, got {self.grid_weight}.")
+        if not self.laplacian_weight >= 0:
+            raise InvalidArgument(f"--laplacian-weight must be >= 0, got {self.laplacian_weight}.")
         self.loss_weights()  # validates
 
     def loss_weights(self) -> LossWeights:
@@ -212,7 +216,8 @@ def step_terms(
     config: TrainConfig, loss_fn: PerceptualLoss, stylized: torch.Tensor, content: torch.Tensor, step: int
 ) -> dict[str, torch.Tensor]:
     """The loss terms of one step: the net's output and the content batch (0..255), rolled by the step's
-    jitter, against ``loss_fn``, plus the grid penalty; under the keys of ``LOSS_KEYS``."""
+    jitter, against ``loss_fn``, plus the grid penalty and the Laplacian structure term; under the keys of
+    ``LOSS_KEYS``."""
     seen, photo = stylized / 255.0, content / 255.0  # the loss works on [0, 1]
     if config.shift_jitter:
         seen, photo = shift_both(seen, photo, *jitter_offset(config.seed, step, config.shift_jitter))
@@ -222,6 +227,10 @@ def step_terms(
         # On the image as served (clipped), unrolled: the crosshatch sits at the net's own phase.
         terms["grid"] = config.grid_weight * grid_penalty(clip_as_served(stylized / 255.0))
         terms["total"] = terms["total"] + terms["grid"]
+    terms["laplacian"] = torch.zeros((), device=stylized.device)
+    if config.laplacian_weight:
+        terms["laplacian"] = config.laplacian_weight * laplacian_loss(clip_as_served(seen), photo)
+        terms["total"] = terms["total"] + terms["laplacian"]
     return terms
 
 
