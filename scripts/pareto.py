@@ -31,6 +31,7 @@ from recipe import MOBILE, ROOT
 
 PAINTINGS = {name: entry[0].rsplit(".", 1)[0] for name, entry in MOBILE.items()}
 STRUCTURE_BAR, RATIO_BAR = 0.75, 2.0
+STAGED = {"long": "long", "long_lap": "lap"}  # staged run folders -> the run-name tag of their stages
 
 
 @dataclass
@@ -52,13 +53,15 @@ def style_key(run: str) -> str:
 def points(folders: list[Path], gatys: dict[str, dict[str, Any]]) -> list[Point]:
     out = []
     for folder in folders:
-        # runs/long keeps one score per CPU-budget stage: <style>/stage_<s>/score.json -> "<style>.long<s>"
-        paths = folder.glob("*/stage_*/score.json") if folder.name == "long" else folder.glob("*/score.json")
+        # runs/long and runs/long_lap (scripts/recipe_long.py) keep one score per CPU-budget stage:
+        # <style>/stage_<s>/score.json -> "<style>.long<s>" / "<style>.lap<s>"
+        staged = folder.name in STAGED
+        paths = folder.glob("*/stage_*/score.json") if staged else folder.glob("*/score.json")
         for path in sorted(paths):
             score = json.loads(path.read_text(encoding="utf-8"))
             run = path.parent.name
-            if folder.name == "long":
-                run = f"{path.parent.parent.name}.long{run.removeprefix('stage_')}"
+            if staged:
+                run = f"{path.parent.parent.name}.{STAGED[folder.name]}{run.removeprefix('stage_')}"
             key = style_key(run)
             painting = PAINTINGS.get(key)
             ref = gatys.get(painting or "", {})
@@ -104,7 +107,7 @@ def front(pts: list[Point]) -> set[str]:
 def plot(pts: list[Point], path: Path) -> None:
     """Marker shape: the set; colour: the grid over the photos (the third bar, at most +0.5)."""
     fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=110)
-    marks = {"shipped": "s", "ablation": "o", "recipe": "*", "long": "D"}
+    marks = {"shipped": "s", "ablation": "o", "recipe": "*", "long": "D", "long_lap": "P"}
     scatter = None
     for family, marker in marks.items():
         sel = [p for p in pts if p.family == family]
@@ -140,14 +143,51 @@ def plot(pts: list[Point], path: Path) -> None:
     fig.savefig(path)
 
 
+def curve(pts: list[Point], path: Path) -> None:
+    """The staged long runs: style ratio and structure against cumulative CPU seconds, one line per style."""
+    long = [p for p in pts if p.family in STAGED]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    for key in sorted({p.style_key for p in long}):
+        for family, style in (("long", "--"), ("long_lap", "-")):
+            sel = [p for p in long if p.style_key == key and p.family == family]
+            sel.sort(key=lambda p: stage_seconds(p.run))
+            secs = [stage_seconds(p.run) for p in sel]
+            label = f"{key} ({'plain' if family == 'long' else 'laplacian'})"
+            if sel:
+                left.plot(secs, [p.ratio for p in sel], style, marker="o", label=label)
+                right.plot(secs, [p.structure for p in sel], style, marker="o", label=label)
+    left.axhline(RATIO_BAR, color="grey", ls="--", lw=0.8)
+    right.axhline(STRUCTURE_BAR, color="grey", ls="--", lw=0.8)
+    left.set_yscale("log")
+    left.set_ylabel("style ratio to Gatys (bar: at most 2.0x)")
+    right.set_ylabel("structure (bar: at least 0.75)")
+    for ax in (left, right):
+        ax.set_xlabel("CPU seconds of training (one thread, all resumes)")
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        "scripts/recipe_long.py: style weight 8 to 1260 s, then 16 (plain) or 16, 24 with the Laplacian term"
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def stage_seconds(run: str) -> float:
+    return float(run.rsplit(".", 1)[1].removeprefix("long").removeprefix("lap"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--runs", nargs="*", type=Path, default=[ROOT / "runs" / d for d in ("ablation", "recipe", "long")]
+        "--runs",
+        nargs="*",
+        type=Path,
+        default=[ROOT / "runs" / d for d in ("ablation", "recipe", "long", "long_lap")],
     )
     p.add_argument("--gatys-ref", type=Path, default=ROOT / "docs" / "bench" / "gatys_reference.json")
     p.add_argument("--out", type=Path, default=None, help="the plot (.png)")
     p.add_argument("--table", type=Path, default=None, help="also write the markdown table here")
+    p.add_argument("--curve", type=Path, default=None, help="the long runs' stages against CPU time (.png)")
     args = p.parse_args(argv)
     pts = points(args.runs, json.loads(args.gatys_ref.read_text(encoding="utf-8")))
     # A shipped net scored in both folders appears once.
@@ -168,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         args.table.write_text(text, encoding="utf-8")
     if args.out:
         plot(pts, args.out)
+    if args.curve:
+        curve(pts, args.curve)
     return 0
 
 

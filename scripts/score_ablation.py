@@ -70,8 +70,35 @@ def measures() -> tuple[Measure, Measure, Measure | None, str]:
     return structure, lambda im: grid_score(im).score, droplet_score, "service.core.stylize.measures"
 
 
+def one_style(net: Any, index: int) -> Any:
+    """A multi-style net (nets/multi.py) fixed to one style: a single-input net the export and the session
+    loop below treat like any other."""
+    import torch
+
+    from service.core.stylize.nets import TransformNet
+    from service.core.stylize.nets.multi import one_hot
+
+    class OneStyle(TransformNet):
+        total_stride = net.total_stride
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            w = one_hot(index, int(net.styles), x.shape[0]).to(x)
+            return self.net(x, w)
+
+    return OneStyle()
+
+
 def score(
-    ckpt_path: Path, style_path: Path, content_dir: Path, out: Path, size: int = 512
+    ckpt_path: Path,
+    style_path: Path,
+    content_dir: Path,
+    out: Path,
+    size: int = 512,
+    style_index: int | None = None,
 ) -> dict[str, object]:
     import onnxruntime as ort
     import torch
@@ -89,7 +116,11 @@ def score(
         onnx_path = ckpt_path
     else:
         ckpt = load_checkpoint(ckpt_path)
-        onnx_path = export_onnx(net_from_checkpoint(ckpt), out / "net.onnx")
+        net = net_from_checkpoint(ckpt)
+        if style_index is not None:  # one style of a multi-style net
+            net = one_style(net, style_index)
+            ckpt = {**ckpt, "name": f"{ckpt.get('name')}[{style_index}]"}
+        onnx_path = export_onnx(net, out / "net.onnx")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
@@ -159,6 +190,7 @@ def main() -> int:
     p.add_argument("--content", type=Path, default=Path("/work/shared/data/content"))
     p.add_argument("--out", type=Path)
     p.add_argument("--size", type=int, default=512)
+    p.add_argument("--style-index", type=int, help="a multi-style checkpoint: the style to score (0-based)")
     p.add_argument(
         "--table", type=Path, help="print a markdown table of the score.json files under this folder"
     )
@@ -170,7 +202,7 @@ def main() -> int:
         p.error("a checkpoint and --style-image are needed")
     out = args.out or args.checkpoint.parent
     out.mkdir(parents=True, exist_ok=True)
-    r = score(args.checkpoint, args.style_image, args.content, out, args.size)
+    r = score(args.checkpoint, args.style_image, args.content, out, args.size, args.style_index)
     print(json.dumps({"run": r["run"], "steps": r["steps"], **r["mean"]}))  # type: ignore[dict-item]
     return 0
 
