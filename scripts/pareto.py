@@ -25,6 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recipe import MOBILE, ROOT
@@ -159,6 +160,9 @@ def curve(pts: list[Point], path: Path) -> None:
     left.axhline(RATIO_BAR, color="grey", ls="--", lw=0.8)
     right.axhline(STRUCTURE_BAR, color="grey", ls="--", lw=0.8)
     left.set_yscale("log")
+    ticks = FuncFormatter(lambda v, _: f"{v:g}x")
+    left.yaxis.set_major_formatter(ticks)
+    left.yaxis.set_minor_formatter(ticks)
     left.set_ylabel("style ratio to Gatys (bar: at most 2.0x)")
     right.set_ylabel("structure (bar: at least 0.75)")
     for ax in (left, right):
