@@ -15,6 +15,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,21 @@ print(json.dumps({"styles": styles, "rss_mb": rss_mb(),
 """
 
 
+def subset(models: Path, names: list[str], folder: Path) -> Path:
+    """A models folder holding only the manifest entries named ``names`` (the files linked, not copied):
+    a single style's name also matches that style of a multi net, so the cases load from their own
+    manifests."""
+    manifest = json.loads((models / "manifest.json").read_text(encoding="utf-8"))
+    manifest["models"] = [m for m in manifest["models"] if m["name"] in names]
+    folder.mkdir(parents=True, exist_ok=True)
+    for m in manifest["models"]:
+        for key in ("file", "card", "fp16_file"):
+            if m.get(key) and not (folder / m[key]).exists():
+                (folder / m[key]).symlink_to((models / m[key]).resolve())
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
 def measure(names: list[str], models: Path) -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(names), str(models)],
@@ -63,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     base = measure([], args.models)
     rows = [("baseline (imports only)", base)]
-    rows.append((f"{args.multi} (one session)", measure([args.multi], args.models)))
-    rows.append((f"{len(args.singles)} single-style sessions", measure(args.singles, args.models)))
+    with tempfile.TemporaryDirectory() as tmp:
+        multi = subset(args.models, [args.multi], Path(tmp) / "multi")
+        singles = subset(args.models, args.singles, Path(tmp) / "singles")
+        rows.append((f"{args.multi} (one session)", measure([args.multi], multi)))
+        rows.append((f"{len(args.singles)} single-style sessions", measure(args.singles, singles)))
     print("| process | styles | RSS after renders (MB) | over baseline | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|")
     for label, r in rows:
