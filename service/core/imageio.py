@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error  # Pillow's TIFF and PNG readers raise it on bad headers
@@ -106,13 +107,23 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
     ``ImageTooLarge`` before decoding when the bytes or the header's pixel count exceed ``limits``,
     and ``InvalidImage`` for anything that is not a readable image.
     """
+    return decode_with(data, limits, _to_rgb)
+
+
+def decode_with(
+    data: bytes, limits: ImageLimits, convert: Callable[[Image.Image], np.ndarray], what: str = "image"
+) -> np.ndarray:
+    """``decode_image``'s checks and decoding, with ``convert`` turning the oriented first frame into an
+    array (RGB for photos; a mask's alpha or luminance, ``stylize.regions``). ``what`` names the upload in
+    the messages."""
+    noun = f"The {what}"
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidImage(f"Expected image bytes, got {type(data).__name__}.")
+        raise InvalidImage(f"Expected {what} bytes, got {type(data).__name__}.")
     size = len(data)
     if size == 0:
-        raise InvalidImage("The image is empty (0 bytes).")
+        raise InvalidImage(f"{noun} is empty (0 bytes).")
     if size > limits.max_bytes:
-        raise ImageTooLarge(f"Image is {_human_bytes(size)}; the limit is {_human_bytes(limits.max_bytes)}.")
+        raise ImageTooLarge(f"{noun} is {_human_bytes(size)}; the limit is {_human_bytes(limits.max_bytes)}.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -120,27 +131,27 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarra
             with img:
                 width, height = img.size
                 if width <= 0 or height <= 0:
-                    raise InvalidImage(f"Image header gives an empty size {width}x{height}.")
+                    raise InvalidImage(f"{noun}'s header gives an empty size {width}x{height}.")
                 # The check that stops decompression bombs: header only, no pixels allocated yet.
                 check_pixel_count(width, height, limits)
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)  # animated GIF / WebP / multi-page TIFF: first frame only
                 img.load()
                 oriented = ImageOps.exif_transpose(img)
-                return _to_rgb(oriented if oriented is not None else img)
+                return convert(oriented if oriented is not None else img)
     except (ImageTooLarge, InvalidImage):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"Image refused as a decompression bomb: {exc}") from None
+        raise ImageTooLarge(f"{noun} was refused as a decompression bomb: {exc}") from None
     except UnidentifiedImageError:
         raise InvalidImage(
-            "The data is not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF or GIF)."
+            f"{noun} is not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF or GIF)."
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct_error) as exc:
         # Truncated files, broken chunks, bad TIFF tags: Pillow raises a zoo of exception types.
-        raise InvalidImage(f"The image could not be decoded (corrupt or truncated): {exc}") from None
+        raise InvalidImage(f"{noun} could not be decoded (corrupt or truncated): {exc}") from None
     except MemoryError:
-        raise ImageTooLarge("The image needs more memory to decode than is available.") from None
+        raise ImageTooLarge(f"{noun} needs more memory to decode than is available.") from None
 
 
 def load_image(path: str | Path, limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:

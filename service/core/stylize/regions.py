@@ -20,16 +20,13 @@ difference; the blurred mask spreads it: its steepest step is ``1 / (sigma * sqr
 
 from __future__ import annotations
 
-import io
-import warnings
-from struct import error as struct_error
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from service.core.errors import ImageTooLarge, InvalidArgument, InvalidImage
-from service.core.imageio import DECODE_FORMATS, ImageLimits, check_pixel_count
+from service.core.errors import InvalidArgument
+from service.core.imageio import ImageLimits, decode_with
 
 if TYPE_CHECKING:
     from service.core.backbones.base import Backbone
@@ -48,37 +45,7 @@ def decode_mask(data: bytes, limits: ImageLimits) -> np.ndarray:
 
     Under the same limits as a photo (``ImageTooLarge`` before decoding); the alpha channel when the image
     has one that is not fully opaque, else the luminance (Pillow's ITU-R 601-2 ``L`` conversion)."""
-    if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
-        raise InvalidImage("The mask is empty (0 bytes).")
-    if len(data) > limits.max_bytes:
-        raise ImageTooLarge(
-            f"The mask is {len(data) / 2**20:.1f} MiB; the limit is {limits.max_bytes / 2**20:.1f} MiB."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(bytes(data)), formats=list(DECODE_FORMATS)) as img:
-                width, height = img.size
-                if width <= 0 or height <= 0:
-                    raise InvalidImage(f"The mask's header gives an empty size {width}x{height}.")
-                check_pixel_count(width, height, limits)  # before any pixel is decoded
-                if getattr(img, "n_frames", 1) > 1:
-                    img.seek(0)
-                img.load()
-                oriented = ImageOps.exif_transpose(img) or img
-                return _mask_values(oriented)
-    except (ImageTooLarge, InvalidImage):
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"The mask was refused as a decompression bomb: {exc}") from None
-    except UnidentifiedImageError:
-        raise InvalidImage(
-            "The mask is not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF or GIF)."
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct_error) as exc:
-        raise InvalidImage(f"The mask could not be decoded (corrupt or truncated): {exc}") from None
-    except MemoryError:
-        raise ImageTooLarge("The mask needs more memory to decode than is available.") from None
+    return decode_with(data, limits, _mask_values, what="mask")
 
 
 def _mask_values(img: Image.Image) -> np.ndarray:
