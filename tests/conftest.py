@@ -41,6 +41,20 @@ def coffee() -> np.ndarray:
     return np.ascontiguousarray(data.coffee())
 
 
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of four scikit-image photos as 64 px JPEGs: a training set for the style-net tests."""
+    from PIL import Image
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        img = Image.fromarray(getattr(data, name)()).convert("RGB")
+        img.thumbnail((64, 64))
+        img.save(folder / f"{name}.jpg", quality=90)
+    return folder
+
+
 # --- live servers (tests/liveserver.py) -----------------------------------------------------------------
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -44,18 +44,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from skimage import data
-
-    folder = tmp_path_factory.mktemp("photos")
-    for name in ("chelsea", "coffee", "astronaut", "rocket"):
-        img = Image.fromarray(getattr(data, name)()).convert("RGB")
-        img.thumbnail((64, 64))
-        img.save(folder / f"{name}.jpg", quality=90)
-    return folder
-
-
 def _painting(kind: int) -> np.ndarray:
     """Three synthetic paintings with distinct Gram statistics: stripes, rings, a checkerboard."""
     yy, xx = np.mgrid[0:64, 0:64]

@@ -30,18 +30,6 @@ def _one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from skimage import data
-
-    folder = tmp_path_factory.mktemp("photos")
-    for name in ("chelsea", "coffee", "astronaut", "rocket"):
-        img = Image.fromarray(getattr(data, name)()).convert("RGB")
-        img.thumbnail((64, 64))
-        img.save(folder / f"{name}.jpg", quality=90)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def style() -> np.ndarray:
     # Diagonal colour stripes: a style with strong, easily measured Gram statistics.
     yy, xx = np.mgrid[0:64, 0:64]
