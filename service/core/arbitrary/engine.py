@@ -60,7 +60,9 @@ DEFAULT_CACHE_ENTRIES = 64
 DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
 DEFAULT_ALPHA = 1.0  # the serving settings (docs/arbitrary_style.md: chosen on training-side paintings)
 DEFAULT_HALF_LEVELS = 0
-DEFAULT_DETAIL = False
+DEFAULT_DETAIL_OCTAVES = 0
+MAX_DETAIL_OCTAVES = 5  # images are padded to a multiple of 32 = 2^5, so five halvings stay exact
+COARSE_STRIDE = 4  # levels at this stride or more are the coarse ones (detail_octaves)
 NOT_INSTALLED = (
     "No arbitrary-style model is installed on this server (the models folder has no WCT decoder), so a "
     "style image cannot be used; pass a style name from ListStyles / GET /v1/styles instead."
@@ -115,6 +117,16 @@ def _half(x: np.ndarray) -> np.ndarray:
     """(N, C, H, W), H and W even -> the 2x2 means, (N, C, H / 2, W / 2)."""
     n, c, h, w = x.shape
     return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5), dtype=np.float32)
+
+
+def _low(x: np.ndarray, octaves: int) -> np.ndarray:
+    """The low band of ``x``: halved and enlarged ``octaves`` times (sides divisible by 2^octaves)."""
+    small = x
+    for _ in range(octaves):
+        small = _half(small)
+    for _ in range(octaves):
+        small = _double(small)
+    return small
 
 
 def _double(x: np.ndarray) -> np.ndarray:
@@ -175,7 +187,7 @@ class ArbitraryStyleEngine:
     base: StyleEngine  # no models: its prepare / needs_tiling / finish, the named styles' rules
     alpha: float = 1.0  # WCT blend in feature space at every level (the paper's alpha)
     half_levels: int = 0  # the coarsest levels that run at half the image size (and half the style size)
-    detail: bool = False  # back at full size, add the photo's band that the halving dropped
+    detail_octaves: int = 0  # after the coarse levels, the photo's finest octaves replace the picture's
     cache: StatsCache = field(default_factory=StatsCache)
     load_errors: dict[str, str] = field(default_factory=dict)
     _levels: list[_Level] = field(default_factory=list)
@@ -195,7 +207,7 @@ class ArbitraryStyleEngine:
         cache_entries: int = DEFAULT_CACHE_ENTRIES,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         half_levels: int = DEFAULT_HALF_LEVELS,
-        detail: bool = DEFAULT_DETAIL,
+        detail_octaves: int = DEFAULT_DETAIL_OCTAVES,
     ) -> ArbitraryStyleEngine:
         """Load every decoder of ``models_dir/manifest.json`` (or only the taps in ``levels``) with its
         encoder; failures go to ``load_errors``. Taps in ``levels`` with no decoder raise ``UnknownModel``.
@@ -204,16 +216,22 @@ class ArbitraryStyleEngine:
         painting's statistics at half the style size (so a stroke keeps its size relative to the picture);
         the result is enlarged x2 for the finer levels. A coarse tap sees the picture at 1/8 or 1/16 and its
         decoder paints no fine detail, so the halving loses little and saves three quarters of those
-        levels' cost. ``detail`` then adds back the band of the photo that the halving removed (the photo
-        minus its x2-reduced-and-enlarged self, a Laplacian-pyramid level, Burt & Adelson 1983), so the
-        finer levels start from the photo's edges rather than a blur."""
+        levels' cost.
+
+        ``detail_octaves``: after the coarse levels (stride ``COARSE_STRIDE`` or more), the picture keeps
+        its low band and takes the photo's top ``detail_octaves`` octaves instead of its own (Laplacian
+        pyramid bands, Burt & Adelson 1983), so the fine levels start from the photo's edges rather than
+        the coarse decoders' blur: ``x = low(x) + photo - low(photo)``, ``low`` = halve and enlarge that
+        many times. The coarse levels still set the colours and the large shapes of the style."""
         if not 0.0 < alpha <= 1.0:
             raise InvalidArgument(f"alpha must be in (0, 1], got {alpha}.")
         if half_levels < 0:
             raise InvalidArgument(f"half_levels must be 0 or more, got {half_levels}.")
+        if not 0 <= detail_octaves <= MAX_DETAIL_OCTAVES:
+            raise InvalidArgument(f"detail_octaves must be 0..{MAX_DETAIL_OCTAVES}, got {detail_octaves}.")
         # The named styles' tiling and finishing rules, from an engine of no models (validated as there).
         base = StyleEngine(tile_threshold=tile_threshold, tile_size=tile_size, tile_overlap=tile_overlap)
-        engine = cls(base, alpha, half_levels, detail, StatsCache(cache_entries, cache_bytes))
+        engine = cls(base, alpha, half_levels, detail_octaves, StatsCache(cache_entries, cache_bytes))
         folder = Path(models_dir)
         try:
             entries = read_manifest(folder, errors={})
@@ -309,14 +327,23 @@ class ArbitraryStyleEngine:
     def _run(self, images: list[np.ndarray], stats: StyleStats) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images through every level -> uint8 images of that size."""
         h, w = images[0].shape[:2]
-        coarse = self._coarse_count()
-        # Halving needs a grid of 2 * ALIGN, so the half-size image is still on the encoders' grid.
-        x = _pad(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32), 2 * ALIGN if coarse else ALIGN)
-        if coarse:
-            small = _half(x)
-            y = _double(self._through(self._levels[:coarse], small, stats))
-            x = np.clip(y + (x - _double(small)), 0.0, 255.0) if self.detail else y
-        x = self._through(self._levels[coarse:], x, stats)
+        half = self._coarse_count()
+        # A grid of 32 px: the half-size image is still on the encoders' 16 px grid, and five halvings
+        # (detail_octaves) stay exact.
+        photo = _pad(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32), 2 * ALIGN)
+        coarse = sum(lv.info.stride >= COARSE_STRIDE for lv in self._levels) if self.detail_octaves else 0
+        x = photo
+        for i, level in enumerate(self._levels):
+            if i < half:
+                if i == 0:
+                    x = _half(x)
+                x = self._through([level], x, stats)
+                if i == half - 1:
+                    x = _double(x)
+            else:
+                x = self._through([level], x, stats)
+            if i == coarse - 1:
+                x = np.clip(_low(x, self.detail_octaves) + photo - _low(photo, self.detail_octaves), 0, 255)
         out = np.clip(np.rint(x[:, :, :h, :w]), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
         return [np.ascontiguousarray(o) for o in out]
 

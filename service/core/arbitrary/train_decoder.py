@@ -10,10 +10,13 @@ Loss per step, on a batch of random photo crops ``x`` (``service.core.stylize.da
   offset below ``shift_jitter`` (``service.core.stylize.losses.shift_both``): the fast-style lesson that a
   loss network sampled at one fixed phase rewards patterns locked to its grid;
 * ``grid`` (off by default): ``grid_weight * grid_penalty(y)`` (``service.core.stylize.grid_loss``), the
-  differentiable crosshatch score, for a decoder that still paints one.
+  differentiable crosshatch score, for a decoder that still paints one;
+* ``stylised`` (off by default): ``stylised_weight`` times the cycle term of ``stylised_loss.py``: the
+  photo's features recoloured with a training painting's channel statistics must survive decoding and
+  re-encoding. It needs ``paintings`` (a folder of training-side paintings).
 
-No painting is ever read: the decoders see photos only, so the evaluation paintings cannot leak into
-training (``EVAL_PAINTINGS`` are refused by name as a guard against a wrong ``--data`` folder).
+The photos are the training set; paintings enter only through the ``stylised`` term, and the evaluation
+paintings never (``EVAL_PAINTINGS`` are refused by name in both folders).
 
 Conventions of ``atelier train`` (``service.core.stylize.train``): batches reproducible from (seed, step),
 checkpoints atomic and resumable (model, optimiser, step, RNG, history, CPU seconds), ``cpu_budget_s``
@@ -30,6 +33,7 @@ from typing import Any
 import torch
 
 from service.core.arbitrary.decoder import TAPS, Decoder, tap_geometry
+from service.core.arbitrary.stylised_loss import PaintingStats, list_paintings, recolour
 from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback
@@ -39,7 +43,7 @@ from service.core.stylize.losses import clip_as_served, shift_both
 from service.core.stylize.train import jitter_offset
 from service.core.train_loop import StepBook, save_atomic
 
-LOSS_KEYS = ("total", "pixel", "feature", "grid")
+LOSS_KEYS = ("total", "pixel", "feature", "grid", "stylised")
 CHECKPOINT_KIND = "wct_decoder"
 # The seven paintings of issue 20 kept for evaluation: never in training, tuning or model selection.
 EVAL_PAINTINGS: tuple[str, ...] = (
@@ -63,6 +67,8 @@ class DecoderConfig:
     pixel_weight: float = 10.0
     feature_weight: float = 1.0
     grid_weight: float = 0.0
+    stylised_weight: float = 0.0  # the cycle term on painting-coloured features (needs paintings)
+    painting_size: int = 128  # the paintings' longer side when their statistics are taken, px
     shift_jitter: int = -1  # roll before the feature loss by 0..N-1 px; -1: the tap's stride; 0: off
     width_scale: float = 1.0  # decoder widths (decoder.WIDTHS) times this
     backbone: str = "efficientnet_lite0"
@@ -81,7 +87,7 @@ class DecoderConfig:
             raise InvalidArgument(f"--size must be a multiple of 16 and at least 32, got {self.size}.")
         if not self.lr > 0 or not self.width_scale > 0:
             raise InvalidArgument("--lr and --width-scale must be positive.")
-        if min(self.pixel_weight, self.feature_weight, self.grid_weight) < 0:
+        if min(self.pixel_weight, self.feature_weight, self.grid_weight, self.stylised_weight) < 0:
             raise InvalidArgument("Loss weights must be >= 0.")
         if self.checkpoint_every < 0 or self.cpu_budget_s < 0 or self.shift_jitter < -1:
             raise InvalidArgument("--checkpoint-every, --cpu-budget must be >= 0, --shift-jitter >= -1.")
@@ -130,8 +136,10 @@ def decoder_from_checkpoint(ckpt: dict[str, Any]) -> Decoder:
 class ReconstructionLoss:
     """The loss of the module docstring for one tap; ``__call__(decoder, x, step)`` -> terms."""
 
-    def __init__(self, backbone: Backbone, config: DecoderConfig, stride: int) -> None:
-        self.backbone, self.config = backbone, config
+    def __init__(
+        self, backbone: Backbone, config: DecoderConfig, stride: int, paintings: PaintingStats | None = None
+    ) -> None:
+        self.backbone, self.config, self.paintings = backbone, config, paintings
         self.jitter = stride if config.shift_jitter < 0 else config.shift_jitter
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,7 +157,14 @@ class ReconstructionLoss:
         scale = target.pow(2).mean().clamp_min(1e-8)
         terms["feature"] = c.feature_weight * torch.mean((self.encode(seen) - target) ** 2) / scale
         terms["grid"] = c.grid_weight * grid_penalty(clip_as_served(y)) if c.grid_weight else y.new_zeros(())
-        terms["total"] = terms["pixel"] + terms["feature"] + terms["grid"]
+        terms["stylised"] = y.new_zeros(())
+        if c.stylised_weight and self.paintings is not None:
+            k = self.paintings.pick(c.seed, step, f.shape[0])
+            coloured = recolour(f, self.paintings.means[k].to(f), self.paintings.stds[k].to(f))
+            again = self.encode(clip_as_served(decoder(coloured) / 255.0))
+            scale_s = coloured.pow(2).mean().clamp_min(1e-8)
+            terms["stylised"] = c.stylised_weight * torch.mean((again - coloured) ** 2) / scale_s
+        terms["total"] = terms["pixel"] + terms["feature"] + terms["grid"] + terms["stylised"]
         return terms
 
 
@@ -169,6 +184,7 @@ def train_decoder(
     resume: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    paintings_dir: str | Path | None = None,
 ) -> DecoderResult:
     """Train the decoder of ``config.tap`` on crops of the photos in ``data_dir``.
 
@@ -198,7 +214,16 @@ def train_decoder(
         start, history = int(ckpt["step"]), list(ckpt["history"])
         cpu_before = float(ckpt.get("cpu_seconds", 0.0))
         torch.set_rng_state(ckpt["rng"])
-    loss_fn = ReconstructionLoss(backbone, config, geometry.stride)
+    paintings = None
+    if config.stylised_weight:
+        if paintings_dir is None:
+            raise InvalidArgument(
+                "--stylised-weight needs --paintings (a folder of training-side paintings)."
+            )
+        paintings = PaintingStats.from_files(
+            list_paintings(paintings_dir), backbone, config.tap, config.painting_size, EVAL_PAINTINGS
+        )
+    loss_fn = ReconstructionLoss(backbone, config, geometry.stride, paintings)
 
     def save(step: int) -> None:
         payload = {
@@ -214,6 +239,7 @@ def train_decoder(
             "history": history,
             "config": asdict(config),
             "photos": len(files),
+            "paintings": list(paintings.names) if paintings is not None else [],
             "cpu_seconds": book.cpu_seconds(),
         }
         save_atomic(payload, ckpt_path)
