@@ -52,6 +52,8 @@ def config_args(text: str) -> list[str]:
             flags += ["--detail-octaves", value]
         elif key == "alpha":
             flags += ["--alpha", value]
+        elif key == "style":
+            flags += ["--style-size", value]
         else:
             raise SystemExit(f"unknown config key {key!r} in {text!r}")
     return flags
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paintings", nargs="*", default=TUNING_PAINTINGS)
     p.add_argument("--max-photos", type=int, default=4)
     p.add_argument(
-        "--config", action="append", required=True, help="levels=...,... half=N detail=OCTAVES alpha=A"
+        "--config", action="append", required=True, help="levels=...,... half=N detail=OCTAVES alpha=A style=PX"
     )
     p.add_argument("--out", type=Path, default=None, help="append the table to this markdown file")
     args = p.parse_args(argv)

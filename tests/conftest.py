@@ -57,8 +57,12 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- live servers (tests/liveserver.py) -----------------------------------------------------------------
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES, corrupt=(BROKEN,))
+def models_dir(tmp_path_factory: pytest.TempPathFactory, lite0: Backbone) -> Path:
+    """Tiny style nets named like the shipped ones, a broken one, and tiny WCT levels (a style image)."""
+    from tests.arbitrary_models import install_tiny_levels
+
+    folder = write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES, corrupt=(BROKEN,))
+    return install_tiny_levels(folder, lite0)
 
 
 @pytest.fixture(scope="session")

@@ -158,8 +158,19 @@ def test_bad_combinations_are_400(server: LiveServer, photo: bytes) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_no_arbitrary_model_installed(live: LiveServer, photo: bytes) -> None:
-    """The shared server has named styles only."""
+@pytest.fixture(scope="module")
+def named_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with the tiny named styles and no WCT level."""
+    folder = write_tiny_models(tmp_path_factory.mktemp("named"), names=STYLES, corrupt=(BROKEN,))
+    live = LiveServer(server_settings(folder), warmup=False)
+    try:
+        yield live.start()
+    finally:
+        live.close()
+
+
+def test_no_arbitrary_model_installed(named_only: LiveServer, photo: bytes) -> None:
+    live = named_only
     r = rest_stylize(live, photo, painting_bytes(28))
     assert r.status_code == 424 and error_of(r)["reason"] == "weights_not_found"
     assert "No arbitrary-style model is installed" in error_of(r)["message"]

@@ -58,9 +58,9 @@ DEFAULT_STYLE_SIZE = 512  # the painting's longer side when its statistics are t
 MIN_STYLE_SIZE, MAX_STYLE_SIZE = 32, 1024  # a 1024 px painting's finest tap is ~100 MB of float32
 DEFAULT_CACHE_ENTRIES = 64
 DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
-DEFAULT_ALPHA = 1.0  # the serving settings (docs/arbitrary_style.md: chosen on training-side paintings)
+DEFAULT_ALPHA = 1.0  # the serving settings, chosen on training-side paintings only (docs/bench/arbitrary_tuning.md)
 DEFAULT_HALF_LEVELS = 0
-DEFAULT_DETAIL_OCTAVES = 0
+DEFAULT_DETAIL_OCTAVES = 1  # one octave of the photo after each coarse level (docs/bench/arbitrary_tuning.md)
 MAX_DETAIL_OCTAVES = 5  # images are padded to a multiple of 32 = 2^5, so five halvings stay exact
 COARSE_STRIDE = 4  # levels at this stride or more are the coarse ones (detail_octaves)
 NOT_INSTALLED = (
@@ -187,7 +187,7 @@ class ArbitraryStyleEngine:
     base: StyleEngine  # no models: its prepare / needs_tiling / finish, the named styles' rules
     alpha: float = 1.0  # WCT blend in feature space at every level (the paper's alpha)
     half_levels: int = 0  # the coarsest levels that run at half the image size (and half the style size)
-    detail_octaves: int = 0  # after the coarse levels, the photo's finest octaves replace the picture's
+    detail_octaves: int = 0  # after each coarse level, the photo's finest octaves replace the picture's
     cache: StatsCache = field(default_factory=StatsCache)
     load_errors: dict[str, str] = field(default_factory=dict)
     _levels: list[_Level] = field(default_factory=list)
@@ -218,7 +218,7 @@ class ArbitraryStyleEngine:
         decoder paints no fine detail, so the halving loses little and saves three quarters of those
         levels' cost.
 
-        ``detail_octaves``: after the coarse levels (stride ``COARSE_STRIDE`` or more), the picture keeps
+        ``detail_octaves``: after each coarse level (stride ``COARSE_STRIDE`` or more), the picture keeps
         its low band and takes the photo's top ``detail_octaves`` octaves instead of its own (Laplacian
         pyramid bands, Burt & Adelson 1983), so the fine levels start from the photo's edges rather than
         the coarse decoders' blur: ``x = low(x) + photo - low(photo)``, ``low`` = halve and enlarge that
@@ -331,19 +331,19 @@ class ArbitraryStyleEngine:
         # A grid of 32 px: the half-size image is still on the encoders' 16 px grid, and five halvings
         # (detail_octaves) stay exact.
         photo = _pad(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32), 2 * ALIGN)
-        coarse = sum(lv.info.stride >= COARSE_STRIDE for lv in self._levels) if self.detail_octaves else 0
+        octaves, fine_band = self.detail_octaves, None
+        if octaves:
+            fine_band = photo - _low(photo, octaves)
         x = photo
         for i, level in enumerate(self._levels):
-            if i < half:
-                if i == 0:
-                    x = _half(x)
-                x = self._through([level], x, stats)
-                if i == half - 1:
-                    x = _double(x)
-            else:
-                x = self._through([level], x, stats)
-            if i == coarse - 1:
-                x = np.clip(_low(x, self.detail_octaves) + photo - _low(photo, self.detail_octaves), 0, 255)
+            if i == 0 and half:
+                x = _half(x)
+            x = self._through([level], x, stats)
+            if i == half - 1:
+                x = _double(x)
+            # After each coarse level back at full size: its own low band, the photo's fine band.
+            if fine_band is not None and i >= half - 1 and level.info.stride >= COARSE_STRIDE:
+                x = np.clip(_low(x, octaves) + fine_band, 0.0, 255.0)
         out = np.clip(np.rint(x[:, :, :h, :w]), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
         return [np.ascontiguousarray(o) for o in out]
 
