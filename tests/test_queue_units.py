@@ -72,14 +72,16 @@ def spec_work(kind: str = "gatys") -> JobWork:
                            {"content": [b"c"], "style": [b"s1", b"s2"]}), never)  # fmt: skip
 
 
-def claim(jobs: RedisJobs, job_id: str, worker: str, lease_s: float) -> list[Any]:
+def claim(jobs: RedisJobs, job_id: str, worker: str, lease_s: float, heartbeat: bool = True) -> list[Any]:
+    """The claim script as a worker runs it, after a heartbeat that wrote its lease (``heartbeat``)."""
     cfg = jobs.cfg
-    jobs.client.zadd(cfg.key("workers"), {worker: time.time() + lease_s})
+    if heartbeat:
+        jobs.client.zadd(cfg.key("workers"), {worker: time.time() + lease_s})
     from service.server.jobs.redis_codec import lost_error
     from service.server.jobs.redis_store import SCRIPTS
 
     script = jobs.client.register_script(SCRIPTS["claim"])
-    got = script(args=[cfg.prefix, job_id, worker, time.time(), 0, cfg.max_attempts, cfg.active_ttl_s,
+    got = script(args=[cfg.prefix, job_id, worker, time.time(), lease_s, cfg.max_attempts, cfg.active_ttl_s,
                        lost_error(cfg.max_attempts)])  # fmt: skip
     return [g.decode() if isinstance(g, bytes) else g for g in got]
 
@@ -169,6 +171,22 @@ def test_the_sweep_requeues_a_lost_workers_job_then_fails_it(jobs: RedisJobs) ->
     assert metrics.redis_queue_oldest_age._value.get() >= 0  # type: ignore[attr-defined]
     claim(jobs, job.id, "w2", lease_s=-1)  # runs on a worker whose lease is already gone
     assert monitor.tick() == [job.id] and jobs.get(job.id).state is JobState.FAILED
+    monitor.close()
+
+
+def test_a_claim_renews_the_workers_lease(jobs: RedisJobs) -> None:
+    """Redis restarted empty: a worker claims a job before its next heartbeat has re-written its lease.
+    The claim itself is a sign of life, so a sweep right after must not take the job from it."""
+    monitor = QueueMonitor(jobs.cfg, Metrics())
+    job = jobs.submit_work(spec_work())
+    assert claim(jobs, job.id, "w1", lease_s=30) == ["run", 1]
+    jobs.client.zrem(jobs.cfg.key("workers"), "w1")  # the lease is gone, the worker is not
+    other = jobs.submit_work(spec_work())
+    assert claim(jobs, other.id, "w1", lease_s=30, heartbeat=False) == ["run", 1]  # the claim renews it
+    assert monitor.tick() == [] and jobs.get(other.id).state is JobState.RUNNING
+    assert jobs.get(job.id).state is JobState.RUNNING
+    lease = jobs.client.zscore(jobs.cfg.key("workers"), "w1")
+    assert lease is not None and lease > time.time() + 20
     monitor.close()
 
 

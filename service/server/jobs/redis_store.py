@@ -89,7 +89,7 @@ event(id, {state='queued', created=now})
 return {'ok'}
 """
 
-# ARGV: prefix, id, worker, now, (unused), max attempts, active ttl, lost-error JSON.
+# ARGV: prefix, id, worker, now, the worker's heartbeat_s, max attempts, active ttl, lost-error JSON.
 # Returns {'run', attempt} | {'missing'} | {'done'} | {'busy'} (a live worker runs it) | {'failed'}.
 CLAIM = """
 local id, worker, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -107,6 +107,11 @@ if state == 'running' then
   end
 end
 local attempt = redis.call('hincrby', job, 'attempts', 1)
+-- A worker that claims a job is alive: renew its lease here, or a monitor could find the job running on a
+-- worker without one (Redis restarted empty, before the worker's next heartbeat) and supersede it.
+local lease = now + tonumber(ARGV[5])
+local held = tonumber(redis.call('zscore', P .. ':workers', worker) or '0')
+if lease > held then redis.call('zadd', P .. ':workers', lease, worker) end
 redis.call('hset', job, 'state', 'running', 'worker', worker, 'started', now)
 redis.call('zrem', P .. ':queued', id)
 redis.call('hset', P .. ':running', id, worker)
