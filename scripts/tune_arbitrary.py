@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paintings", nargs="*", default=TUNING_PAINTINGS)
     p.add_argument("--max-photos", type=int, default=4)
     p.add_argument(
-        "--config", action="append", required=True, help="levels=...,... half=N detail=OCTAVES alpha=A style=PX"
+        "--config",
+        action="append",
+        required=True,
+        help="levels=...,... half=N detail=OCTAVES alpha=A style=PX",
     )
     p.add_argument("--out", type=Path, default=None, help="append the table to this markdown file")
     args = p.parse_args(argv)

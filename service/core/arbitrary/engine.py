@@ -58,9 +58,10 @@ DEFAULT_STYLE_SIZE = 512  # the painting's longer side when its statistics are t
 MIN_STYLE_SIZE, MAX_STYLE_SIZE = 32, 1024  # a 1024 px painting's finest tap is ~100 MB of float32
 DEFAULT_CACHE_ENTRIES = 64
 DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
-DEFAULT_ALPHA = 1.0  # the serving settings, chosen on training-side paintings only (docs/bench/arbitrary_tuning.md)
+# The serving settings, chosen on training-side paintings only (docs/bench/arbitrary_tuning.md).
+DEFAULT_ALPHA = 1.0
 DEFAULT_HALF_LEVELS = 0
-DEFAULT_DETAIL_OCTAVES = 1  # one octave of the photo after each coarse level (docs/bench/arbitrary_tuning.md)
+DEFAULT_DETAIL_OCTAVES = 1  # one octave of the photo after each coarse level
 MAX_DETAIL_OCTAVES = 5  # images are padded to a multiple of 32 = 2^5, so five halvings stay exact
 COARSE_STRIDE = 4  # levels at this stride or more are the coarse ones (detail_octaves)
 NOT_INSTALLED = (
