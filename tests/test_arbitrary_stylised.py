@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from service.core.arbitrary.stylised_loss import PaintingStats, list_paintings, recolour
+from service.core.arbitrary.stylised_loss import PaintingStats, recolour
 from service.core.arbitrary.train_decoder import (
     EVAL_PAINTINGS,
     DecoderConfig,
@@ -21,6 +21,7 @@ from service.core.arbitrary.train_decoder import (
 )
 from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument
+from service.core.stylize.evaluate import list_images
 from tests.arbitrary_models import painting
 
 
@@ -55,7 +56,7 @@ def test_recolour_gives_each_image_the_paintings_channel_statistics() -> None:
 def test_held_out_paintings_are_refused(lite0: Backbone, folders: tuple[Path, Path], tmp_path: Path) -> None:
     Image.fromarray(painting(1)).save(tmp_path / f"{EVAL_PAINTINGS[0]}.png")
     with pytest.raises(InvalidArgument, match="Held-out"):
-        PaintingStats.from_files(list_paintings(tmp_path), lite0, "stem", 64, EVAL_PAINTINGS)
+        PaintingStats.from_files(list(list_images(tmp_path).values()), lite0, "stem", 64, EVAL_PAINTINGS)
     with pytest.raises(InvalidArgument, match="--paintings"):
         train_decoder(config(2, stylised_weight=1.0), folders[0], tmp_path / "out", lite0)
     with pytest.raises(InvalidArgument, match="Held-out"):
@@ -68,7 +69,7 @@ def test_the_term_falls_when_trained_and_the_checkpoint_names_the_paintings(
     lite0: Backbone, folders: tuple[Path, Path], tmp_path: Path
 ) -> None:
     photos, art = folders
-    stats = PaintingStats.from_files(list_paintings(art), lite0, "stem", 64, EVAL_PAINTINGS)
+    stats = PaintingStats.from_files(list(list_images(art).values()), lite0, "stem", 64, EVAL_PAINTINGS)
     assert stats.means.shape == (2, 32) and list(stats.pick(0, 7, 4)) == list(stats.pick(0, 7, 4))
     batch = torch.stack([
         torch.from_numpy(painting(400 + i, (32, 32))).permute(2, 0, 1).float() / 255.0 for i in range(4)

@@ -76,10 +76,3 @@ def recolour(features: torch.Tensor, means: torch.Tensor, stds: torch.Tensor) ->
     sd = features.std(dim=(2, 3), keepdim=True) + EPS
     out = (features - mu) / sd * stds[:, :, None, None] + means[:, :, None, None]
     return out.clamp(0.0, RELU6_MAX)
-
-
-def list_paintings(folder: str | Path) -> list[Path]:
-    p = Path(folder)
-    if not p.is_dir():
-        raise InvalidArgument(f"Paintings folder {p} does not exist.")
-    return sorted(f for f in p.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))

@@ -33,11 +33,12 @@ from typing import Any
 import torch
 
 from service.core.arbitrary.decoder import TAPS, Decoder, tap_geometry
-from service.core.arbitrary.stylised_loss import PaintingStats, list_paintings, recolour
+from service.core.arbitrary.stylised_loss import PaintingStats, recolour
 from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
+from service.core.stylize.evaluate import list_images
 from service.core.stylize.grid_loss import grid_penalty
 from service.core.stylize.losses import clip_as_served, shift_both
 from service.core.stylize.train import jitter_offset
@@ -221,7 +222,11 @@ def train_decoder(
                 "--stylised-weight needs --paintings (a folder of training-side paintings)."
             )
         paintings = PaintingStats.from_files(
-            list_paintings(paintings_dir), backbone, config.tap, config.painting_size, EVAL_PAINTINGS
+            list(list_images(paintings_dir).values()),
+            backbone,
+            config.tap,
+            config.painting_size,
+            EVAL_PAINTINGS,
         )
     loss_fn = ReconstructionLoss(backbone, config, geometry.stride, paintings)
 
