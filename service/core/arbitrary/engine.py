@@ -290,10 +290,10 @@ class ArbitraryStyleEngine:
         """Per-tap WCT statistics of an (H, W, 3) uint8 painting at ``style_size`` px on its longer side."""
         self.require()
         _check_image(painting)
-        coarse = self._coarse_count()
+        halved = self._half_count()
         stats: StyleStats = {}
         for i, level in enumerate(self._levels):
-            side = max(1, style_size // 2) if i < coarse else style_size
+            side = max(1, style_size // 2) if i < halved else style_size
             scale = side / max(painting.shape[:2])
             h, w = max(1, round(painting.shape[0] * scale)), max(1, round(painting.shape[1] * scale))
             x = _pad(resize_to(painting, w, h).transpose(2, 0, 1)[None].astype(np.float32))
@@ -314,7 +314,7 @@ class ArbitraryStyleEngine:
         return self.cache.get_or_compute(key, lambda: self.painting_stats(painting(), style_size))
 
     # --- the pipeline ------------------------------------------------------------------------------------
-    def _coarse_count(self) -> int:
+    def _half_count(self) -> int:
         """How many levels run at half size: ``half_levels``, but never the finest one."""
         return min(self.half_levels, max(0, len(self._levels) - 1))
 
@@ -328,7 +328,7 @@ class ArbitraryStyleEngine:
     def _run(self, images: list[np.ndarray], stats: StyleStats) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images through every level -> uint8 images of that size."""
         h, w = images[0].shape[:2]
-        half = self._coarse_count()
+        half = self._half_count()
         # A grid of 32 px: the half-size image is still on the encoders' 16 px grid, and five halvings
         # (detail_octaves) stay exact.
         photo = _pad(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32), 2 * ALIGN)
