@@ -115,6 +115,21 @@ def test_resume_continues_to_the_same_result(
     assert all(torch.equal(sw[k], sr[k]) for k in sw)
 
 
+def test_resume_trains_at_the_new_learning_rate(
+    photos: Path, style: np.ndarray, lite0: Backbone, tmp_path: Path
+) -> None:
+    # An annealing stage resumes with a lower --lr; the optimizer state must not bring the old rate back.
+    train(TrainConfig(steps=2, lr=1e-2, seed=3, **TINY), style, photos, tmp_path, "a", lite0)  # type: ignore[arg-type]
+    before = _state(tmp_path / "a.ckpt")
+    slow = TrainConfig(steps=4, lr=1e-9, seed=3, **TINY)  # type: ignore[arg-type]
+    resumed = train(slow, style, photos, tmp_path, "a", lite0, resume=True)
+    groups = load_checkpoint(resumed.checkpoint)["optimizer"]["param_groups"]
+    assert {g["lr"] for g in groups} == {1e-9}
+    after = _state(resumed.checkpoint)
+    moved = max(float((after[k].float() - before[k].float()).abs().max()) for k in before)
+    assert moved < 1e-6  # at the saved 1e-2 two Adam steps move weights by about 2e-2
+
+
 def test_sampler_batches_depend_only_on_seed_and_step(photos: Path) -> None:
     files = list_photos(photos)
     a, b = CropSampler(files, 32, seed=5), CropSampler(files, 32, seed=5)

@@ -28,6 +28,16 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
+def resume_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float) -> None:
+    """Load a checkpoint's optimizer state, keeping this run's learning rate.
+
+    ``Optimizer.load_state_dict`` restores the saved ``lr`` too, so without this a resumed run would
+    silently ignore a new ``--lr`` (an annealing stage would train at the old rate)."""
+    optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 class StepBook:
     """Per-step bookkeeping of one run from ``start`` to ``steps``; ``save(step)`` writes a checkpoint."""
 

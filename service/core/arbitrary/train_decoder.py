@@ -42,7 +42,7 @@ from service.core.stylize.evaluate import list_images
 from service.core.stylize.grid_loss import grid_penalty
 from service.core.stylize.losses import clip_as_served, shift_both
 from service.core.stylize.train import jitter_offset
-from service.core.train_loop import StepBook, save_atomic
+from service.core.train_loop import StepBook, resume_optimizer, save_atomic
 
 LOSS_KEYS = ("total", "pixel", "feature", "grid", "stylised")
 CHECKPOINT_KIND = "wct_decoder"
@@ -211,7 +211,7 @@ def train_decoder(
         if ckpt["tap"] != config.tap or float(ckpt["width_scale"]) != config.width_scale:
             raise InvalidArgument(f"Checkpoint {ckpt_path} is for another tap or width.")
         decoder.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        resume_optimizer(optimizer, ckpt["optimizer"], config.lr)
         start, history = int(ckpt["step"]), list(ckpt["history"])
         cpu_before = float(ckpt.get("cpu_seconds", 0.0))
         torch.set_rng_state(ckpt["rng"])

@@ -49,7 +49,7 @@ from service.core.stylize.train import (
     write_loss_curve,
 )
 from service.core.stylize.train_multi import MULTI_KEYS, StyleSource, check_style_names
-from service.core.train_loop import StepBook, save_atomic
+from service.core.train_loop import StepBook, resume_optimizer, save_atomic
 
 CARD_PROVENANCE = ("title", "artist", "year", "licence", "style_sha256")
 
@@ -172,7 +172,7 @@ def add_style(
         p.requires_grad_(key in tables)  # the convolutions are frozen: only the new rows learn
     optimizer = torch.optim.Adam(list(tables.values()), lr=config.lr)
     if saved is not None:
-        optimizer.load_state_dict(saved["optimizer"])
+        resume_optimizer(optimizer, saved["optimizer"], config.lr)
         set_rng_state(saved["rng"], device)
     record = style.record()
     config_dict = {**dict(base.ckpt.get("config", {})), "arch": MULTI_ARCH}

@@ -35,7 +35,7 @@ from service.core.stylize.laplacian_loss import laplacian_loss
 from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, shift_both
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
-from service.core.train_loop import StepBook, save_atomic
+from service.core.train_loop import StepBook, resume_optimizer, save_atomic
 
 LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid", "laplacian")
 
@@ -280,7 +280,7 @@ def train(
         if ckpt["arch"] != config.arch:
             raise InvalidArgument(f"Checkpoint {ckpt_path} is a {ckpt['arch']} net, not {config.arch}.")
         net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        resume_optimizer(optimizer, ckpt["optimizer"], config.lr)
         start, history = int(ckpt["step"]), list(ckpt["history"])
         cpu_before = float(ckpt.get("cpu_seconds", 0.0))
         set_rng_state(ckpt["rng"], device)

@@ -44,7 +44,7 @@ from service.core.stylize.train import (
     style_target,
     write_loss_curve,
 )
-from service.core.train_loop import StepBook, save_atomic
+from service.core.train_loop import StepBook, resume_optimizer, save_atomic
 
 MULTI_KEYS = (*LOSS_KEYS, "style_index")  # each history row says which style its step trained
 ORDERS = ("round_robin", "random")
@@ -164,7 +164,7 @@ def train_multi(
                 f"Checkpoint {ckpt_path} is a {ckpt['arch']} net of styles {saved}, not this run's."
             )
         net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        resume_optimizer(optimizer, ckpt["optimizer"], config.lr)
         start, history = int(ckpt["step"]), list(ckpt["history"])
         cpu_before = float(ckpt.get("cpu_seconds", 0.0))
         set_rng_state(ckpt["rng"], device)
