@@ -3,9 +3,10 @@ live servers (one shared server for gRPC and REST tests alike, and a factory for
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -14,6 +15,11 @@ import torch
 from service.core.backbones import Backbone, get_backbone
 from tests.liveserver import BROKEN, STYLES, LiveServer, ServerProcess, StartServer, server_settings
 from tests.tinymodels import write_tiny_models
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext
+
+    from tests.webpage import Tab
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -99,3 +105,41 @@ def start_server(models_dir: Path) -> Iterator[StartServer]:
     yield start
     for server in servers:
         server.close()
+
+
+# --- the browser of the web page tests (tests/webpage.py) -----------------------------------------------
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """One headless Debian chromium for every page test; each test gets a new tab (``tab``)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.webpage import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+
+    found = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if found is None:
+        pytest.fail(
+            f"{CHROMIUM} is missing: the web page tests need Debian's chromium "
+            "(apt-get install -y --no-install-recommends chromium; .ci/run does this)."
+        )
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a new, empty user-data-dir
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=found,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        expect.set_options(timeout=TIMEOUT_MS)  # expect() has its own default (5 s), too short on a busy CI
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def tab(browser: BrowserContext) -> Iterator[Tab]:
+    from tests.webpage import Tab
+
+    t = Tab(browser)
+    yield t
+    t.page.close()

@@ -8,14 +8,13 @@ machine that cannot run them is noticed.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
+from playwright.sync_api import Page, Request, expect
 
 from service.core.imageio import decode_image
 from service.server.auth.authenticator import INVALID_MESSAGE, MISSING_MESSAGE
@@ -23,12 +22,9 @@ from service.server.auth.keys import digest_of
 from service.server.transport.rest.pages import PAGE_CSP, STATIC_DIR
 from tests.tinymodels import write_tiny_models
 from tests.webpage import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     MAX_SIDE_SLOW,
     SAMPLES,
     STYLES,
-    TIMEOUT_MS,
     PageServer,
     Tab,
     choose_sample,
@@ -60,35 +56,6 @@ def keyed(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
     server = PageServer(page_settings(models, api_keys_file=keys))
     yield server
     server.close()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail(
-            f"{CHROMIUM} is missing: the web page tests need Debian's chromium "
-            "(apt-get install -y --no-install-recommends chromium; .ci/run does this)."
-        )
-    profile = tmp_path_factory.mktemp("chromium-profile")  # a new, empty user-data-dir
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        expect.set_options(timeout=TIMEOUT_MS)  # expect() has its own default (5 s), too short on a busy CI
-        yield context
-        context.close()
-
-
-@pytest.fixture
-def tab(browser: BrowserContext) -> Iterator[Tab]:
-    t = Tab(browser)
-    yield t
-    t.page.close()
 
 
 def local_asset_urls(html: str) -> list[str]:

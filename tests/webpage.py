@@ -1,4 +1,4 @@
-"""The browser-test harness of ``tests/test_web_page.py``: the whole server on a thread of its own (the
+"""The browser-test harness of ``tests/test_web_page*.py``: the whole server on a thread of its own (the
 browser needs a live socket), its settings, a tab that records errors and requests, and page helpers."""
 
 from __future__ import annotations

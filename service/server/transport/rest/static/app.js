@@ -4,6 +4,7 @@
 import { getBlob, getJson, postForm } from "./api.js";
 import { setupJobs } from "./job.js";
 import { setupKey } from "./key.js";
+import { Incomplete, setupStyleSource, styleKey, styleLabel } from "./style_source.js";
 import {
   byId,
   errorText,
@@ -67,7 +68,7 @@ function setupPhoto() {
 }
 
 // Returns the loader, which runs again when an API key is entered (a keyed server lists styles only then).
-function setupStyles() {
+function setupStyles(source) {
   const select = byId("style-select");
   const info = byId("style-info");
   const status = byId("stylize-status");
@@ -94,10 +95,11 @@ function setupStyles() {
         return;
       }
       for (const style of styles) {
-        const option = new Option(`${style.title || style.style} (${style.name})`, style.name);
+        const option = new Option(styleLabel(style), styleKey(style));
         option.style_info = style;
         select.append(option);
       }
+      source.setStyles(styles); // after the list is in place: the blend partners follow its choice
       describe();
     } catch (err) {
       select.replaceChildren(new Option("Styles unavailable", ""));
@@ -108,7 +110,7 @@ function setupStyles() {
   };
 }
 
-function setupStylize() {
+function setupStylize(source) {
   const form = byId("stylize-form");
   const strength = byId("strength");
   const strengthValue = byId("strength-value");
@@ -125,31 +127,38 @@ function setupStylize() {
       return; // the previous request is still running
     }
     const chosen = requirePhoto(status);
-    const style = byId("style-select").value;
     if (!chosen) {
       return;
     }
-    if (!style) {
-      setStatus(status, "No style to apply: the server lists none.", "error");
+    let choice;
+    try {
+      choice = source.choice();
+    } catch (err) {
+      if (!(err instanceof Incomplete)) {
+        throw err;
+      }
+      setStatus(status, err.message, "error");
+      err.control.focus();
       return;
     }
     setAvailable(button, false);
-    setStatus(status, `Stylising with ${style}…`);
+    setStatus(status, `Stylising with ${choice.what}…`);
     const started = performance.now();
     try {
       const params = {
-        style,
+        ...choice.params,
         strength: strength.value,
         preserve_color: byId("preserve-color").checked,
         max_side: STYLIZE_MAX_SIDE,
         format: "jpeg",
         quality: 92,
       };
-      const response = await postForm("/v1/stylize", params, [["image", chosen.blob, chosen.name]]);
+      const files = [["image", chosen.blob, chosen.name], ...choice.files];
+      const response = await postForm("/v1/stylize", params, files);
       const blob = await response.blob();
-      const name = `atelier-${style}.${extensionOf(blob.type)}`;
+      const name = `atelier-${choice.slug}.${extensionOf(blob.type)}`;
       showBlob(byId("stylize-result"), blob, byId("stylize-download"), name);
-      const model = response.headers.get("X-Atelier-Model") || style;
+      const model = response.headers.get("X-Atelier-Model") || choice.slug;
       setStatus(status, `Done in ${seconds(performance.now() - started)} with ${model}.`, "ok");
     } catch (err) {
       hide(byId("stylize-result"), byId("stylize-download"));
@@ -231,10 +240,11 @@ async function setupSaliency() {
   });
 }
 
-const loadStyles = setupStyles();
+const source = setupStyleSource();
+const loadStyles = setupStyles(source);
 setupKey(loadStyles);
 setupPhoto();
-setupStylize();
+setupStylize(source);
 setupJobs(() => requirePhoto(byId("job-status")));
 await Promise.all([loadStyles(), setupSaliency()]);
 document.body.dataset.ready = "true"; // for tests and scripts: styles and methods are listed
