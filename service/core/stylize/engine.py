@@ -188,6 +188,11 @@ class StyleEngine:
         """One entry per loaded model file (the metrics' ``model`` label, reloads), sorted by name."""
         return [self._models[name].info for name in sorted(self._models)]
 
+    def net_styles(self, name: str) -> tuple[str, ...]:
+        """A multi-style net's styles in style-vector order; () for a single-style net or an unknown name."""
+        model = self._models.get(name)
+        return model.styles if model is not None else ()
+
     def info(self, name: str) -> StyleInfo:
         """A model by name, else the style of that name of a multi-style net (``UnknownModel`` listing the
         served styles)."""

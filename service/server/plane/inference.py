@@ -1,4 +1,5 @@
-"""The Open Inference Protocol (KServe v2) over the fast style models: one v2 model per served style.
+"""The Open Inference Protocol (KServe v2) over the fast style models: one v2 model per served style,
+and one per multi-style net, whose ``STYLE_WEIGHTS`` input blends its styles.
 
 Both v2 transports call this and only this (REST ``transport/rest/v2.py``, gRPC
 ``transport/grpc/inference.py``); it calls the data plane's ``stylize`` with pixels instead of an encoded
@@ -13,7 +14,13 @@ Models: the names and versions ``ListStyles`` / ``GET /v1/styles`` lists (``star
 | ``IMAGE`` (input) | ``UINT8`` (or ``FP32`` in [0, 1]) | ``[N, H, W, 3]`` RGB, NHWC | 1 <= N <= batch_max_size, 16 <= H, W <= max_side_stylize, H x W <= max_image_pixels |
 | ``STRENGTH`` (optional input) | ``FP32`` | ``[1]`` | 0..1, default 1: blend with the photo |
 | ``PRESERVE_COLOR`` (optional input) | ``BOOL`` | ``[1]`` | default false: keep the photo's colours |
+| ``STYLE_WEIGHTS`` (input of a multi-style net, required there) | ``FP32`` | ``[S]`` or ``[N, S]`` | a weight per style, in the order of the metadata's ``styles`` property: one blend for every image, or one per image |
 | ``STYLIZED`` (output) | ``UINT8`` | ``[N, H, W, 3]`` | same size as the input (never resized) |
+
+A multi-style net (``multi``) is a v2 model under its own name, so its styles stay reachable when a
+single-style net has the same style name (``starry_night`` names the single net, as in Stylize). Its
+weights are checked as a Stylize blend is (finite, >= 0, not all zero; divided by their sum), so a
+one-hot row paints that style.
 
 Spec: https://github.com/kserve/open-inference-protocol (specification/protocol/inference_rest.md,
 inference_grpc.md); the health and metadata answers follow its "Server Ready", "Model Metadata" sections.
@@ -22,7 +29,7 @@ inference_grpc.md); the health and metadata answers follow its "Server Ready", "
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +37,7 @@ import numpy as np
 
 from service import __version__
 from service.core.errors import ImageTooLarge, InvalidArgument, NotFound, UnknownModel, quoted
+from service.core.stylize.blend import MAX_BLEND_STYLES
 from service.core.stylize.engine import MIN_SIDE
 from service.server.plane.tensors import (
     InputTensor,
@@ -44,12 +52,14 @@ from service.server.plane.tensors import (
 if TYPE_CHECKING:
     from service.core.stylize.engine import StyleInfo
     from service.server.plane.dataplane import DataPlane
+    from service.server.plane.results import StylizeResult
 
 SERVER_NAME = "atelier"
 # Triton's name for the HTTP binary tensor extension (Inference-Header-Content-Length), which we speak.
 EXTENSIONS = ("binary_tensor_data",)
 PLATFORM = "onnx_onnxv1"
 IMAGE, STRENGTH, PRESERVE_COLOR, STYLIZED = "IMAGE", "STRENGTH", "PRESERVE_COLOR", "STYLIZED"
+STYLE_WEIGHTS = "STYLE_WEIGHTS"
 IMAGE_TYPES = ("UINT8", "FP32")
 INPUTS = (
     TensorMeta(IMAGE, "UINT8", (-1, -1, -1, 3)),
@@ -67,6 +77,24 @@ class ModelMetadata:
     inputs: tuple[TensorMeta, ...]
     outputs: tuple[TensorMeta, ...]
     properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class V2Model:
+    """A served v2 model: a style (``styles`` empty) or a multi-style net (its styles, in vector order)."""
+
+    info: StyleInfo
+    styles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An infer request's inputs as numpy and Python values, once checked."""
+
+    pixels: np.ndarray  # (N, H, W, 3) uint8
+    strength: float = 1.0
+    preserve_color: bool = False
+    weights: np.ndarray | None = None  # (N, S) float32 for a multi-style net
 
 
 @dataclass(frozen=True)
@@ -95,21 +123,29 @@ class InferenceModels:
     def not_ready_reason(self) -> str:
         return self.plane.not_ready_reason or ""
 
-    def style(self, name: str, version: str = "") -> StyleInfo:
+    def model(self, name: str, version: str = "") -> V2Model:
         """The served model ``name`` (``UnknownModel`` listing the served ones), at ``version`` if given
         (``NotFound`` naming the version served: one version of each model is loaded at a time)."""
         # NotReady / ShuttingDown when not serving; reversed, so a single-style net wins over a multi-style
         # net's style of its name (the listing puts it first), as a Stylize call's name resolves
-        styles = {s.name: s for s in reversed(self.plane.list_styles())}
-        info = styles.get(name)
-        if info is None:
-            raise UnknownModel("model", name, styles)
-        if version and version != info.version:
+        served = {s.name: V2Model(s) for s in reversed(self.plane.list_styles())}
+        engine = self.plane.engine
+        nets = [] if engine is None else [(i, engine.net_styles(i.name)) for i in engine.models()]
+        for info, styles in nets:
+            if styles and info.name not in served:  # a style of that name keeps it (a Stylize name)
+                served[info.name] = V2Model(info, styles)
+        model = served.get(name)
+        if model is None:
+            raise UnknownModel("model", name, served)
+        if version and version != model.info.version:
             raise NotFound(
                 f"Model {quoted(name)} has no version {quoted(version)}; this server has version "
-                f"{info.version!r}."
+                f"{model.info.version!r}."
             )
-        return info
+        return model
+
+    def style(self, name: str, version: str = "") -> StyleInfo:
+        return self.model(name, version).info
 
     def model_ready(self, name: str, version: str = "") -> bool:
         """True when the server is ready and serves ``name`` (at ``version``); raises for an unknown one."""
@@ -119,7 +155,8 @@ class InferenceModels:
         return True
 
     def metadata(self, name: str, version: str = "") -> ModelMetadata:
-        info = self.style(name, version)
+        model = self.model(name, version)
+        info = model.info
         props = {
             "style": info.style,
             "title": info.title,
@@ -129,13 +166,19 @@ class InferenceModels:
             "precision": info.precision,
             "image_datatypes": ",".join(IMAGE_TYPES),  # IMAGE takes FP32 in [0, 1] too
         }
-        return ModelMetadata(info.name, (info.version,), PLATFORM, INPUTS, OUTPUTS, props)
+        inputs: tuple[TensorMeta, ...] = INPUTS
+        if model.styles:
+            props["styles"] = ",".join(model.styles)  # STYLE_WEIGHTS' order
+            inputs = (*INPUTS, TensorMeta(STYLE_WEIGHTS, "FP32", (-1, len(model.styles))))
+        return ModelMetadata(info.name, (info.version,), PLATFORM, inputs, OUTPUTS, props)
 
     # --- inference -----------------------------------------------------------------------------------
-    def check_header(self, inputs: Sequence[InputTensor], outputs: Sequence[str] = ()) -> None:
+    def check_header(
+        self, model: V2Model, inputs: Sequence[InputTensor], outputs: Sequence[str] = ()
+    ) -> None:
         """Every check that needs no tensor data: names, datatypes, shapes and the size limits, so an
         oversized request is refused before its bytes are looked at (and before any work is queued)."""
-        known = {t.name for t in INPUTS}
+        known = {t.name for t in INPUTS} | ({STYLE_WEIGHTS} if model.styles else set())
         names = [t.name for t in inputs]
         for name in names:
             if name not in known:
@@ -153,6 +196,8 @@ class InferenceModels:
         check_datatype(image, IMAGE_TYPES)
         check_shape(image, (-1, -1, -1, 3))
         n, h, w, _ = image.shape
+        if model.styles:
+            self._check_weights_header(model, inputs, n)
         cfg = self.plane.config
         if not 1 <= n <= cfg.batch_max_size:
             raise InvalidArgument(f"{IMAGE} holds {n} images; one request takes 1 to {cfg.batch_max_size}.")
@@ -168,9 +213,27 @@ class InferenceModels:
                 "has the input's size, so nothing is downscaled)."
             )
 
-    def decode_inputs(self, inputs: Sequence[InputTensor]) -> tuple[np.ndarray, float, bool]:
-        """The (N, H, W, 3) uint8 images, strength and preserve_color, once ``check_header`` passed.
-        Blocking numpy work (a copy for FP32): the transports run it off the event loop when it is large."""
+    @staticmethod
+    def _check_weights_header(model: V2Model, inputs: Sequence[InputTensor], n: int) -> None:
+        listed = ", ".join(model.styles)
+        weights = next((t for t in inputs if t.name == STYLE_WEIGHTS), None)
+        if weights is None:
+            raise InvalidArgument(
+                f"{model.info.name} is a multi-style net: send {STYLE_WEIGHTS} (FP32 [S] or [N, S]), a weight "
+                f"for each of its styles in this order: {listed}."
+            )
+        check_datatype(weights, ("FP32",))
+        s = len(model.styles)
+        if tuple(weights.shape) not in ((s,), (n, s)) or s > MAX_BLEND_STYLES:
+            raise InvalidArgument(
+                f"{STYLE_WEIGHTS} must have shape [{s}] (one blend for every image) or [{n}, {s}] (one per "
+                f"image), got {list(weights.shape)}; its styles, in order: {listed}."
+            )
+
+    def decode_inputs(self, model: V2Model, inputs: Sequence[InputTensor]) -> Decoded:
+        """The (N, H, W, 3) uint8 images, strength, preserve_color and a multi-style net's (N, S) weights,
+        once ``check_header`` passed. Blocking numpy work (a copy for FP32): the transports run it off the
+        event loop when it is large."""
         by_name = {t.name: t for t in inputs}
         image = by_name[IMAGE]
         pixels = decode(image)
@@ -180,33 +243,34 @@ class InferenceModels:
             pixels = np.rint(pixels * np.float32(255.0)).astype(np.uint8)
         strength = scalar(by_name[STRENGTH], "FP32") if STRENGTH in by_name else 1.0
         preserve = scalar(by_name[PRESERVE_COLOR], "BOOL") if PRESERVE_COLOR in by_name else False
-        return pixels, float(strength), bool(preserve)
+        weights = None
+        if model.styles:
+            rows = decode(by_name[STYLE_WEIGHTS]).reshape(-1, len(model.styles)).astype(np.float32)
+            weights = np.broadcast_to(rows, (len(pixels), len(model.styles)))
+        return Decoded(pixels, float(strength), bool(preserve), weights)
 
-    async def infer(
-        self,
-        name: str,
-        version: str,
-        images: np.ndarray,
-        strength: float = 1.0,
-        preserve_color: bool = False,
-        deadline: float | None = None,
-    ) -> InferResult:
-        """Stylise each image of ``images`` (N, H, W, 3) uint8 through ``plane.stylize``, concurrently, so
-        same-size images share a batch when the provider batches (``batching.py``)."""
-        info = self.style(name, version)
-        tasks = [
-            asyncio.ensure_future(
-                self.plane.stylize(
-                    np.ascontiguousarray(image),
-                    info.name,
-                    strength,
-                    preserve_color,
-                    fmt=None,  # pixels back, no encoding
-                    deadline=deadline,
-                )
+    async def infer(self, model: V2Model, decoded: Decoded, deadline: float | None = None) -> InferResult:
+        """Stylise each image of ``decoded.pixels`` (N, H, W, 3) uint8 through ``plane.stylize``,
+        concurrently, so same-size images share a batch when the provider batches (``batching.py``). A
+        multi-style net's row of weights is that image's blend (validated there, as a Stylize blend)."""
+        info = model.info
+
+        def call(i: int, image: np.ndarray) -> Awaitable[StylizeResult]:
+            blend = None
+            if decoded.weights is not None:
+                blend = [[name, float(w)] for name, w in zip(model.styles, decoded.weights[i], strict=True)]
+            return self.plane.stylize(
+                np.ascontiguousarray(image),
+                None if blend is not None else info.name,
+                decoded.strength,
+                decoded.preserve_color,
+                fmt=None,  # pixels back, no encoding
+                deadline=deadline,
+                blend=blend,
+                model=info.name if blend is not None else None,
             )
-            for image in images
-        ]
+
+        tasks = [asyncio.ensure_future(call(i, image)) for i, image in enumerate(decoded.pixels)]
         try:
             results = await asyncio.gather(*tasks)
         except BaseException:

@@ -121,16 +121,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         async with self._rpc(context, "ModelInfer", request.model_name):
-            self.models.style(request.model_name, request.model_version)  # NOT_FOUND first
+            model = self.models.model(request.model_name, request.model_version)  # NOT_FOUND first
             inputs, typed = input_tensors(request)
-            self.models.check_header(inputs, [o.name for o in request.outputs])
+            self.models.check_header(model, inputs, [o.name for o in request.outputs])
             if typed:  # repeated numbers to numpy: real work for an image, off the event loop
-                pixels, strength, preserve = await asyncio.to_thread(self.models.decode_inputs, inputs)
+                decoded = await asyncio.to_thread(self.models.decode_inputs, model, inputs)
             else:
-                pixels, strength, preserve = self.models.decode_inputs(inputs)
-            result = await self.models.infer(
-                request.model_name, request.model_version, pixels, strength, preserve, deadline_of(context)
-            )
+                decoded = self.models.decode_inputs(model, inputs)
+            result = await self.models.infer(model, decoded, deadline_of(context))
         response = pb.ModelInferResponse(model_name=result.model, model_version=result.version, id=request.id)
         for tensor in result.outputs:
             response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=list(tensor.shape))

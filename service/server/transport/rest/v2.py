@@ -134,7 +134,7 @@ def _model_router(plane: DataPlane, models: InferenceModels, auth: Authenticator
 
     async def infer(request: Request, scope: CallScope, name: str, version: str) -> Response:
         scope.model = name
-        models.style(name, version)  # unknown model or version: 404 before the body is read
+        model = models.model(name, version)  # unknown model or version: 404 before the body is read
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise InvalidArgument(
@@ -146,12 +146,12 @@ def _model_router(plane: DataPlane, models: InferenceModels, auth: Authenticator
             parsed = await asyncio.to_thread(parse_infer, body, None)
         else:
             parsed = parse_infer(body, header_length)
-        models.check_header(parsed.inputs, [o.name for o in parsed.outputs])
+        models.check_header(model, parsed.inputs, [o.name for o in parsed.outputs])
         if parsed.has_values:  # JSON numbers to numpy: real work for an image, off the event loop
-            pixels, strength, preserve = await asyncio.to_thread(models.decode_inputs, parsed.inputs)
+            decoded = await asyncio.to_thread(models.decode_inputs, model, parsed.inputs)
         else:
-            pixels, strength, preserve = models.decode_inputs(parsed.inputs)
-        result = await models.infer(name, version, pixels, strength, preserve, parsed.deadline)
+            decoded = models.decode_inputs(model, parsed.inputs)
+        result = await models.infer(model, decoded, parsed.deadline)
         wants_json = not all(o.binary for o in parsed.outputs) if parsed.outputs else not parsed.binary_output
         if wants_json:  # an image as a JSON list of numbers is real work too
             content, header_len = await asyncio.to_thread(infer_response, parsed, result)
