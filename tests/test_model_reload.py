@@ -196,3 +196,56 @@ def test_with_api_keys_the_admin_reload_needs_a_key(
     assert refused.status_code == 401 and refused.json()["error"]["reason"] == "unauthenticated"
     r = server.http.post("/v1/admin/reload", headers={"Authorization": "Bearer ops-key"})
     assert r.status_code == 200 and r.json()["result"] == "success"
+
+
+# --- the arbitrary-style (WCT) levels reload with the named styles --------------------------------------
+def painted(server: LiveServer) -> httpx.Response:
+    from tests.arbitrary_models import painting
+
+    files = {
+        "image": ("p.png", PHOTO, "image/png"),
+        "style_image": ("art.png", encode_image(painting(3), "png"), "image/png"),
+    }
+    return server.http.post("/v1/stylize", files=files)
+
+
+def test_new_decoders_serve_after_the_reload(start_server: StartServer, folder: Path, lite0: Any) -> None:
+    import torch
+
+    from service.core.arbitrary.decoder import Decoder, tap_geometry
+    from service.core.arbitrary.export import install_decoder
+    from tests.arbitrary_models import TINY_TAPS, TINY_WIDTH
+
+    server: LiveServer = start_server(models_dir=folder, warmup=False)
+    before = painted(server)
+    assert before.status_code == 200 and "stem:1" in before.headers["x-atelier-model-version"]
+    torch.manual_seed(99)
+    geometry = tap_geometry(lite0, TINY_TAPS[1])
+    install_decoder(Decoder(geometry.channels, geometry.stride, TINY_WIDTH), lite0, TINY_TAPS[1], folder, "2")
+    report = reload(server)
+    assert report["result"] == "success" and "stem:2" in report["loaded"]["custom"]
+    assert report["serving"]["custom"] == report["loaded"]["custom"]
+    after = painted(server)
+    assert after.status_code == 200 and after.headers["x-atelier-model-version"] == report["loaded"]["custom"]
+    assert after.content != before.content  # the new decoder paints, not the cached old one
+
+
+def test_a_broken_decoder_keeps_the_old_levels_and_removing_them_stops_the_path(
+    start_server: StartServer, folder: Path
+) -> None:
+    server: LiveServer = start_server(models_dir=folder, warmup=False)
+    before = painted(server)
+    entries = read_manifest(folder)
+    decoder = next(e for e in entries if e.name == "wct.stem")
+    (folder / decoder.file).write_bytes(b"not an onnx model" * 20)  # the manifest's sha256 no longer holds
+    report = reload(server)
+    assert report["result"] == "partial" and "wct.stem" in report["kept"]["custom"]
+    assert report["serving"]["custom"] == before.headers["x-atelier-model-version"]
+    again = painted(server)
+    assert again.status_code == 200 and again.content == before.content  # the old set, whole
+    write_manifest(folder, [e for e in entries if not e.name.startswith(("wct.", "lite0."))])
+    report = reload(server)
+    assert "custom" in report["removed"] and "custom" not in report["serving"]
+    gone = painted(server)
+    assert gone.status_code == 424, gone.text
+    assert stylize(server).status_code == 200  # the named styles serve on

@@ -7,7 +7,8 @@ image limits, so a hostile or oversized painting is refused exactly like a hosti
 statistics are cached by the sha256 of its bytes and the style size (the engine's bounded LRU): a repeat
 decodes nothing of the painting. Runs are not micro-batched (each painting has its own transform).
 Metrics use the model label ``custom`` whatever the painting, so label cardinality stays bounded.
-Loaded once at start; a hot reload (``model_reload.py``) reloads the named styles only.
+Loaded at start; a hot reload (``model_reload.py``) loads the levels again and takes them whole or not at
+all (``swap_in``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,18 +35,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("atelier.models")
 
 
+@dataclass(frozen=True)
+class LevelsOutcome:
+    """What a reload did to the WCT levels (merged into its ``ReloadReport`` under their model label)."""
+
+    serving: str | None = None  # the version serving after the reload
+    loaded: str | None = None  # the new version, when it changed
+    kept: str | None = None  # why the new set was refused (the old one still serves)
+    failed: str | None = None  # what failed to load with no old set to keep
+    removed: bool = False  # the folder lists no levels any more
+
+
 class ArbitraryPath:
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
         self.engine: ArbitraryStyleEngine | None = None
 
-    def load(self) -> None:
-        """Load the WCT levels of the models folder (none installed is fine: calls then say so)."""
-        from service.core.arbitrary.engine import MODEL_NAME, ArbitraryStyleEngine
+    def candidate(self) -> ArbitraryStyleEngine:
+        """The WCT levels of the models folder, loaded (blocking: run it in a thread); nothing is swapped."""
+        from service.core.arbitrary.engine import ArbitraryStyleEngine
 
         c = self.plane.config
-        start = time.monotonic()
-        self.engine = ArbitraryStyleEngine.load(
+        engine = ArbitraryStyleEngine.load(
             c.models_dir,
             providers=c.ort_providers,
             intra_threads=c.ort_intra_threads,
@@ -53,13 +65,41 @@ class ArbitraryPath:
             tile_size=c.tile_size,
             tile_overlap=c.tile_overlap,
         )
-        for name, why in self.engine.load_errors.items():
+        for name, why in engine.load_errors.items():
             self.plane.metrics.model_load_failures.labels(model=name).inc()
             log.warning("skipped arbitrary-style level %s: %s", name, why)
-        if self.engine.installed:
+        return engine
+
+    def load(self) -> None:
+        """Load the WCT levels of the models folder (none installed is fine: calls then say so)."""
+        start = time.monotonic()
+        self.engine = self.candidate()
+        self._announce(self.engine, time.monotonic() - start)
+
+    def _announce(self, engine: ArbitraryStyleEngine, load_s: float) -> None:
+        from service.core.arbitrary.engine import MODEL_NAME
+
+        if engine.installed:
             self.plane.metrics.allow_models([MODEL_NAME])
-            self.plane.metrics.model_load.labels(model=MODEL_NAME).set(time.monotonic() - start)
-            log.info("arbitrary style (WCT) %s on %s", self.engine.version, self.engine.provider)
+            self.plane.metrics.model_load.labels(model=MODEL_NAME).set(load_s)
+            log.info("arbitrary style (WCT) %s on %s", engine.version, engine.provider)
+
+    def swap_in(self, new: ArbitraryStyleEngine, load_s: float) -> LevelsOutcome:
+        """A reload's levels, taken whole or not at all: the levels paint one picture together, so a set
+        with a level that failed to load keeps the old set serving when there is one (as a named style's
+        failed new version keeps its old one). Calls that hold the old engine finish on it."""
+        old = self.engine
+        was = old.version if old is not None and old.installed else None
+        if new.load_errors and was is not None:
+            why = "; ".join(f"{k}: {v}" for k, v in sorted(new.load_errors.items()))
+            return LevelsOutcome(serving=was, kept=why)
+        self.engine = new
+        self._announce(new, load_s)
+        failed = "; ".join(f"{k}: {v}" for k, v in sorted(new.load_errors.items())) or None
+        if not new.installed:
+            return LevelsOutcome(removed=was is not None, failed=failed)
+        loaded = new.version if new.version != was else None
+        return LevelsOutcome(serving=new.version, loaded=loaded, failed=failed)
 
     def _engine(self) -> ArbitraryStyleEngine:
         from service.core.arbitrary.engine import NOT_INSTALLED

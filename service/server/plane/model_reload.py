@@ -1,9 +1,11 @@
-"""Hot reload of the style models (SIGHUP or ``POST /v1/admin/reload``) and version pinning of calls.
+"""Hot reload of the style models and the WCT levels (SIGHUP or ``POST /v1/admin/reload``) and version
+pinning of calls.
 
 A reload loads the whole models folder into a candidate engine in a thread (every model checked as at
 start: sha256, the sanity probe, warm-up), decides what serves next with ``service.core.stylize.swap``
 (a new version that fails keeps its old one serving), then swaps ``plane.engine`` on the event loop in
-one assignment. Nothing that serves is modified: a call that started on the old engine holds it to the
+one assignment. The arbitrary-style levels load beside them and are taken whole or not at all
+(``ArbitraryPath.swap_in``), reported under their model label (``custom``). Nothing that serves is modified: a call that started on the old engine holds it to the
 end, and the old sessions go when the last such call does.
 
 The micro-batcher is shared, and a request's batch may run after a swap, so its lane key names the engine
@@ -24,9 +26,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from service.core.arbitrary.engine import MODEL_NAME as ARBITRARY
 from service.core.errors import NotReady
 from service.core.stylize.swap import Combined, combine
 from service.server.metrics import Metrics
+from service.server.plane.arbitrary import LevelsOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -108,11 +112,15 @@ class ServingModels:
         start = time.monotonic()
         log.info("reloading the style models from %s", self.config.models_dir)
         candidate = await asyncio.to_thread(self._load)
+        t = time.monotonic()
+        levels = await asyncio.to_thread(plane.arbitrary.candidate)
+        levels_s = time.monotonic() - t
         combined = combine(current, candidate)
         # One assignment on the event loop: every call sees the old engine or the new one, whole.
         plane.engine = combined.engine
         self.register(combined.engine)
-        report = self._report(current, combined, time.monotonic() - start)
+        outcome = plane.arbitrary.swap_in(levels, levels_s)
+        report = self._report(current, combined, time.monotonic() - start, outcome)
         for listener in self.after_reload:
             await listener()
         return report
@@ -132,7 +140,9 @@ class ServingModels:
             warmup=c.warmup,
         )
 
-    def _report(self, old: StyleEngine, combined: Combined, duration_s: float) -> ReloadReport:
+    def _report(
+        self, old: StyleEngine, combined: Combined, duration_s: float, levels: LevelsOutcome
+    ) -> ReloadReport:
         m = self.metrics
         new = combined.engine
         before = {i.name: i for i in old.models()}
@@ -159,9 +169,26 @@ class ServingModels:
             still = serving.get(name)
             keeps = f"; still serving version {still.version}" if still is not None else ""
             log.error("reload: model %s refused: %s%s", name, why, keeps)
-        if combined.ok:
+        versions = {name: info.version for name, info in serving.items()}
+        loaded, kept, failed = dict(combined.loaded), dict(combined.kept), dict(combined.failed)
+        removed = combined.removed
+        if levels.serving is not None:
+            versions[ARBITRARY] = levels.serving
+        if levels.loaded is not None:
+            loaded[ARBITRARY] = levels.loaded
+            log.info("reload: arbitrary style now serves levels %s", levels.loaded)
+        refused = {"kept": levels.kept, "failed": levels.failed}
+        for outcome, reason in refused.items():
+            if reason is not None:
+                (kept if outcome == "kept" else failed)[ARBITRARY] = reason
+                m.model_load_failures.labels(model=ARBITRARY).inc()
+                log.error("reload: arbitrary-style levels refused: %s", reason)
+        if levels.removed:
+            removed = (*removed, ARBITRARY)
+            log.info("reload: arbitrary style removed (no levels in the manifest)")
+        if not kept and not failed:
             result = "success"
-        elif combined.loaded or combined.removed:
+        elif loaded or removed:
             result = "partial"
         else:
             result = "failure"
@@ -170,20 +197,12 @@ class ServingModels:
             "reload %s in %.2f s: %d serving, %d loaded, %d refused, %d removed",
             result,
             duration_s,
-            len(serving),
-            len(combined.loaded),
-            len(combined.kept) + len(combined.failed),
-            len(combined.removed),
+            len(versions),
+            len(loaded),
+            len(kept) + len(failed),
+            len(removed),
         )
-        return ReloadReport(
-            result,
-            {name: info.version for name, info in serving.items()},
-            dict(combined.loaded),
-            dict(combined.kept),
-            dict(combined.failed),
-            combined.removed,
-            round(duration_s, 3),
-        )
+        return ReloadReport(result, versions, loaded, kept, failed, removed, round(duration_s, 3))
 
 
 def _info_labels(info: StyleInfo) -> tuple[str, str, str, str, str]:
