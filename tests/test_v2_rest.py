@@ -107,7 +107,9 @@ def test_every_served_style_is_a_v2_model_under_its_own_name(
 
 
 def test_unknown_models_and_versions_are_404(live: LiveServer, client: triton.InferenceServerClient) -> None:
-    assert "Available: starry_night, tiny_a, tiny_b" in v2_error(live.http.get("/v2/models/nope"), 404)
+    assert "Available: custom, starry_night, tiny_a, tiny_b" in v2_error(
+        live.http.get("/v2/models/nope"), 404
+    )
     assert "no version '7'" in v2_error(live.http.get("/v2/models/starry_night/versions/7"), 404)
     v2_error(live.http.get("/v2/models/nope/ready"), 404)
     assert not client.is_model_ready("nope")

@@ -112,7 +112,7 @@ class ArbitraryPath:
     async def stylize(
         self,
         image: bytes | np.ndarray,
-        style_image: bytes,
+        style_image: bytes | np.ndarray,
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int | None = None,
@@ -121,7 +121,8 @@ class ArbitraryPath:
         quality: int = 90,
         deadline: float | None = None,
     ) -> StylizeResult:
-        """``image`` stylised with the painting ``style_image`` (encoded bytes); as ``plane.stylize``."""
+        """``image`` stylised with the painting ``style_image`` (encoded bytes, or (H, W, 3) uint8 pixels
+        within the image limits: KServe v2's STYLE_IMAGE); as ``plane.stylize``."""
         from service.core.arbitrary.engine import MODEL_NAME, ArbitraryOptions
 
         plane, engine = self.plane, self._engine()
@@ -169,10 +170,15 @@ class ArbitraryPath:
         )
 
     def _style(
-        self, engine: ArbitraryStyleEngine, data: bytes, opts: ArbitraryOptions
+        self, engine: ArbitraryStyleEngine, data: bytes | np.ndarray, opts: ArbitraryOptions
     ) -> tuple[StyleStats, bool]:
-        """The painting's statistics by the sha256 of its bytes; decoded (under the limits) only on a miss."""
+        """The painting's statistics by the sha256 of its bytes (of its shape and pixels for an array);
+        decoded (under the limits) only on a miss."""
         limits = self.plane.config.limits
+        if isinstance(data, np.ndarray):  # pixels, already checked against the limits by their caller
+            pixels = np.ascontiguousarray(data, dtype=np.uint8)
+            digest = hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
+            return engine.style_stats(digest, opts.style_size, lambda: pixels)
         if len(data) > limits.max_bytes:  # refused with the numbers before any hashing
             decode_image(data, limits)
         digest = hashlib.sha256(data).hexdigest()

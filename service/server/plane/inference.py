@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from service import __version__
+from service.core.arbitrary.engine import MODEL_NAME as ARBITRARY
 from service.core.errors import ImageTooLarge, InvalidArgument, NotFound, UnknownModel, quoted
 from service.core.stylize.blend import MAX_BLEND_STYLES
 from service.core.stylize.engine import MIN_SIDE
@@ -59,7 +60,7 @@ SERVER_NAME = "atelier"
 EXTENSIONS = ("binary_tensor_data",)
 PLATFORM = "onnx_onnxv1"
 IMAGE, STRENGTH, PRESERVE_COLOR, STYLIZED = "IMAGE", "STRENGTH", "PRESERVE_COLOR", "STYLIZED"
-STYLE_WEIGHTS = "STYLE_WEIGHTS"
+STYLE_WEIGHTS, STYLE_IMAGE = "STYLE_WEIGHTS", "STYLE_IMAGE"
 IMAGE_TYPES = ("UINT8", "FP32")
 INPUTS = (
     TensorMeta(IMAGE, "UINT8", (-1, -1, -1, 3)),
@@ -81,10 +82,36 @@ class ModelMetadata:
 
 @dataclass(frozen=True)
 class V2Model:
-    """A served v2 model: a style (``styles`` empty) or a multi-style net (its styles, in vector order)."""
+    """A served v2 model: a style, a multi-style net (``styles``: its styles in vector order) or the
+    arbitrary-style levels (``painting``: a ``STYLE_IMAGE`` input)."""
 
-    info: StyleInfo
+    name: str
+    version: str
+    properties: dict[str, str]
     styles: tuple[str, ...] = ()
+    painting: bool = False
+
+    @classmethod
+    def of_style(cls, info: StyleInfo, styles: tuple[str, ...] = ()) -> V2Model:
+        props = {
+            "style": info.style,
+            "title": info.title,
+            "artist": info.artist,
+            "arch": info.arch,
+            "provider": info.provider,
+            "precision": info.precision,
+        }
+        if styles:
+            props["styles"] = ",".join(styles)  # STYLE_WEIGHTS' order
+        return cls(info.name, info.version, props, styles)
+
+    @property
+    def inputs(self) -> tuple[TensorMeta, ...]:
+        if self.styles:
+            return (*INPUTS, TensorMeta(STYLE_WEIGHTS, "FP32", (-1, len(self.styles))))
+        if self.painting:
+            return (*INPUTS, TensorMeta(STYLE_IMAGE, "UINT8", (1, -1, -1, 3)))
+        return INPUTS
 
 
 @dataclass(frozen=True)
@@ -95,6 +122,7 @@ class Decoded:
     strength: float = 1.0
     preserve_color: bool = False
     weights: np.ndarray | None = None  # (N, S) float32 for a multi-style net
+    painting: np.ndarray | None = None  # (H, W, 3) uint8 for the arbitrary-style model
 
 
 @dataclass(frozen=True)
@@ -128,49 +156,37 @@ class InferenceModels:
         (``NotFound`` naming the version served: one version of each model is loaded at a time)."""
         # NotReady / ShuttingDown when not serving; reversed, so a single-style net wins over a multi-style
         # net's style of its name (the listing puts it first), as a Stylize call's name resolves
-        served = {s.name: V2Model(s) for s in reversed(self.plane.list_styles())}
+        served = {s.name: V2Model.of_style(s) for s in reversed(self.plane.list_styles())}
         engine = self.plane.engine
         nets = [] if engine is None else [(i, engine.net_styles(i.name)) for i in engine.models()]
         for info, styles in nets:
             if styles and info.name not in served:  # a style of that name keeps it (a Stylize name)
-                served[info.name] = V2Model(info, styles)
+                served[info.name] = V2Model.of_style(info, styles)
+        levels = self.plane.arbitrary.engine
+        if levels is not None and levels.installed and ARBITRARY not in served:
+            props = {"arch": "wct", "levels": levels.version, "provider": levels.provider}
+            served[ARBITRARY] = V2Model(ARBITRARY, levels.version, props, painting=True)
         model = served.get(name)
         if model is None:
             raise UnknownModel("model", name, served)
-        if version and version != model.info.version:
+        if version and version != model.version:
             raise NotFound(
                 f"Model {quoted(name)} has no version {quoted(version)}; this server has version "
-                f"{model.info.version!r}."
+                f"{model.version!r}."
             )
         return model
-
-    def style(self, name: str, version: str = "") -> StyleInfo:
-        return self.model(name, version).info
 
     def model_ready(self, name: str, version: str = "") -> bool:
         """True when the server is ready and serves ``name`` (at ``version``); raises for an unknown one."""
         if not self.plane.ready:
             return False
-        self.style(name, version)
+        self.model(name, version)
         return True
 
     def metadata(self, name: str, version: str = "") -> ModelMetadata:
         model = self.model(name, version)
-        info = model.info
-        props = {
-            "style": info.style,
-            "title": info.title,
-            "artist": info.artist,
-            "arch": info.arch,
-            "provider": info.provider,
-            "precision": info.precision,
-            "image_datatypes": ",".join(IMAGE_TYPES),  # IMAGE takes FP32 in [0, 1] too
-        }
-        inputs: tuple[TensorMeta, ...] = INPUTS
-        if model.styles:
-            props["styles"] = ",".join(model.styles)  # STYLE_WEIGHTS' order
-            inputs = (*INPUTS, TensorMeta(STYLE_WEIGHTS, "FP32", (-1, len(model.styles))))
-        return ModelMetadata(info.name, (info.version,), PLATFORM, inputs, OUTPUTS, props)
+        props = {**model.properties, "image_datatypes": ",".join(IMAGE_TYPES)}  # IMAGE takes FP32 too
+        return ModelMetadata(model.name, (model.version,), PLATFORM, model.inputs, OUTPUTS, props)
 
     # --- inference -----------------------------------------------------------------------------------
     def check_header(
@@ -178,7 +194,7 @@ class InferenceModels:
     ) -> None:
         """Every check that needs no tensor data: names, datatypes, shapes and the size limits, so an
         oversized request is refused before its bytes are looked at (and before any work is queued)."""
-        known = {t.name for t in INPUTS} | ({STYLE_WEIGHTS} if model.styles else set())
+        known = {t.name for t in model.inputs}
         names = [t.name for t in inputs]
         for name in names:
             if name not in known:
@@ -198,6 +214,8 @@ class InferenceModels:
         n, h, w, _ = image.shape
         if model.styles:
             self._check_weights_header(model, inputs, n)
+        if model.painting:
+            self._check_painting_header(inputs)
         cfg = self.plane.config
         if not 1 <= n <= cfg.batch_max_size:
             raise InvalidArgument(f"{IMAGE} holds {n} images; one request takes 1 to {cfg.batch_max_size}.")
@@ -219,7 +237,7 @@ class InferenceModels:
         weights = next((t for t in inputs if t.name == STYLE_WEIGHTS), None)
         if weights is None:
             raise InvalidArgument(
-                f"{model.info.name} is a multi-style net: send {STYLE_WEIGHTS} (FP32 [S] or [N, S]), a weight "
+                f"{model.name} is a multi-style net: send {STYLE_WEIGHTS} (FP32 [S] or [N, S]), a weight "
                 f"for each of its styles in this order: {listed}."
             )
         check_datatype(weights, ("FP32",))
@@ -229,6 +247,24 @@ class InferenceModels:
                 f"{STYLE_WEIGHTS} must have shape [{s}] (one blend for every image) or [{n}, {s}] (one per "
                 f"image), got {list(weights.shape)}; its styles, in order: {listed}."
             )
+
+    def _check_painting_header(self, inputs: Sequence[InputTensor]) -> None:
+        painting = next((t for t in inputs if t.name == STYLE_IMAGE), None)
+        if painting is None:
+            raise InvalidArgument(
+                f"{ARBITRARY} paints in the style of any painting: send it as {STYLE_IMAGE} (UINT8 "
+                "[1, H, W, 3], RGB), one painting for every image of the request."
+            )
+        check_datatype(painting, ("UINT8",))
+        check_shape(painting, (1, -1, -1, 3))
+        _, h, w, _ = painting.shape
+        limit = self.plane.config.limits.max_pixels
+        if h * w > limit:
+            raise ImageTooLarge(
+                f"{STYLE_IMAGE} is {w}x{h} = {h * w / 1e6:.1f} megapixels; the limit is {limit / 1e6:.1f}."
+            )
+        if min(h, w) < MIN_SIDE:
+            raise InvalidArgument(f"{STYLE_IMAGE} is {w}x{h}; both sides must be at least {MIN_SIDE} pixels.")
 
     def decode_inputs(self, model: V2Model, inputs: Sequence[InputTensor]) -> Decoded:
         """The (N, H, W, 3) uint8 images, strength, preserve_color and a multi-style net's (N, S) weights,
@@ -247,27 +283,37 @@ class InferenceModels:
         if model.styles:
             rows = decode(by_name[STYLE_WEIGHTS]).reshape(-1, len(model.styles)).astype(np.float32)
             weights = np.broadcast_to(rows, (len(pixels), len(model.styles)))
-        return Decoded(pixels, float(strength), bool(preserve), weights)
+        painting = decode(by_name[STYLE_IMAGE])[0] if model.painting else None
+        return Decoded(pixels, float(strength), bool(preserve), weights, painting)
 
     async def infer(self, model: V2Model, decoded: Decoded, deadline: float | None = None) -> InferResult:
         """Stylise each image of ``decoded.pixels`` (N, H, W, 3) uint8 through ``plane.stylize``,
         concurrently, so same-size images share a batch when the provider batches (``batching.py``). A
         multi-style net's row of weights is that image's blend (validated there, as a Stylize blend)."""
-        info = model.info
 
         def call(i: int, image: np.ndarray) -> Awaitable[StylizeResult]:
+            image = np.ascontiguousarray(image)
+            if decoded.painting is not None:
+                return self.plane.arbitrary.stylize(
+                    image,
+                    decoded.painting,
+                    decoded.strength,
+                    decoded.preserve_color,
+                    fmt=None,
+                    deadline=deadline,
+                )
             blend = None
             if decoded.weights is not None:
                 blend = [[name, float(w)] for name, w in zip(model.styles, decoded.weights[i], strict=True)]
             return self.plane.stylize(
-                np.ascontiguousarray(image),
-                None if blend is not None else info.name,
+                image,
+                None if blend is not None else model.name,
                 decoded.strength,
                 decoded.preserve_color,
                 fmt=None,  # pixels back, no encoding
                 deadline=deadline,
                 blend=blend,
-                model=info.name if blend is not None else None,
+                model=model.name if blend is not None else None,
             )
 
         tasks = [asyncio.ensure_future(call(i, image)) for i, image in enumerate(decoded.pixels)]
@@ -281,8 +327,8 @@ class InferenceModels:
         assert all(a is not None for a in arrays)
         out = np.stack([a for a in arrays if a is not None])
         return InferResult(
-            info.name,
-            info.version,
+            model.name,
+            model.version,
             [OutputTensor(STYLIZED, "UINT8", out)],
             [r.batch_size for r in results],
         )
