@@ -200,6 +200,23 @@ def test_a_file_without_a_transform_nets_weights_is_refused(tmp_path: Path) -> N
         checkpoint_from_onnx(other)
 
 
+def test_the_training_upsampler_is_the_served_one() -> None:
+    """mobile2's x2 bilinear upsampling runs as a transposed convolution in training and as
+    ``F.interpolate`` (ONNX Resize) when served: the same values, borders and odd sizes included, and
+    the same gradient."""
+    from service.core.stylize.nets.mobile2 import BilinearUp2
+
+    up = BilinearUp2()
+    x = torch.rand(2, 3, 7, 10, requires_grad=True)
+    trained = up.train()(x)
+    served = up.eval()(x)
+    assert trained.shape == (2, 3, 14, 20) and torch.allclose(trained, served, atol=1e-6)
+    g = torch.randn_like(served)
+    (grad_trained,) = torch.autograd.grad(trained, x, g)
+    (grad_served,) = torch.autograd.grad(served, x, g)
+    assert torch.allclose(grad_trained, grad_served, atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", ["mobile2", "mobile2w"])
 def test_mobile2_exports_with_parity_at_odd_sizes_and_reads_back(arch: str, tmp_path: Path) -> None:
     """Every layer of mobile2 (stride-2 reflect convs, bilinear x2 upsampling, encoder-only instance norm)
