@@ -39,16 +39,16 @@ def _conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 
 class BilinearUp2(nn.Module):
     """x2 bilinear upsampling (``align_corners=False``): ``F.interpolate`` when evaluating, exporting
-    (ONNX ``Resize``) or running without gradients, and in a training step the same map as a depthwise transposed convolution with the
-    kernel [1, 3, 3, 1] / 4 per axis on the edge-replicated input, equal to within float rounding
+    (ONNX ``Resize``) or running without gradients, and in a training step the same map as a depthwise
+    transposed convolution with the kernel [1, 3, 3, 1] / 4 per axis on the edge-replicated input, equal
+    to within float rounding
     (``tests/test_stylize_export.py``). On the CPU, ``upsample_bilinear2d``'s backward was the largest
     single cost of a mobile2 step after the loss network's convolutions (67 ms of 1.2 s at the last
     stage, 256 px x 4); the convolution's is a few times cheaper."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (
-            self.training and torch.is_grad_enabled()
-        ):  # inference is always the exported op, bit for bit
+        # Inference is always the exported op, bit for bit.
+        if not (self.training and torch.is_grad_enabled()):
             return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         c = x.shape[1]
         k = torch.tensor([0.25, 0.75, 0.75, 0.25], dtype=x.dtype, device=x.device)
