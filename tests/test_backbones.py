@@ -160,3 +160,21 @@ def test_shipped_labels_match_torchvision() -> None:
     from service.core.labels import imagenet_labels
 
     assert imagenet_labels() == list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def test_the_loss_copy_folds_the_norms_and_gives_the_same_features(lite0: Backbone) -> None:
+    """``for_loss`` (the perceptual losses' copy): no batch norm left, the features and their gradient
+    with respect to the image those of the real net, at odd sizes; made once and left alone after."""
+    folded = lite0.for_loss()
+    assert folded is not lite0 and folded is lite0.for_loss() and folded.for_loss() is folded
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.modules())  # the original is untouched
+    taps = ["stem", "block1.expand", "block3.expand", "block5.expand", "block7", "block8.expand", "logits"]
+    x = torch.rand(2, 3, 67, 93, requires_grad=True)
+    ours, theirs = folded.features(x, taps), lite0.features(x, taps)
+    for tap in taps:
+        a, b = ours[tap].detach(), theirs[tap].detach()
+        assert float((a - b).abs().max()) <= 1e-4 * float(b.abs().max()), tap
+    (g_ours,) = torch.autograd.grad(ours["block8.expand"].square().sum(), x)
+    (g_theirs,) = torch.autograd.grad(theirs["block8.expand"].square().sum(), x)
+    assert float((g_ours - g_theirs).abs().max()) <= 1e-3 * float(g_theirs.abs().max())

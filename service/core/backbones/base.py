@@ -62,6 +62,11 @@ class Backbone(nn.Module):
             self.tap_module(t)  # raises InvalidArgument for unknown names
         return wanted
 
+    def for_loss(self) -> Backbone:
+        """The same network for a frozen loss (a training objective): the same features, computed as
+        cheaply as this backbone knows how. ``self`` unless a subclass folds something."""
+        return self
+
     # -- computation ----------------------------------------------------------------------------------
     def normalize(self, x: Tensor) -> Tensor:
         """Map an RGB batch in [0, 1] to the network's input space."""

@@ -25,7 +25,9 @@ Taps (in forward order), with their stride relative to the input:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
+from copy import deepcopy as copy_module
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,8 @@ from service.core.backbones.base import Backbone
 from service.core.errors import ModelLoadError, WeightsNotFound
 
 BN_EPS = 1e-3
+# Each backbone's folded copy (``for_loss``), made once: losses are built per training run and per call.
+_FOLDED: weakref.WeakKeyDictionary[EfficientNetLite0, EfficientNetLite0] = weakref.WeakKeyDictionary()
 BN_MOMENTUM = 0.01  # TF's 0.99 decay; only matters when fine-tuning
 
 
@@ -122,6 +126,7 @@ class EfficientNetLite0(Backbone):
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
+        self.folded = False  # True for for_loss()'s copy, whose batch norms are in its convolutions
         self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
         self._bn0 = _bn(32)
         self.stem_act = nn.ReLU6()
@@ -154,6 +159,42 @@ class EfficientNetLite0(Backbone):
         self._register_tap("head", self.head_act)
         self._register_tap("pool", self.pool)
         self._register_tap("logits", self._fc)
+
+    def for_loss(self) -> EfficientNetLite0:
+        """A frozen copy with every batch norm folded into the convolution before it (inference-mode BN is
+        an affine map per channel, so ``conv`` then ``bn`` is one convolution with a bias; the zero
+        padding of SAME comes before the convolution, so the fold is exact up to float rounding). The
+        perceptual losses run this copy: on the CPU the norms and their backward were about a sixth of
+        a training step. The copy's modules keep their names, the norms becoming ``nn.Identity``."""
+        from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+        if self.folded:
+            return self
+        cached = _FOLDED.get(self)
+        if cached is not None:
+            return cached
+        copy = copy_module(self)
+        copy.folded = True
+
+        def fold(owner: nn.Module, conv_name: str, bn_name: str) -> None:
+            conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
+            assert bn.running_mean is not None and bn.running_var is not None
+            w, b = fuse_conv_bn_weights(
+                conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+            )
+            conv.weight, conv.bias = w.requires_grad_(False), b.requires_grad_(False)
+            setattr(owner, bn_name, nn.Identity())
+
+        fold(copy, "_conv_stem", "_bn0")
+        for block in copy._blocks:
+            assert isinstance(block, MBConvBlock)
+            if block.has_expand:
+                fold(block, "_expand_conv", "_bn0")
+            fold(block, "_depthwise_conv", "_bn1")
+            fold(block, "_project_conv", "_bn2")
+        fold(copy, "_conv_head", "_bn1")
+        _FOLDED[self] = copy.eval()
+        return copy
 
     def normalize(self, x: Tensor) -> Tensor:
         # The TF Lite models were trained on (pixel - 127) / 128 with pixels in 0..255.
