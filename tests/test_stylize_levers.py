@@ -92,6 +92,31 @@ def test_swag_smooths_only_the_deep_taps(lite0: Backbone, style_t: torch.Tensor)
     assert float(swag(content, content)["content"]) == 0.0
 
 
+def test_batch_gram_matches_the_mean_of_the_crops_grams(lite0: Backbone, style_t: torch.Tensor) -> None:
+    """One Gram of the batch (the crops side by side) is the mean of the crops' Grams, so the batch as a
+    whole matches the painting: two crops whose statistics straddle the target cost less than each alone."""
+    from service.core.stylize.losses import gram_matrix
+
+    weights = LossWeights(content=0.0, style=1.0, tv=0.0)
+    per_crop = PerceptualLoss(lite0, style_t, weights)
+    whole = PerceptualLoss(lite0, style_t, weights, batch_gram=True)
+    a, b = _blobs(1) / 255, _blobs(2) / 255
+    batch = torch.cat([a, b])
+    expected = 0.0
+    feats = whole.backbone.features(batch, whole.style_taps)
+    for i, tap in enumerate(whole.style_taps):
+        mean = gram_matrix(feats[tap]).mean(0, keepdim=True)
+        expected += float(
+            ((mean - getattr(whole, f"gram_{i}")) ** 2).mean() / getattr(whole, f"gram_scale_{i}")
+        )
+    got = float(whole(batch, batch)["style"])
+    assert got == pytest.approx(expected, rel=1e-4)
+    # Per crop is the mean of the crops' own distances, which is never below the distance of their mean.
+    assert float(per_crop(batch, batch)["style"]) >= got
+    single = float(whole(a, a)["style"])
+    assert single == pytest.approx(float(per_crop(a, a)["style"]), rel=1e-5)  # one crop: the same term
+
+
 def test_identity_warm_start_reproduces_a_photo(lite0: Backbone, blob_photos: Path, tmp_path: Path) -> None:
     """A tiny --identity run (100 steps of 32 px crops) reproduces an unseen generated photo: mean abs
     error below 35 (0..255) and every channel correlated above 0.8 with the photo, against 60+ and below

@@ -112,6 +112,11 @@ def add_recipe_args(t: argparse.ArgumentParser) -> None:
         "--swag", action="store_true", help="softmax-smooth the deep taps before the loss (SWAG, off)"
     )
     t.add_argument(
+        "--batch-gram",
+        action="store_true",
+        help="match the painting with one Gram of the whole batch, not one per crop (off)",
+    )
+    t.add_argument(
         "--cpu-budget",
         type=float,
         default=0.0,
@@ -169,6 +174,7 @@ def recipe_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         grid_weight=args.grid_weight,
         laplacian_weight=args.laplacian_weight,
         swag=args.swag,
+        batch_gram=args.batch_gram,
         identity=getattr(args, "identity", False),
         pixel_weight=getattr(args, "pixel_weight", 100.0),
         cpu_budget_s=args.cpu_budget,

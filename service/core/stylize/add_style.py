@@ -222,6 +222,7 @@ def add_style(
         config.loss_weights(),
         clip_output=config.clip_output,
         swag=config.swag,
+        batch_gram=config.batch_gram,
     ).to(device)
     use_amp = device.type == "cuda"
     index = torch.tensor(float(old.styles))

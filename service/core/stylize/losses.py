@@ -119,6 +119,11 @@ class PerceptualLoss(nn.Module):
     The loss runs ``backbone.for_loss()``: the same features, computed without the frozen net's batch
     norms (folded into its convolutions), about a sixth of a CPU training step.
 
+    ``batch_gram``: the style term compares one Gram of the whole batch (the crops' features side by
+    side) with the painting's, instead of each crop's. A 256 px crop of sky cannot hold a painting's
+    statistics, but a picture's do come from all its regions together: the evaluation measures the Gram
+    of a whole 512 px render, about four crops' area. The content and structure terms stay per crop.
+
     ``swag``: the taps whose feature maps are at least ``swag_min_stride`` times smaller than the input
     (the deep ones; for Lite0 ``block5.expand``, ``block8.expand`` and the content tap ``block7``) pass
     through ``softmax3d`` before their Gram and content terms (SWAG, arXiv:2104.05623). Off by default.
@@ -134,12 +139,14 @@ class PerceptualLoss(nn.Module):
         clip_output: bool = True,
         swag: bool = False,
         swag_min_stride: int = 8,
+        batch_gram: bool = False,
     ) -> None:
         super().__init__()
         backbone = backbone.for_loss()  # frozen: Lite0's batch norms folded into its convolutions
         self.backbone = backbone
         self.weights = weights
         self.clip_output = clip_output
+        self.batch_gram = batch_gram
         self.style_taps = tuple(style_taps or backbone.default_style_taps) if style is not None else ()
         self.content_tap = content_tap or backbone.default_content_tap
         if style is None and weights.style > 0:
@@ -181,7 +188,10 @@ class PerceptualLoss(nn.Module):
         content_loss = F.mse_loss(got, target) / target.square().mean().clamp_min(1e-12)
         style_loss = stylized.new_zeros((), dtype=torch.float32)
         for i, tap in enumerate(self.style_taps):
-            g = gram_matrix(self._smooth(tap, feats[tap]))
+            f = self._smooth(tap, feats[tap])
+            if self.batch_gram:  # the crops side by side: one (1, C, H, B*W) map, one Gram
+                f = f.permute(1, 2, 0, 3).reshape(1, f.shape[1], f.shape[2], -1)
+            g = gram_matrix(f)
             gt: Tensor = getattr(self, f"gram_{i}")
             scale: Tensor = getattr(self, f"gram_scale_{i}")
             style_loss = style_loss + F.mse_loss(g, gt.expand_as(g)) / scale

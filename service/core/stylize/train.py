@@ -64,6 +64,7 @@ class TrainConfig:
     cpu_budget_s: float = 0.0  # stop after this much process CPU time, all resumes together (0: off)
     grid_weight: float = 0.0  # penalty on periodic 2/4/8 px patterns in the served output (grid_loss)
     laplacian_weight: float = 0.0  # the pooled photo's edges kept (laplacian_loss, Li et al. 2017)
+    batch_gram: bool = False  # the style term on one Gram of the whole batch, not one per crop
 
     def validate(self) -> None:
         for name in ("steps", "batch", "size", "style_size"):
@@ -324,7 +325,12 @@ def train(
     if not config.identity and style_image is not None:
         style = style_target(style_image, config.style_size, device)
     loss_fn = PerceptualLoss(
-        backbone, style, config.loss_weights(), clip_output=config.clip_output, swag=config.swag
+        backbone,
+        style,
+        config.loss_weights(),
+        clip_output=config.clip_output,
+        swag=config.swag,
+        batch_gram=config.batch_gram,
     ).to(device)
     use_amp = device.type == "cuda"
 

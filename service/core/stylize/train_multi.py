@@ -209,6 +209,7 @@ def train_multi(
             weights,
             clip_output=config.clip_output,
             swag=config.swag,
+            batch_gram=config.batch_gram,
         ).to(device)
         for s in styles
     ]
