@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core.imageio import DEFAULT_LIMITS, ImageLimits
@@ -194,17 +194,22 @@ class Settings(BaseSettings):
     jobs_per_key: int = Field(
         4, ge=0, description="queued + running slow jobs one API key may hold; 0 = no cap"
     )
+    rate_limit_url: str = Field(
+        "",
+        description="redis://host:port/db: the API keys' rate limits shared by every replica through this "
+        "Redis (GCRA; the local limits answer while it is down); empty = each process limits alone",
+    )
     metrics_require_key: bool = Field(False, description="/metrics also needs an API key")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated origins allowed by CORS (e.g. https://a.example); empty = no CORS headers",
     )
 
-    @field_validator("queue_url")
+    @field_validator("queue_url", "rate_limit_url")
     @classmethod
-    def _check_queue_url(cls, value: str) -> str:
+    def _check_redis_url(cls, value: str, info: ValidationInfo) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("queue_url must be a redis://, rediss:// or unix:// URL (or empty)")
+            raise ValueError(f"{info.field_name} must be a redis://, rediss:// or unix:// URL (or empty)")
         return value
 
     @field_validator("cors_origins", mode="before")

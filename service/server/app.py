@@ -194,6 +194,7 @@ class Server:
         # One grace for both transports and the jobs, and every job ends with a terminal event.
         await drain_and_close(self.plane, self._grpc, self._http, self._http_task, grace)
         await self.plane.close(0)  # drained: only the executors and sessions are left to release
+        await self.auth.close()  # the shared rate limits' Redis connection, when there is one
         log.info("stopped")
 
 

@@ -1,6 +1,6 @@
 """Who is calling: API keys from the keys file, checked in constant time, and a rate limit per key.
 
-Both transports call ``Authenticator.check`` with the call's ``authorization`` value (REST header, gRPC
+Both transports call ``Authenticator.check_async`` with the call's ``authorization`` value (REST header, gRPC
 metadata) in the one place each tracks a call, so a refused call is counted and answered like any other
 error (``Unauthenticated`` -> 401 / UNAUTHENTICATED, ``ResourceExhausted`` -> 429 / RESOURCE_EXHAUSTED with
 the retry hint). ``check`` returns the key's name, which is what logs, metrics and job ownership use; the
@@ -9,6 +9,8 @@ key itself is hashed at once and never stored, logged or compared in plain.
 Without a keys file the service is open: ``check`` returns "" for every caller and nothing is limited,
 exactly as before keys existed. ``reload`` re-reads the file (SIGHUP): new keys work, removed keys stop
 working, unchanged keys keep their bucket; a broken file is logged and the old keys stay in force.
+With ``ATELIER_RATE_LIMIT_URL`` the buckets live in Redis, shared by every replica (``shared_buckets.py``),
+and the local ones answer only while Redis does not.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from service.server.auth.buckets import Clock, Limit, TokenBucket
 from service.server.auth.keys import KeyEntry, KeysFileError, digest_of, read_keys
 
 if TYPE_CHECKING:
+    from service.server.auth.shared_buckets import SharedBuckets
     from service.settings import Settings
 
 log = logging.getLogger("atelier.auth")
@@ -55,13 +58,16 @@ class Authenticator:
         *,
         metrics_require_key: bool = False,
         clock: Clock = time.monotonic,
+        shared: SharedBuckets | None = None,
     ) -> None:
-        """Raises ``KeysFileError`` (a ``ValueError``: the CLI prints it and exits) for a bad file."""
+        """Raises ``KeysFileError`` (a ``ValueError``: the CLI prints it and exits) for a bad file.
+        ``shared``: Redis buckets every replica uses (``check_async``); the local ones stay the fallback."""
         self.keys_file = keys_file
         self.default_rps = default_rps
         self.default_burst = default_burst
         self.metrics_require_key = metrics_require_key and keys_file is not None
         self._clock = clock
+        self.shared = shared
         self._lock = threading.Lock()
         self._keys: tuple[_Key, ...] = ()
         self._buckets: dict[str, TokenBucket] = {}
@@ -70,11 +76,17 @@ class Authenticator:
 
     @classmethod
     def from_settings(cls, s: Settings) -> Authenticator:
+        shared = None
+        if s.rate_limit_url and s.api_keys_file is not None:
+            from service.server.auth.shared_buckets import SharedBuckets
+
+            shared = SharedBuckets(s.rate_limit_url)
         return cls(
             s.api_keys_file,
             s.default_key_rps,
             s.default_key_burst,
             metrics_require_key=s.metrics_require_key,
+            shared=shared,
         )
 
     @classmethod
@@ -96,8 +108,9 @@ class Authenticator:
         if not self.enabled:
             return "API keys: none configured (ATELIER_API_KEYS_FILE unset): the API is open to every caller"
         default = "unlimited" if self.default_rps <= 0 else f"{self.default_rps:g} rps"
+        where = "shared by the replicas in Redis" if self.shared is not None else "per process"
         return (
-            f"API keys: {len(self._keys)} from {self.keys_file} (default rate {default}; "
+            f"API keys: {len(self._keys)} from {self.keys_file} (default rate {default}, limits {where}; "
             "SIGHUP re-reads the file)"
         )
 
@@ -159,27 +172,53 @@ class Authenticator:
             raise Unauthenticated(INVALID_MESSAGE)
         return found
 
-    def admit(self, name: str) -> None:
-        """Take one request from ``name``'s bucket; ``ResourceExhausted`` with the wait when it is empty."""
-        if not name:
-            return
+    def _bucket(self, name: str) -> TokenBucket:
         with self._lock:
             bucket = self._buckets.get(name)
         if bucket is None:  # revoked between authenticate and admit
             raise Unauthenticated(INVALID_MESSAGE)
-        wait = bucket.take()
-        if wait > 0:
-            limit = bucket.limit
-            raise ResourceExhausted(
-                f"API key {name!r} is over its rate limit ({limit.rate:g} requests/s, burst {limit.burst}).",
-                retry_after_s=math.ceil(wait * 1000) / 1000,
-            )
+        return bucket
+
+    def admit(self, name: str) -> None:
+        """Take one request from ``name``'s local bucket; ``ResourceExhausted`` with the wait when it is
+        empty."""
+        if not name:
+            return
+        bucket = self._bucket(name)
+        _refuse(name, bucket.limit, bucket.take())
+
+    async def admit_async(self, name: str) -> None:
+        """``admit`` against the buckets shared in Redis when configured (the local bucket when Redis does
+        not answer, or when there is none)."""
+        if not name:
+            return
+        bucket = self._bucket(name)
+        wait = None if self.shared is None else await self.shared.take(name, bucket.limit)
+        _refuse(name, bucket.limit, bucket.take() if wait is None else wait)
+
+    async def check_async(self, authorization: str | None) -> str:
+        """``check`` for the transports: the rate limit shared by the replicas when configured."""
+        name = self.authenticate(authorization)
+        await self.admit_async(name)
+        return name
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
 
     def check(self, authorization: str | None) -> str:
         """``authenticate`` then ``admit``: the caller's key name, or "" when the service is open."""
         name = self.authenticate(authorization)
         self.admit(name)
         return name
+
+
+def _refuse(name: str, limit: Limit, wait: float) -> None:
+    if wait > 0:
+        raise ResourceExhausted(
+            f"API key {name!r} is over its rate limit ({limit.rate:g} requests/s, burst {limit.burst}).",
+            retry_after_s=math.ceil(wait * 1000) / 1000,
+        )
 
 
 def _bearer(authorization: str | None) -> str | None:

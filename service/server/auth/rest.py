@@ -49,7 +49,7 @@ def key_dependency(
     """A router dependency: the caller's key name onto the call's ``RequestScope`` (``scope.key``)."""
 
     async def require_key(request: Request, _: BearerDeclared) -> None:
-        name = auth.check(request.headers.get("authorization"))
+        name = await auth.check_async(request.headers.get("authorization"))
         scope: RequestScope | None = getattr(request.state, "atelier_scope", None)
         if scope is not None:
             scope.key = name

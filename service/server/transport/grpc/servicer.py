@@ -78,7 +78,7 @@ async def rpc_scope(
     """
     try:
         async with plane.track("grpc", method, model) as scope:
-            scope.key = auth.check(_authorization(context))
+            scope.key = await auth.check_async(_authorization(context))
             yield scope
     except Exception as exc:
         status = status_for(exc)
