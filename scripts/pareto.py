@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Style ratio to Gatys against structure for every fast net trained and scored (the Pareto front).
 
-Reads every ``score.json`` that scripts/score_ablation.py wrote under runs/ablation and runs/recipe (the
-ablation's lever runs, the recipe's retrained styles and the shipped nets scored as ``shipped.*``). For each
+Reads every ``score.json`` that scripts/score_ablation.py wrote under runs/ablation, runs/recipe, the staged
+runs of scripts/recipe_long.py and runs/probe (the ablation's lever runs, the recipe's retrained styles,
+the stages, one-off continuations of a stage, and the shipped nets scored as ``shipped.*``). For each
 run: the median over the photos of its style distance divided by that (painting, photo) pair's Gatys
 reference (docs/bench/gatys_reference.json), and the median structure. Lower-right is better: the style of
 Gatys and the photo's layout. A run is on the front when no other run of the same painting has both a lower
@@ -32,7 +33,8 @@ from recipe import MOBILE, ROOT
 
 PAINTINGS = {name: entry[0].rsplit(".", 1)[0] for name, entry in MOBILE.items()}
 STRUCTURE_BAR, RATIO_BAR = 0.75, 2.0
-STAGED = {"long": "long", "long_lap": "lap"}  # staged run folders -> the run-name tag of their stages
+# Staged run folders -> the run-name tag of their stages (long_lap_mobile2w: the wider net, same recipe).
+STAGED = {"long": "long", "long_lap": "lap", "long_lap_mobile2w": "lapw"}
 
 
 @dataclass
@@ -108,7 +110,15 @@ def front(pts: list[Point]) -> set[str]:
 def plot(pts: list[Point], path: Path) -> None:
     """Marker shape: the set; colour: the grid over the photos (the third bar, at most +0.5)."""
     fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=110)
-    marks = {"shipped": "s", "ablation": "o", "recipe": "*", "long": "D", "long_lap": "P"}
+    marks = {
+        "shipped": "s",
+        "ablation": "o",
+        "recipe": "*",
+        "long": "D",
+        "long_lap": "P",
+        "long_lap_mobile2w": "X",
+        "probe": "^",
+    }
     scatter = None
     for family, marker in marks.items():
         sel = [p for p in pts if p.family == family]
@@ -149,11 +159,12 @@ def curve(pts: list[Point], path: Path) -> None:
     long = [p for p in pts if p.family in STAGED]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
     for key in sorted({p.style_key for p in long}):
-        for family, style in (("long", "--"), ("long_lap", "-")):
+        names = {"long": "plain", "long_lap": "laplacian", "long_lap_mobile2w": "laplacian, mobile2w"}
+        for family, style in (("long", "--"), ("long_lap", "-"), ("long_lap_mobile2w", ":")):
             sel = [p for p in long if p.style_key == key and p.family == family]
             sel.sort(key=lambda p: stage_seconds(p.run))
             secs = [stage_seconds(p.run) for p in sel]
-            label = f"{key} ({'plain' if family == 'long' else 'laplacian'})"
+            label = f"{key} ({names[family]})"
             if sel:
                 left.plot(secs, [p.ratio for p in sel], style, marker="o", label=label)
                 right.plot(secs, [p.structure for p in sel], style, marker="o", label=label)
@@ -177,7 +188,7 @@ def curve(pts: list[Point], path: Path) -> None:
 
 
 def stage_seconds(run: str) -> float:
-    return float(run.rsplit(".", 1)[1].removeprefix("long").removeprefix("lap"))
+    return float(run.rsplit(".", 1)[1].removeprefix("long").removeprefix("lapw").removeprefix("lap"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "--runs",
         nargs="*",
         type=Path,
-        default=[ROOT / "runs" / d for d in ("ablation", "recipe", "long", "long_lap")],
+        default=[ROOT / "runs" / d for d in ("ablation", "recipe", *STAGED, "probe")],
     )
     p.add_argument("--gatys-ref", type=Path, default=ROOT / "docs" / "bench" / "gatys_reference.json")
     p.add_argument("--out", type=Path, default=None, help="the plot (.png)")
