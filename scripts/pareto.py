@@ -34,7 +34,13 @@ from recipe import MOBILE, ROOT
 PAINTINGS = {name: entry[0].rsplit(".", 1)[0] for name, entry in MOBILE.items()}
 STRUCTURE_BAR, RATIO_BAR = 0.75, 2.0
 # Staged run folders -> the run-name tag of their stages (long_lap_mobile2w: the wider net, same recipe).
-STAGED = {"long": "long", "long_lap": "lap", "long_lap_mobile2w": "lapw"}
+STAGED = {
+    "long": "long",
+    "long_lap": "lap",
+    "long_lap_mobile2w": "lapw",
+    "long_anneal": "ann",
+    "long_anneal_mobile2w": "annw",
+}
 
 
 @dataclass
@@ -117,6 +123,8 @@ def plot(pts: list[Point], path: Path) -> None:
         "long": "D",
         "long_lap": "P",
         "long_lap_mobile2w": "X",
+        "long_anneal": "p",
+        "long_anneal_mobile2w": "h",
         "probe": "^",
     }
     scatter = None
@@ -159,8 +167,15 @@ def curve(pts: list[Point], path: Path) -> None:
     long = [p for p in pts if p.family in STAGED]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
     for key in sorted({p.style_key for p in long}):
-        names = {"long": "plain", "long_lap": "laplacian", "long_lap_mobile2w": "laplacian, mobile2w"}
-        for family, style in (("long", "--"), ("long_lap", "-"), ("long_lap_mobile2w", ":")):
+        names = {
+            "long": "plain",
+            "long_lap": "laplacian",
+            "long_lap_mobile2w": "laplacian, mobile2w",
+            "long_anneal": "annealed",
+            "long_anneal_mobile2w": "annealed, mobile2w",
+        }
+        lines = ("--", "-", ":", "-.", (0, (1, 3)))
+        for family, style in zip(names, lines, strict=True):
             sel = [p for p in long if p.style_key == key and p.family == family]
             sel.sort(key=lambda p: stage_seconds(p.run))
             secs = [stage_seconds(p.run) for p in sel]
@@ -188,7 +203,7 @@ def curve(pts: list[Point], path: Path) -> None:
 
 
 def stage_seconds(run: str) -> float:
-    return float(run.rsplit(".", 1)[1].removeprefix("long").removeprefix("lapw").removeprefix("lap"))
+    return float(run.rsplit(".", 1)[1].lstrip("longapw"))  # "lap4800", "annw7200", ... -> the seconds
 
 
 def main(argv: list[str] | None = None) -> int:
