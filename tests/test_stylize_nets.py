@@ -21,7 +21,7 @@ def _one_thread() -> Iterator[None]:
 
 
 def test_registry_lists_both_and_rejects_unknown_and_duplicates() -> None:
-    assert list_nets() == ["johnson", "mobile", "mobile2"]
+    assert list_nets() == ["johnson", "mobile", "mobile2", "mobile2w"]
     with pytest.raises(UnknownModel, match="johnson, mobile, mobile2"):
         build_net("resnet")
     with pytest.raises(ValueError, match="twice"):
