@@ -48,15 +48,17 @@ class Recorder:
 
 @pytest.fixture
 def counted(lite0: Backbone, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[weakref.ref[torch.Tensor]]]:
-    """Patch ``lite0.features`` to record a weak reference to every input it sees."""
+    """Patch the features of the net Gatys runs (``lite0.for_loss()``, its frozen copy with the batch norms
+    folded) to record a weak reference to every input it sees."""
     seen: list[weakref.ref[torch.Tensor]] = []
-    original = lite0.features
+    runs = lite0.for_loss()
+    original = runs.features
 
     def features(x: torch.Tensor, taps: list[str]) -> dict[str, torch.Tensor]:
         seen.append(weakref.ref(x))
         return original(x, taps)
 
-    monkeypatch.setattr(lite0, "features", features)
+    monkeypatch.setattr(runs, "features", features)
     yield seen
 
 
@@ -123,7 +125,7 @@ def test_no_hooks_left_after_a_failed_run(lite0: Backbone, content: np.ndarray, 
 
     with pytest.raises(RuntimeError):
         gatys(lite0, content, [style], GatysOptions(size=32, steps=5), progress=explode)
-    for module in lite0.modules():
+    for module in [*lite0.modules(), *lite0.for_loss().modules()]:  # the net given, and the one run
         assert not module._forward_hooks and not module._forward_pre_hooks and not module._backward_hooks
 
 

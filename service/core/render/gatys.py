@@ -278,6 +278,7 @@ def gatys(
     """
     o = options or GatysOptions()
     plan = _plan(backbone, content, styles, o)
+    backbone = backbone.for_loss()  # a frozen objective: Lite0's batch norms folded, the same features
     p = plan.preset
     device = backbone.device
     lr = o.learning_rate or (1.0 if o.optimizer == "lbfgs" else 0.02)
