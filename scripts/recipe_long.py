@@ -44,6 +44,12 @@ LEVERS = ["--arch", ARCH, "--shift-jitter", "32", "--content-weight", "3", "--gr
 # at 2400 s). "anneal" is "laplacian" with its last stage at a third of the learning rate: from the same
 # 4800 s checkpoint, 2.21x / 0.80 at 7200 s against 2.35x / 0.81 (docs/training/long_runs.md).
 Stage = tuple[int, int, float, float]
+LAPLACIAN: list[Stage] = [
+    (1260, 8, 0.0, 1e-3),
+    (2400, 16, 1.5, 1e-3),
+    (3600, 24, 1.5, 1e-3),
+    (4800, 24, 1.5, 1e-3),
+]
 RECIPES: dict[str, tuple[str, list[Stage]]] = {
     "plain": (
         "long",
@@ -55,26 +61,8 @@ RECIPES: dict[str, tuple[str, list[Stage]]] = {
             (7200, 16, 0.0, 1e-3),
         ],
     ),
-    "laplacian": (
-        "long_lap",
-        [
-            (1260, 8, 0.0, 1e-3),
-            (2400, 16, 1.5, 1e-3),
-            (3600, 24, 1.5, 1e-3),
-            (4800, 24, 1.5, 1e-3),
-            (7200, 24, 1.5, 1e-3),
-        ],
-    ),
-    "anneal": (
-        "long_anneal",
-        [
-            (1260, 8, 0.0, 1e-3),
-            (2400, 16, 1.5, 1e-3),
-            (3600, 24, 1.5, 1e-3),
-            (4800, 24, 1.5, 1e-3),
-            (7200, 24, 1.5, 3e-4),
-        ],
-    ),
+    "laplacian": ("long_lap", [*LAPLACIAN, (7200, 24, 1.5, 1e-3)]),
+    "anneal": ("long_anneal", [*LAPLACIAN, (7200, 24, 1.5, 3e-4)]),
 }
 # Extra `atelier train` flags for every stage (e.g. EXTRA="--batch-gram"), from the environment.
 EXTRA = os.environ.get("EXTRA", "").split()
