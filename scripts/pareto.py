@@ -52,6 +52,7 @@ class Point:
     structure: float
     grid: float
     droplets: float
+    cpu_s: float = 0.0  # the run's CPU seconds of training, all resumes
 
 
 def style_key(run: str) -> str:
@@ -93,6 +94,7 @@ def points(folders: list[Path], gatys: dict[str, dict[str, Any]]) -> list[Point]
                     float(med["structure"]),
                     float(med["grid_over_photo"]),
                     float(med["droplets"]),
+                    float(score.get("cpu_seconds", 0.0)),
                 )
             )
     return out
@@ -183,6 +185,17 @@ def curve(pts: list[Point], path: Path) -> None:
             if sel:
                 left.plot(secs, [p.ratio for p in sel], style, marker="o", label=label)
                 right.plot(secs, [p.structure for p in sel], style, marker="o", label=label)
+    for q in pts:  # one-off continuations of a stage (runs/probe): a point each, named
+        if q.family == "probe" and q.cpu_s:
+            for ax, value in ((left, q.ratio), (right, q.structure)):
+                ax.scatter([q.cpu_s], [value], marker="^", color="black", zorder=3)
+                ax.annotate(
+                    q.run.split(".", 1)[1],
+                    (q.cpu_s, value),
+                    fontsize=7,
+                    xytext=(4, 2),
+                    textcoords="offset points",
+                )
     left.axhline(RATIO_BAR, color="grey", ls="--", lw=0.8)
     right.axhline(STRUCTURE_BAR, color="grey", ls="--", lw=0.8)
     left.set_yscale("log")
@@ -195,7 +208,8 @@ def curve(pts: list[Point], path: Path) -> None:
         ax.set_xlabel("CPU seconds of training (one thread, all resumes)")
         ax.legend(fontsize=7)
     fig.suptitle(
-        "scripts/recipe_long.py: style weight 8 to 1260 s, then 16 (plain) or 16, 24 with the Laplacian term"
+        "scripts/recipe_long.py stages (lines; style weight 8, then 16 and 24) and continuations from 4800 s"
+        " (triangles)"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
