@@ -82,6 +82,11 @@ PAINTINGS = {
 EARLIER = ["combo_grid3_long", "combo_grid3"]
 
 
+def runs_folder(sub: str) -> Path:
+    """runs/<sub>/ for mobile2 (the recipe's net), runs/<sub>_<arch>/ for another."""
+    return RUNS / (sub if ARCH == "mobile2" else f"{sub}_{ARCH}")
+
+
 def ensure_warm_start(env: dict[str, str], dry_run: bool) -> int:
     """Train the net's identity warm start (photos in, photos out) once, as the ablation did for mobile2."""
     if WARM.is_file():
@@ -115,7 +120,7 @@ def spent(ckpt: Path) -> float:
 
 def run_style(style: str, recipe: str, scorer: list[str], env: dict[str, str], dry_run: bool) -> int:
     sub, stages = RECIPES[recipe]
-    out = RUNS / (sub if ARCH == "mobile2" else f"{sub}_{ARCH}")
+    out = runs_folder(sub)
     folder = out / style
     painting = DATA / "styles" / PAINTINGS[style]
     seed_from_ablation(style, folder)
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args, scorer, env = runner_cli(__doc__, argv)
     sub = RECIPES[recipe][0]
     if args.table:  # one table per style, a row per stage
-        folders = sorted((RUNS / (sub if ARCH == "mobile2" else f"{sub}_{ARCH}")).glob("*/"))
+        folders = sorted(runs_folder(sub).glob("*/"))
         return max(subprocess.call([*scorer, "--table", str(f)]) for f in folders if f.is_dir())
     if ensure_warm_start(env, args.dry_run) != 0:
         print("warm start failed; rerun to resume", flush=True)

@@ -188,10 +188,9 @@ class PerceptualLoss(nn.Module):
         content_loss = F.mse_loss(got, target) / target.square().mean().clamp_min(1e-12)
         style_loss = stylized.new_zeros((), dtype=torch.float32)
         for i, tap in enumerate(self.style_taps):
-            f = self._smooth(tap, feats[tap])
-            if self.batch_gram:  # the crops side by side: one (1, C, H, B*W) map, one Gram
-                f = f.permute(1, 2, 0, 3).reshape(1, f.shape[1], f.shape[2], -1)
-            g = gram_matrix(f)
+            g = gram_matrix(self._smooth(tap, feats[tap]))
+            if self.batch_gram:  # the Gram of the crops side by side is the mean of their Grams
+                g = g.mean(0, keepdim=True)
             gt: Tensor = getattr(self, f"gram_{i}")
             scale: Tensor = getattr(self, f"gram_scale_{i}")
             style_loss = style_loss + F.mse_loss(g, gt.expand_as(g)) / scale

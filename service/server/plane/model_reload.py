@@ -180,8 +180,8 @@ class ServingModels:
         refused = {"kept": levels.kept, "failed": levels.failed}
         for outcome, reason in refused.items():
             if reason is not None:
+                # Counted per level in atelier_model_load_failures_total by ArbitraryPath.candidate.
                 (kept if outcome == "kept" else failed)[ARBITRARY] = reason
-                m.model_load_failures.labels(model=ARBITRARY).inc()
                 log.error("reload: arbitrary-style levels refused: %s", reason)
         if levels.removed:
             removed = (*removed, ARBITRARY)
