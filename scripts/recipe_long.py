@@ -12,7 +12,8 @@ seconds, into runs/ablation/identity-<arch>/). Each style lives in runs/long/<st
 runs/long_lap/<style>/ (runs/long_lap_<arch>/ for another net; git-ignored). A stage ends at a cumulative CPU budget; the run
 resumes its checkpoint to the next stage, and the scorer writes ``stage_<budget>/score.json`` (and the
 demo renders). A style whose ablation run already exists starts from that run's checkpoint (its CPU
-seconds count). Kill it at any time; rerun to resume.
+seconds count). Kill it at any time; rerun to resume. Runs kept in checkpoints/ by
+``scripts/checkpoints.py keep`` (runs/ does not outlive the machine) are restored first.
 
     nohup .venv/bin/python scripts/recipe_long.py --only woman_with_a_hat > runs/long_lap/log.woman.txt 2>&1 &
     .venv/bin/python scripts/recipe_long.py --table
@@ -31,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablation import DATA, IDENTITY_BUDGET_S, RECIPE, ROOT, runner_cli, train_command
+from checkpoints import restore
 
 RUNS = ROOT / "runs"
 ABLATION = ROOT / "runs" / "ablation"
@@ -158,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:  # one table per style, a row per stage
         folders = sorted(runs_folder(sub).glob("*/"))
         return max(subprocess.call([*scorer, "--table", str(f)]) for f in folders if f.is_dir())
+    for path in restore():  # runs kept in checkpoints/ by an earlier machine (scripts/checkpoints.py)
+        print(f"restored {path.relative_to(ROOT)}", flush=True)
     if ensure_warm_start(env, args.dry_run) != 0:
         print("warm start failed; rerun to resume", flush=True)
         return 1
