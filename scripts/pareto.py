@@ -9,7 +9,11 @@ reference (docs/bench/gatys_reference.json), and the median structure. Lower-rig
 Gatys and the photo's layout. A run is on the front when no other run of the same painting has both a lower
 style ratio and a higher structure.
 
-    .venv/bin/python scripts/pareto.py --out docs/images/pareto.png --table docs/training/pareto.md
+    .venv/bin/python scripts/pareto.py --out docs/images/pareto.png --table docs/training/pareto.md \
+        --earlier docs/training/pareto.md
+
+runs/ goes with the machine; ``--earlier`` keeps the rows of an earlier table whose runs are not under
+runs/ any more (a run scored again replaces its row).
 """
 
 from __future__ import annotations
@@ -97,6 +101,23 @@ def points(folders: list[Path], gatys: dict[str, dict[str, Any]]) -> list[Point]
                     float(score.get("cpu_seconds", 0.0)),
                 )
             )
+    return out
+
+
+def earlier_points(table: Path) -> list[Point]:
+    """The rows of a table this script wrote before (its CPU column, where it has one; the stages' seconds
+    are in their names)."""
+    out = []
+    for line in table.read_text(encoding="utf-8").splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 7:
+            continue
+        run, family = cells[0], cells[1]
+        cpu = float(cells[7]) if len(cells) > 8 and cells[7] not in ("", "-") else 0.0
+        if not cpu and family in STAGED:
+            cpu = stage_seconds(run)
+        ratio, structure, grid, droplets = (float(c.rstrip("x")) for c in cells[2:6])
+        out.append(Point(run, family, style_key(run), ratio, structure, grid, droplets, cpu))
     return out
 
 
@@ -231,20 +252,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gatys-ref", type=Path, default=ROOT / "docs" / "bench" / "gatys_reference.json")
     p.add_argument("--out", type=Path, default=None, help="the plot (.png)")
     p.add_argument("--table", type=Path, default=None, help="also write the markdown table here")
+    p.add_argument(
+        "--earlier", type=Path, default=None, help="keep this table's rows for runs not under runs/"
+    )
     p.add_argument("--curve", type=Path, default=None, help="the long runs' stages against CPU time (.png)")
     args = p.parse_args(argv)
     pts = points(args.runs, json.loads(args.gatys_ref.read_text(encoding="utf-8")))
-    # A shipped net scored in both folders appears once.
+    # A shipped net scored in both folders appears once (the first folder's score).
     pts = list({q.run: q for q in reversed(pts)}.values())[::-1]
+    if args.earlier and args.earlier.is_file():  # a run scored again replaces its earlier row
+        now = {q.run for q in pts}
+        pts = [q for q in earlier_points(args.earlier) if q.run not in now] + pts
     best = front(pts)
     lines = [
-        "| run | set | style ratio to Gatys | structure | grid over photo | droplets ‰ | on the front |",
-        "|---|---|---:|---:|---:|---:|:---:|",
+        "| run | set | style ratio to Gatys | structure | grid over photo | droplets ‰ | on the front | CPU s |",
+        "|---|---|---:|---:|---:|---:|:---:|---:|",
     ]
     for q in sorted(pts, key=lambda q: (q.style_key, q.family, q.ratio)):
         lines.append(
             f"| {q.run} | {q.family} | {q.ratio:.2f}x | {q.structure:.2f} | {q.grid:+.2f} | {q.droplets:.1f} | "
-            f"{'yes' if q.run in best else ''} |"
+            f"{'yes' if q.run in best else ''} | {f'{q.cpu_s:.0f}' if q.cpu_s else '-'} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

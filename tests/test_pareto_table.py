@@ -1,0 +1,61 @@
+"""scripts/pareto.py's table survives the machine: the rows it wrote are read back for runs no longer under
+runs/, a run scored again replaces its row, and the front is the same as from the scores themselves."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pareto_script", ROOT / "scripts" / "pareto.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pareto_script"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+pareto = _load()
+
+
+def score(folder: Path, style: float, structure: float, cpu: float) -> None:
+    folder.mkdir(parents=True)
+    median = {"structure": structure, "grid_over_photo": -0.5, "droplets": 0.0}
+    body = {"photos": [{"photo": "a.jpg", "style": style}], "median": median, "cpu_seconds": cpu}
+    (folder / "score.json").write_text(json.dumps(body))
+
+
+def test_an_earlier_table_keeps_runs_gone_from_runs(tmp_path: Path) -> None:
+    gatys = tmp_path / "gatys.json"
+    gatys.write_text(json.dumps({"van_gogh_starry_night": {"photos": {"a.jpg": 0.02}, "median": 0.02}}))
+    runs = tmp_path / "runs" / "long_anneal"
+    score(runs / "starry_night" / "stage_1260", 0.08, 0.85, 1260.0)
+    score(runs / "starry_night" / "stage_2400", 0.05, 0.80, 2400.0)
+    first = tmp_path / "first.md"
+    assert pareto.main(["--runs", str(runs), "--gatys-ref", str(gatys), "--table", str(first)]) == 0
+    rows = {p.run: p for p in pareto.earlier_points(first)}
+    assert rows["starry_night.ann2400"].ratio == pytest.approx(2.5)
+    assert rows["starry_night.ann1260"].cpu_s == 1260.0
+
+    # a new machine: stage 1260 is gone, 2400 was scored again, 3600 is new
+    (runs / "starry_night" / "stage_1260" / "score.json").unlink()
+    (runs / "starry_night" / "stage_2400" / "score.json").unlink()
+    (runs / "starry_night" / "stage_2400").rmdir()
+    score(runs / "starry_night" / "stage_2400", 0.046, 0.81, 2400.0)
+    score(runs / "starry_night" / "stage_3600", 0.04, 0.82, 3600.0)
+    second = tmp_path / "second.md"
+    args = ["--runs", str(runs), "--gatys-ref", str(gatys), "--table", str(second), "--earlier", str(first)]
+    assert pareto.main(args) == 0
+    rows = {p.run: p for p in pareto.earlier_points(second)}
+    assert set(rows) == {"starry_night.ann1260", "starry_night.ann2400", "starry_night.ann3600"}
+    assert rows["starry_night.ann2400"].ratio == pytest.approx(2.3)  # the new score, not the old row
+    on_front = [line.split("|")[1].strip() for line in second.read_text().splitlines() if "| yes |" in line]
+    assert sorted(on_front) == ["starry_night.ann1260", "starry_night.ann3600"]
