@@ -112,6 +112,19 @@ def flattest_window(photo: np.ndarray, size: int = CROP, stride: int = 8) -> tup
     return where
 
 
+BEGIN, END = "<!-- bench_fast_quality: begin -->", "<!-- bench_fast_quality: end -->"
+
+
+def splice(page: Path, text: str) -> str:
+    """The page with the part between its two markers replaced by ``text`` (the discussion around the
+    table stays); the text alone, between markers, for a new page or one without them."""
+    block = f"{BEGIN}\n{text}{END}"
+    old = page.read_text(encoding="utf-8") if page.is_file() else ""
+    if BEGIN in old and END in old:
+        return old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    return block + "\n"
+
+
 def load_avg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -272,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+        args.out.write_text(splice(args.out, text), encoding="utf-8")
     if args.sheet:
         # The 26-style net is left off the sheet: it was not given the same paintings.
         sheet([photo_row, *rows, *done_paintings.values()], list(windows), args.sheet)

@@ -4,7 +4,7 @@ with the machine) into checkpoints/ (tracked), and back.
 checkpoints/ mirrors runs/: ``runs/long_anneal/night_cafe/night_cafe.ckpt`` is kept as
 ``checkpoints/long_anneal/night_cafe/night_cafe.ckpt``. A run's own checkpoint is kept whole (weights,
 optimizer, RNG, history, CPU seconds), so ``--resume`` continues it exactly; a scored stage keeps its
-``score.json`` and its weights without the optimizer state (enough to export and ship it, a third of
+``score.json`` (so does a run scored as a whole) and its weights without the optimizer state (enough to export and ship it, a third of
 the size). ``restore`` copies back only what runs/ lacks, so it never overwrites a newer run;
 ``scripts/recipe_long.py`` restores before it starts.
 
@@ -41,6 +41,10 @@ def keep_run(folder: Path) -> list[Path]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ckpt, dest)
         written.append(dest)
+    for score in sorted(folder.glob("score.json")):  # a one-off continuation's score (runs/probe)
+        kept_path(score).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(score, kept_path(score))
+        written.append(kept_path(score))
     for score in sorted(folder.glob("stage_*/score.json")):
         dest = kept_path(score)
         dest.parent.mkdir(parents=True, exist_ok=True)

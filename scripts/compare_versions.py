@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--content", type=Path, required=True, help="folder of photos (or one photo)")
     p.add_argument("--photos", nargs="*", default=(), help="only these photo stems")
     p.add_argument("--size", type=int, default=384, help="longer side of the renders (default 384)")
-    p.add_argument("-o", "--out", type=Path, required=True, help="the sheet (.jpg at quality 92, or .png)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the sheet (.jpg at quality 80, or .png)")
     args = p.parse_args(argv)
     files = [args.content] if args.content.is_file() else list(list_images(args.content).values())
     files = [f for f in files if not args.photos or f.stem in args.photos]
@@ -110,7 +110,7 @@ def _write(rows: list[list[Image.Image]], labels: list[str], out: Path) -> int:
             x += tile.width + 6
         y += max(t.height for t in row) + 6
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, quality=92) if out.suffix.lower() in (".jpg", ".jpeg") else sheet.save(out)
+    sheet.save(out, quality=80) if out.suffix.lower() in (".jpg", ".jpeg") else sheet.save(out)
     print(f"wrote {out} ({sheet.width}x{sheet.height})")
     return 0
 

@@ -46,7 +46,13 @@ def build_sheet(content: np.ndarray, models_dir: Path, tile_side: int, columns: 
     tiles = [_label(Image.fromarray(engine.prepare(content, options)), "original", font)]
     with engine:
         for info in engine.styles():
-            result = engine.stylize(info.name, content, options)
+            # A multi net's style of a single net's name must go to the multi net: by name alone the
+            # engine picks the single net.
+            if info.net and info.net != info.name:
+                choice = engine.choose(style=info.name, net=info.net)
+                result = engine.stylize(choice.net, content, options, weights=choice.weights)
+            else:
+                result = engine.stylize(info.name, content, options)
             caption = f"{info.name} ({info.arch}) - {info.artist}"
             tiles.append(_label(Image.fromarray(result), caption, font))
     w, h = tiles[0].size
@@ -62,7 +68,7 @@ def main() -> int:
     parser.add_argument("--content", type=Path, required=True, help="the content photo")
     parser.add_argument("--models", type=Path, default=Path("models"), help="models folder (default models/)")
     parser.add_argument("-o", "--out", type=Path, default=Path("docs/images/contact_sheet.jpg"))
-    parser.add_argument("--columns", type=int, default=3)
+    parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--width", type=int, default=1600, help="maximum sheet width in px (default 1600)")
     parser.add_argument("--max-kb", type=int, default=480, help="maximum file size in KB (default 480)")
     args = parser.parse_args()
