@@ -113,7 +113,7 @@ def earlier_points(table: Path) -> list[Point]:
         if len(cells) < 7:
             continue
         run, family = cells[0], cells[1]
-        cpu = float(cells[7]) if len(cells) > 8 and cells[7] not in ("", "-") else 0.0
+        cpu = float(cells[7]) if len(cells) > 7 and cells[7] not in ("", "-") else 0.0
         if not cpu and family in STAGED:
             cpu = stage_seconds(run)
         ratio, structure, grid, droplets = (float(c.rstrip("x")) for c in cells[2:6])
@@ -229,8 +229,8 @@ def curve(pts: list[Point], path: Path) -> None:
         ax.set_xlabel("CPU seconds of training (one thread, all resumes)")
         ax.legend(fontsize=7)
     fig.suptitle(
-        "scripts/recipe_long.py stages (lines; style weight 8, then 16 and 24) and continuations from 4800 s"
-        " (triangles)"
+        "scripts/recipe_long.py stages (lines; style weight 8, then 16 and 24) and continuations of a stage"
+        " at other settings (triangles)"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -59,3 +59,16 @@ def test_an_earlier_table_keeps_runs_gone_from_runs(tmp_path: Path) -> None:
     assert rows["starry_night.ann2400"].ratio == pytest.approx(2.3)  # the new score, not the old row
     on_front = [line.split("|")[1].strip() for line in second.read_text().splitlines() if "| yes |" in line]
     assert sorted(on_front) == ["starry_night.ann1260", "starry_night.ann3600"]
+
+
+def test_a_row_keeps_its_cpu_seconds(tmp_path: Path) -> None:
+    table = tmp_path / "t.md"
+    table.write_text(
+        "| run | set | style ratio to Gatys | structure | grid over photo | droplets ‰ | on the front | CPU s |\n"
+        "|---|---|---:|---:|---:|---:|:---:|---:|\n"
+        "| starry_night.anneal24 | probe | 2.21x | 0.80 | -0.62 | 0.0 | yes | 7200 |\n"
+        "| shipped.udnie | shipped | 1.94x | 0.66 | +2.49 | 31.1 | yes | - |\n"
+    )
+    rows = {p.run: p for p in pareto.earlier_points(table)}
+    assert rows["starry_night.anneal24"].cpu_s == 7200.0 and rows["starry_night.anneal24"].family == "probe"
+    assert rows["shipped.udnie"].cpu_s == 0.0 and rows["shipped.udnie"].grid == pytest.approx(2.49)
