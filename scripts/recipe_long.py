@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablation import DATA, IDENTITY_BUDGET_S, RECIPE, ROOT, runner_cli, train_command
+
 from checkpoints import restore
 
 RUNS = ROOT / "runs"
