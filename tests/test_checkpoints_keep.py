@@ -4,25 +4,20 @@ weights, and a restore never overwrites a newer run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 
+from tests.scripts_loader import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("checkpoints_keep", ROOT / "scripts" / "checkpoints.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["checkpoints_keep"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("checkpoints", "checkpoints_keep")
 
 
 keeper = _load()

@@ -7,9 +7,7 @@ fails with a message saying what to update.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +16,7 @@ import pytest
 from service.core import errors
 from service.server.errors import ERROR_TABLE
 from service.settings import Settings
+from tests.scripts_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -27,12 +26,7 @@ PENDING = {"docs/images/web_page.png", "docs/bench/fast_style_quality.md", "docs
 
 
 def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("settings_table", ROOT / "scripts" / "settings_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["settings_table"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("settings_table")
 
 
 @pytest.fixture(scope="module")
