@@ -52,6 +52,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--pixel-weight", type=float, default=100.0, help="pixel MSE weight of --identity (default 100)"
     )
+    t.add_argument(
+        "--distill",
+        type=Path,
+        help="a cache of Gatys renders of training crops (scripts/distill_cache.py): pull the net toward "
+        "the teacher's features on them",
+    )
+    t.add_argument(
+        "--distill-weight", type=float, default=1.0, help="weight of the distance to the teacher (default 1)"
+    )
+    t.add_argument(
+        "--distill-every",
+        type=int,
+        default=2,
+        help="every N-th step trains on the cache's crops instead of fresh ones (default 2)",
+    )
     from service.cli import train_multi
 
     train_multi.add_style_args(t)
@@ -178,6 +193,9 @@ def recipe_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         identity=getattr(args, "identity", False),
         pixel_weight=getattr(args, "pixel_weight", 100.0),
         cpu_budget_s=args.cpu_budget,
+        distill=str(getattr(args, "distill", None) or ""),
+        distill_weight=getattr(args, "distill_weight", 1.0),
+        distill_every=getattr(args, "distill_every", 2),
     )
     config.validate()  # fail on a bad flag before loading anything
     return config

@@ -30,6 +30,7 @@ from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
+from service.core.stylize.distill import DistillCache, distill_loss, load_cache, painting_sha256
 from service.core.stylize.grid_loss import grid_penalty
 from service.core.stylize.laplacian_loss import laplacian_loss
 from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, shift_both
@@ -37,7 +38,7 @@ from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
 from service.core.train_loop import StepBook, resume_optimizer, save_atomic
 
-LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid", "laplacian")
+LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid", "laplacian", "distill")
 
 
 @dataclass
@@ -65,6 +66,9 @@ class TrainConfig:
     grid_weight: float = 0.0  # penalty on periodic 2/4/8 px patterns in the served output (grid_loss)
     laplacian_weight: float = 0.0  # the pooled photo's edges kept (laplacian_loss, Li et al. 2017)
     batch_gram: bool = False  # the style term on one Gram of the whole batch, not one per crop
+    distill: str = ""  # a cache of Gatys renders of training crops (stylize.distill); "" = off
+    distill_weight: float = 1.0  # the feature distance to the Gatys render, on the cache's steps
+    distill_every: int = 2  # every N-th step trains on the cache's crops instead of fresh ones
 
     def validate(self) -> None:
         for name in ("steps", "batch", "size", "style_size"):
@@ -86,6 +90,12 @@ class TrainConfig:
             raise InvalidArgument(f"--grid-weight must be >= 0, got {self.grid_weight}.")
         if not self.laplacian_weight >= 0:
             raise InvalidArgument(f"--laplacian-weight must be >= 0, got {self.laplacian_weight}.")
+        if not self.distill_weight >= 0:
+            raise InvalidArgument(f"--distill-weight must be >= 0, got {self.distill_weight}.")
+        if self.distill_every < 1:
+            raise InvalidArgument(f"--distill-every must be at least 1, got {self.distill_every}.")
+        if self.distill and self.identity:
+            raise InvalidArgument("--distill needs a style run, not --identity.")
         self.loss_weights()  # validates
 
     def loss_weights(self) -> LossWeights:
@@ -214,15 +224,29 @@ def style_target(style_image: np.ndarray, style_size: int, device: torch.device)
 
 
 def step_terms(
-    config: TrainConfig, loss_fn: PerceptualLoss, stylized: torch.Tensor, content: torch.Tensor, step: int
+    config: TrainConfig,
+    loss_fn: PerceptualLoss,
+    stylized: torch.Tensor,
+    content: torch.Tensor,
+    step: int,
+    teacher: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The loss terms of one step: the net's output and the content batch (0..255), rolled by the step's
-    jitter, against ``loss_fn``, plus the grid penalty and the Laplacian structure term; under the keys of
-    ``LOSS_KEYS``."""
+    jitter, against ``loss_fn``, plus the grid penalty, the Laplacian structure term and, when the batch
+    comes from the distillation cache, the distance to the Gatys renders ``teacher`` (0..255, rolled with
+    the others); under the keys of ``LOSS_KEYS``."""
     seen, photo = stylized / 255.0, content / 255.0  # the loss works on [0, 1]
+    painted = None if teacher is None else teacher / 255.0
     if config.shift_jitter:
-        seen, photo = shift_both(seen, photo, *jitter_offset(config.seed, step, config.shift_jitter))
+        dy, dx = jitter_offset(config.seed, step, config.shift_jitter)
+        seen, photo = shift_both(seen, photo, dy, dx)
+        if painted is not None:
+            painted = painted.roll((dy, dx), dims=(2, 3))
     terms = loss_fn(seen, photo)
+    terms["distill"] = torch.zeros((), device=stylized.device)
+    if painted is not None and config.distill_weight:
+        terms["distill"] = config.distill_weight * distill_loss(loss_fn, clip_as_served(seen), painted)
+        terms["total"] = terms["total"] + terms["distill"]
     terms["grid"] = torch.zeros((), device=stylized.device)
     if config.grid_weight:
         # On the image as served (clipped), unrolled: the crosshatch sits at the net's own phase.
@@ -270,11 +294,16 @@ def train(
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     if style_image is None and not config.identity:
         raise InvalidArgument("A style run needs a style image (--style-image), or use --identity.")
-    style_sha = (
-        ""
-        if config.identity or style_image is None
-        else sha256_bytes(np.ascontiguousarray(style_image).tobytes())
-    )
+    style_sha = "" if config.identity or style_image is None else painting_sha256(style_image)
+    cache: DistillCache | None = None
+    if config.distill:
+        cache = load_cache(config.distill)
+        if cache.style_sha256 != style_sha:
+            raise InvalidArgument(f"--distill {config.distill} was rendered from another painting.")
+        if cache.size != config.size:
+            raise InvalidArgument(
+                f"--distill {config.distill} holds {cache.size} px crops, not {config.size}."
+            )
     start, history, cpu_before = 0, [], 0.0
     if resume:
         ckpt = load_checkpoint(ckpt_path)
@@ -339,9 +368,13 @@ def train(
     for step in range(start, config.steps):
         if cancel is not None:
             cancel.check()
-        content = sampler.batch(step, config.batch).to(device, non_blocking=True)  # (B, 3, S, S), 0..255
+        teacher = None
+        if cache is not None and step % config.distill_every == 0:
+            content, teacher = (t.to(device) for t in cache.batch(config.seed, step, config.batch))
+        else:
+            content = sampler.batch(step, config.batch).to(device, non_blocking=True)  # (B, 3, S, S), 0..255
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-            terms = step_terms(config, loss_fn, net(content), content, step)
+            terms = step_terms(config, loss_fn, net(content), content, step, teacher)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
