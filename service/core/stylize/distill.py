@@ -13,7 +13,8 @@ A cache holds ``count`` random crops of the training photos (drawn from a stream
 batches') and their Gatys renders at the training crop size, with the painting at the training style size
 (``style_scale = style_size / size``), so the teacher paints at the scale the net is trained at. It is
 built once per painting, saved after every render (a killed build resumes), and records the painting's
-hash so it is never used with another painting.
+hash so it is never used with another painting. The distance to the teacher is ``PerceptualLoss``'s
+``teacher`` term: the feature MSE at the loss's own taps, computed with the style and content terms.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from service.core.backbones import Backbone
@@ -33,7 +33,6 @@ from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import ProgressCallback, ProgressClock
 from service.core.render.gatys import GatysOptions, gatys
 from service.core.stylize.dataset import CropSampler, list_photos
-from service.core.stylize.losses import PerceptualLoss
 
 # The cache's crops come from CropSampler(seed + CACHE_SEED_OFFSET): not crops the batches already show.
 CACHE_SEED_OFFSET = 7919
@@ -148,18 +147,3 @@ def build_cache(
         if progress is not None:
             progress(clock.report(i + 1 - done_before, {"cpu_s": cache.cpu_seconds}))
     return cache
-
-
-def distill_loss(loss_fn: PerceptualLoss, stylized: Tensor, render: Tensor) -> Tensor:
-    """Mean over the loss's taps (style taps and content tap) of the feature MSE between the net's output
-    and the teacher's render, each divided by the render's mean square feature: 1 for an unrelated image
-    of the same energy, 0 for the teacher's own picture. Both (B, 3, H, W) in [0, 1]."""
-    taps = [*loss_fn.style_taps, loss_fn.content_tap]
-    with torch.no_grad():
-        target = loss_fn.backbone.features(render, taps)
-    got = loss_fn.backbone.features(stylized, taps)
-    total = stylized.new_zeros((), dtype=torch.float32)
-    for tap in taps:
-        t = target[tap].float()
-        total = total + F.mse_loss(got[tap].float(), t) / t.square().mean().clamp_min(1e-12)
-    return total / len(taps)

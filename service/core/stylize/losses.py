@@ -124,6 +124,11 @@ class PerceptualLoss(nn.Module):
     statistics, but a picture's do come from all its regions together: the evaluation measures the Gram
     of a whole 512 px render, about four crops' area. The content and structure terms stay per crop.
 
+    ``teacher`` (distillation, ``service.core.stylize.distill``): a (B, 3, H, W) batch in [0, 1] of
+    renders to pull the output toward; ``terms["teacher"]`` is then the mean over the taps of the feature
+    MSE to them, each over the render's mean square feature (0 for the teacher's own picture, about 1 for
+    an unrelated one). It is unweighted and not in the total.
+
     ``swag``: the taps whose feature maps are at least ``swag_min_stride`` times smaller than the input
     (the deep ones; for Lite0 ``block5.expand``, ``block8.expand`` and the content tap ``block7``) pass
     through ``softmax3d`` before their Gram and content terms (SWAG, arXiv:2104.05623). Off by default.
@@ -176,7 +181,7 @@ class PerceptualLoss(nn.Module):
     def _smooth(self, tap: str, features: Tensor) -> Tensor:
         return softmax3d(features) if tap in self.swag_taps else features
 
-    def forward(self, stylized: Tensor, content: Tensor) -> dict[str, Tensor]:
+    def forward(self, stylized: Tensor, content: Tensor, teacher: Tensor | None = None) -> dict[str, Tensor]:
         raw = stylized
         if self.clip_output:
             stylized = clip_as_served(raw)
@@ -184,6 +189,15 @@ class PerceptualLoss(nn.Module):
             target = self.backbone.features(content, [self.content_tap])[self.content_tap]
             target = self._smooth(self.content_tap, target).float()
         feats = self.backbone.features(stylized, [*self.style_taps, self.content_tap])
+        if teacher is not None:  # distillation: the same features against the teacher's render's
+            with torch.no_grad():
+                taught = self.backbone.features(teacher, list(feats))
+            distance = [
+                F.mse_loss(feats[t].float(), taught[t].float())
+                / taught[t].float().square().mean().clamp_min(1e-12)
+                for t in feats
+            ]
+            teacher_distance = torch.stack(distance).mean()
         got = self._smooth(self.content_tap, feats[self.content_tap]).float()
         content_loss = F.mse_loss(got, target) / target.square().mean().clamp_min(1e-12)
         style_loss = stylized.new_zeros((), dtype=torch.float32)
@@ -209,4 +223,6 @@ class PerceptualLoss(nn.Module):
             terms["total"] = terms["total"] + terms["pixel"]
         else:
             terms["pixel"] = torch.zeros((), device=raw.device)
+        if teacher is not None:  # unweighted: the caller weighs it and adds it to the total
+            terms["teacher"] = teacher_distance
         return terms

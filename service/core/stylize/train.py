@@ -30,7 +30,7 @@ from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
-from service.core.stylize.distill import DistillCache, distill_loss, load_cache, painting_sha256
+from service.core.stylize.distill import DistillCache, load_cache, painting_sha256
 from service.core.stylize.grid_loss import grid_penalty
 from service.core.stylize.laplacian_loss import laplacian_loss
 from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, shift_both
@@ -242,10 +242,10 @@ def step_terms(
         seen, photo = shift_both(seen, photo, dy, dx)
         if painted is not None:
             painted = painted.roll((dy, dx), dims=(2, 3))
-    terms = loss_fn(seen, photo)
+    terms = loss_fn(seen, photo, painted)
     terms["distill"] = torch.zeros((), device=stylized.device)
-    if painted is not None and config.distill_weight:
-        terms["distill"] = config.distill_weight * distill_loss(loss_fn, clip_as_served(seen), painted)
+    if painted is not None:
+        terms["distill"] = config.distill_weight * terms.pop("teacher")
         terms["total"] = terms["total"] + terms["distill"]
     terms["grid"] = torch.zeros((), device=stylized.device)
     if config.grid_weight:
