@@ -1,6 +1,7 @@
-"""The bookkeeping both training loops share (``stylize.train``, ``arbitrary.train_decoder``).
+"""The bookkeeping the training loops share (``stylize.train``, ``stylize.train_multi``,
+``stylize.add_style``, ``arbitrary.train_decoder``).
 
-Each loop owns its model, loss and checkpoint payload; this owns what is the same in both: refusing a
+Each loop owns its model, loss and checkpoint fields; this owns what is the same in all: refusing a
 checkpoint that is finished or out of CPU budget, recording each step's loss terms, checkpointing every
 ``checkpoint_every`` steps, progress reports, stopping once the CPU budget (process time, counted across
 resumes) is spent, and the final save with the mean of the last 50 steps.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -38,33 +39,57 @@ def resume_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any], lr
         group["lr"] = lr
 
 
+class RunBudget(Protocol):
+    """What ``StepBook`` reads of a run's config (``TrainConfig``, ``DecoderConfig``)."""
+
+    steps: int
+    checkpoint_every: int
+    cpu_budget_s: float
+
+
 class StepBook:
-    """Per-step bookkeeping of one run from ``start`` to ``steps``; ``save(step)`` writes a checkpoint."""
+    """Per-step bookkeeping of one run from ``start`` to ``config.steps``, and its checkpoints.
+
+    A checkpoint of step ``step`` is ``fields(step)`` (the run's own entries: model, optimiser, config ...) with the step, the
+    loss history and the CPU seconds added, written atomically to ``ckpt_path``; ``after_save`` then runs
+    (e.g. the loss curve)."""
 
     def __init__(
         self,
+        config: RunBudget,
         *,
         ckpt_path: Path,
         start: int,
-        steps: int,
         keys: Sequence[str],
         history: list[dict[str, float]],
-        save: Callable[[int], None],
-        checkpoint_every: int,
-        cpu_budget_s: float,
-        cpu_before: float,
-        progress: ProgressCallback | None,
+        fields: Callable[[int], dict[str, Any]],
+        after_save: Callable[[], None] | None = None,
+        cpu_before: float = 0.0,
+        progress: ProgressCallback | None = None,
     ) -> None:
+        steps, cpu_budget_s = config.steps, config.cpu_budget_s
         if start >= steps:
             raise InvalidArgument(f"Checkpoint {ckpt_path} is already at step {start} of {steps}.")
         if cpu_budget_s and cpu_before >= cpu_budget_s:
             raise InvalidArgument(f"Checkpoint {ckpt_path} has spent its CPU budget ({cpu_before:.0f} s).")
         self.start, self.steps, self.keys, self.history = start, steps, tuple(keys), history
-        self.save, self.checkpoint_every, self.progress = save, checkpoint_every, progress
+        self.ckpt_path, self.fields, self.after_save = ckpt_path, fields, after_save
+        self.checkpoint_every, self.progress = config.checkpoint_every, progress
         self.cpu_budget_s, self.cpu_before = cpu_budget_s, cpu_before
         self.clock = ProgressClock(steps - start)
         self.last = steps
         self.begin()
+
+    def save(self, step: int) -> None:
+        payload = {
+            **self.fields(step),
+            "step": step,
+            "history": self.history,
+            "cpu_seconds": self.cpu_seconds(),
+        }
+        save_atomic(payload, self.ckpt_path)
+        if self.after_save is not None:
+            self.after_save()
 
     def begin(self) -> None:
         """Start the clocks: call just before the first step, so setup (targets, losses) is not counted."""

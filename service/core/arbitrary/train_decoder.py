@@ -42,7 +42,7 @@ from service.core.stylize.evaluate import list_images
 from service.core.stylize.grid_loss import grid_penalty
 from service.core.stylize.losses import clip_as_served, shift_both
 from service.core.stylize.train import jitter_offset
-from service.core.train_loop import StepBook, resume_optimizer, save_atomic
+from service.core.train_loop import StepBook, resume_optimizer
 
 LOSS_KEYS = ("total", "pixel", "feature", "grid", "stylised")
 CHECKPOINT_KIND = "wct_decoder"
@@ -230,8 +230,8 @@ def train_decoder(
         )
     loss_fn = ReconstructionLoss(backbone, config, geometry.stride, paintings)
 
-    def save(step: int) -> None:
-        payload = {
+    def fields(step: int) -> dict[str, Any]:
+        return {
             "kind": CHECKPOINT_KIND,
             "tap": config.tap,
             "channels": geometry.channels,
@@ -239,26 +239,20 @@ def train_decoder(
             "width_scale": config.width_scale,
             "model": decoder.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "step": step,
             "rng": torch.get_rng_state(),
-            "history": history,
             "config": asdict(config),
             "photos": len(files),
             "paintings": list(paintings.names) if paintings is not None else [],
-            "cpu_seconds": book.cpu_seconds(),
         }
-        save_atomic(payload, ckpt_path)
-        write_history(history, out / f"wct.{config.tap}.loss.csv")
 
     book = StepBook(
+        config,
         ckpt_path=ckpt_path,
         start=start,
-        steps=config.steps,
         keys=LOSS_KEYS,
         history=history,
-        save=save,
-        checkpoint_every=config.checkpoint_every,
-        cpu_budget_s=config.cpu_budget_s,
+        fields=fields,
+        after_save=lambda: write_history(history, out / f"wct.{config.tap}.loss.csv"),
         cpu_before=cpu_before,
         progress=progress,
     )

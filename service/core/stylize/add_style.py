@@ -30,7 +30,6 @@ from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
-from service.core.stylize.losses import PerceptualLoss
 from service.core.stylize.manifest import read_card, read_manifest, sha256_file
 from service.core.stylize.nets.multi import (
     MULTI_ARCH,
@@ -42,14 +41,14 @@ from service.core.stylize.nets.multi import (
 from service.core.stylize.train import (
     TrainConfig,
     load_checkpoint,
+    recipe_loss,
     rng_state,
     set_rng_state,
     step_terms,
-    style_target,
     write_loss_curve,
 )
 from service.core.stylize.train_multi import MULTI_KEYS, StyleSource, check_style_names
-from service.core.train_loop import StepBook, resume_optimizer, save_atomic
+from service.core.train_loop import StepBook, resume_optimizer
 
 CARD_PROVENANCE = ("title", "artist", "year", "licence", "style_sha256")
 
@@ -181,15 +180,13 @@ def add_style(
     def merged() -> MultiStyleNet:
         return append_style(old.cpu(), {k: p.detach().cpu() for k, p in view.tables()})
 
-    def save(step: int) -> None:
+    def fields(step: int) -> dict[str, Any]:
         note = {"name": style.name, "steps": step, "cpu_seconds": round(book.cpu_seconds(), 1)}
-        payload = {
+        return {
             "arch": MULTI_ARCH,
             "model": merged().state_dict(),
             "optimizer": optimizer.state_dict(),
-            "step": step,
             "rng": rng_state(device),
-            "history": history,
             "config": config_dict,
             "add_style_config": asdict(config),
             "styles": [*base.ckpt.get("styles", []), record],
@@ -199,31 +196,20 @@ def add_style(
             "name": base.name,
             "version": next_version(base.version),
             "photos": len(files),
-            "cpu_seconds": book.cpu_seconds(),
         }
-        save_atomic(payload, ckpt_path)
-        write_loss_curve(history, out / f"{run}.loss.csv", out / f"{run}.loss.png")
 
     book = StepBook(
+        config,
         ckpt_path=ckpt_path,
         start=start,
-        steps=config.steps,
         keys=MULTI_KEYS,
         history=history,
-        save=save,
-        checkpoint_every=config.checkpoint_every,
-        cpu_budget_s=config.cpu_budget_s,
+        fields=fields,
+        after_save=lambda: write_loss_curve(history, out / f"{run}.loss.csv", out / f"{run}.loss.png"),
         cpu_before=cpu_before,
         progress=progress,
     )
-    loss_fn = PerceptualLoss(
-        backbone,
-        style_target(style.image, config.style_size, device),
-        config.loss_weights(),
-        clip_output=config.clip_output,
-        swag=config.swag,
-        batch_gram=config.batch_gram,
-    ).to(device)
+    loss_fn = recipe_loss(config, backbone, style.image, device)
     use_amp = device.type == "cuda"
     index = torch.tensor(float(old.styles))
 

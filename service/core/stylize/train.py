@@ -36,7 +36,7 @@ from service.core.stylize.laplacian_loss import laplacian_loss
 from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, shift_both
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
-from service.core.train_loop import StepBook, resume_optimizer, save_atomic
+from service.core.train_loop import StepBook, resume_optimizer
 
 LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid", "laplacian", "distill")
 
@@ -223,6 +223,21 @@ def style_target(style_image: np.ndarray, style_size: int, device: torch.device)
     return resize_tensor(style, *scale_to_side(style.shape[2], style.shape[3], style_size))
 
 
+def recipe_loss(
+    config: TrainConfig, backbone: Backbone, style_image: np.ndarray | None, device: torch.device
+) -> PerceptualLoss:
+    """The perceptual loss of ``config`` against ``style_image`` (``None``: the identity warm start's)."""
+    style = None if style_image is None else style_target(style_image, config.style_size, device)
+    return PerceptualLoss(
+        backbone,
+        style,
+        config.loss_weights(),
+        clip_output=config.clip_output,
+        swag=config.swag,
+        batch_gram=config.batch_gram,
+    ).to(device)
+
+
 def step_terms(
     config: TrainConfig,
     loss_fn: PerceptualLoss,
@@ -320,47 +335,31 @@ def train(
             raise InvalidArgument(f"--init-from {init_from} is a {init['arch']} net, not {config.arch}.")
         net.load_state_dict(init["model"])
 
-    def save(step: int) -> None:
-        payload = {
+    def fields(step: int) -> dict[str, Any]:
+        return {
             "arch": config.arch,
             "model": net.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "step": step,
             "rng": rng_state(device),
-            "history": history,
             "config": asdict(config),
             "style_sha256": style_sha,
             "name": name,
             "photos": len(files),
-            "cpu_seconds": book.cpu_seconds(),
         }
-        save_atomic(payload, ckpt_path)
-        write_loss_curve(history, out / f"{name}.loss.csv", out / f"{name}.loss.png")
 
     book = StepBook(
+        config,
         ckpt_path=ckpt_path,
         start=start,
-        steps=config.steps,
         keys=LOSS_KEYS,
         history=history,
-        save=save,
-        checkpoint_every=config.checkpoint_every,
-        cpu_budget_s=config.cpu_budget_s,
+        fields=fields,
+        after_save=lambda: write_loss_curve(history, out / f"{name}.loss.csv", out / f"{name}.loss.png"),
         cpu_before=cpu_before,
         progress=progress,
     )
 
-    style = None
-    if not config.identity and style_image is not None:
-        style = style_target(style_image, config.style_size, device)
-    loss_fn = PerceptualLoss(
-        backbone,
-        style,
-        config.loss_weights(),
-        clip_output=config.clip_output,
-        swag=config.swag,
-        batch_gram=config.batch_gram,
-    ).to(device)
+    loss_fn = recipe_loss(config, backbone, None if config.identity else style_image, device)
     use_amp = device.type == "cuda"
 
     book.begin()

@@ -28,7 +28,6 @@ from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument
 from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
-from service.core.stylize.losses import PerceptualLoss
 from service.core.stylize.manifest import sha256_file
 from service.core.stylize.nets.multi import BASE_ARCH, MULTI_ARCH, MultiStyleNet, one_hot
 from service.core.stylize.train import (
@@ -37,14 +36,14 @@ from service.core.stylize.train import (
     TrainResult,
     load_checkpoint,
     load_init,
+    recipe_loss,
     rng_state,
     set_rng_state,
     sha256_bytes,
     step_terms,
-    style_target,
     write_loss_curve,
 )
-from service.core.train_loop import StepBook, resume_optimizer, save_atomic
+from service.core.train_loop import StepBook, resume_optimizer
 
 MULTI_KEYS = (*LOSS_KEYS, "style_index")  # each history row says which style its step trained
 ORDERS = ("round_robin", "random")
@@ -172,47 +171,30 @@ def train_multi(
         init_multi(net, init_from)
     config_dict: dict[str, Any] = {**asdict(config), "arch": MULTI_ARCH, "order": order}
 
-    def save(step: int) -> None:
-        payload = {
+    def fields(step: int) -> dict[str, Any]:
+        return {
             "arch": MULTI_ARCH,
             "model": net.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "step": step,
             "rng": rng_state(device),
-            "history": history,
             "config": config_dict,
             "styles": records,
             "name": name,
             "photos": len(files),
-            "cpu_seconds": book.cpu_seconds(),
         }
-        save_atomic(payload, ckpt_path)
-        write_loss_curve(history, out / f"{name}.loss.csv", out / f"{name}.loss.png")
 
     book = StepBook(
+        config,
         ckpt_path=ckpt_path,
         start=start,
-        steps=config.steps,
         keys=MULTI_KEYS,
         history=history,
-        save=save,
-        checkpoint_every=config.checkpoint_every,
-        cpu_budget_s=config.cpu_budget_s,
+        fields=fields,
+        after_save=lambda: write_loss_curve(history, out / f"{name}.loss.csv", out / f"{name}.loss.png"),
         cpu_before=cpu_before,
         progress=progress,
     )
-    weights = config.loss_weights()
-    losses = [
-        PerceptualLoss(
-            backbone,
-            style_target(s.image, config.style_size, device),
-            weights,
-            clip_output=config.clip_output,
-            swag=config.swag,
-            batch_gram=config.batch_gram,
-        ).to(device)
-        for s in styles
-    ]
+    losses = [recipe_loss(config, backbone, s.image, device) for s in styles]
     use_amp = device.type == "cuda"
 
     book.begin()
