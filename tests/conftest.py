@@ -28,6 +28,16 @@ def _torch_threads() -> None:
     torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module of tiny nets and batches (``pytestmark = usefixtures(...)``): with
+    two, synchronisation costs more than it saves on a 2-core runner."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def lite0() -> Backbone:
     return get_backbone("efficientnet_lite0")

@@ -69,6 +69,17 @@ def server_settings(models_dir: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **{**TEST_SETTINGS, "models_dir": models_dir, **overrides})
 
 
+@contextlib.contextmanager
+def serving(models_dir: Path, **overrides: Any) -> Iterator[LiveServer]:
+    """A started ``LiveServer`` of its own on ``models_dir`` (``server_settings`` with ``overrides``; no
+    warm-up runs), closed on exit: the body of a module's server fixture."""
+    live = LiveServer(server_settings(models_dir, **overrides), warmup=False)
+    try:
+        yield live.start()
+    finally:
+        live.close()
+
+
 class LiveServer:
     """``Server`` on its own event loop thread; ``start()`` binds the ports (and loads the models)."""
 

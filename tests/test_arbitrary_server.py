@@ -19,7 +19,7 @@ from service.client import AtelierClient, AtelierClientError
 from service.core.backbones import Backbone
 from service.core.imageio import decode_image, encode_image
 from tests.arbitrary_models import install_tiny_levels, painting, painting_bytes
-from tests.liveserver import BROKEN, STYLES, TEST_SETTINGS, LiveServer, server_settings
+from tests.liveserver import BROKEN, STYLES, TEST_SETTINGS, LiveServer, serving
 from tests.tinymodels import write_tiny_models
 
 MAX_BYTES = TEST_SETTINGS["max_image_bytes"]
@@ -28,11 +28,8 @@ MAX_BYTES = TEST_SETTINGS["max_image_bytes"]
 @pytest.fixture(scope="module")
 def server(lite0: Backbone, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = write_tiny_models(tmp_path_factory.mktemp("models"), names=STYLES, corrupt=(BROKEN,))
-    live = LiveServer(server_settings(install_tiny_levels(folder, lite0)), warmup=False)
-    try:
-        yield live.start()
-    finally:
-        live.close()
+    with serving(install_tiny_levels(folder, lite0)) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +159,8 @@ def test_bad_combinations_are_400(server: LiveServer, photo: bytes) -> None:
 def named_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server with the tiny named styles and no WCT level."""
     folder = write_tiny_models(tmp_path_factory.mktemp("named"), names=STYLES, corrupt=(BROKEN,))
-    live = LiveServer(server_settings(folder), warmup=False)
-    try:
-        yield live.start()
-    finally:
-        live.close()
+    with serving(folder) as live:
+        yield live
 
 
 def test_no_arbitrary_model_installed(named_only: LiveServer, photo: bytes) -> None:

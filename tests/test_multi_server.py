@@ -20,7 +20,7 @@ from service.api.v1 import atelier_pb2 as pb
 from service.client import AtelierClient, AtelierClientError
 from service.core.imageio import decode_image, encode_image
 from tests.grpccalls import code_of
-from tests.liveserver import LiveServer, server_settings
+from tests.liveserver import LiveServer, serving
 from tests.tinymodels import write_tiny_models
 from tests.tinymulti import write_tiny_multi
 
@@ -28,11 +28,8 @@ from tests.tinymulti import write_tiny_multi
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = write_tiny_multi(write_tiny_models(tmp_path_factory.mktemp("multi"), names=("tiny_a",)))
-    live = LiveServer(server_settings(folder), warmup=False)
-    try:
-        yield live.start()
-    finally:
-        live.close()
+    with serving(folder) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

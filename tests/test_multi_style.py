@@ -4,7 +4,6 @@ loading a mobile2 net, training, adding a style without touching the others, exp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,7 @@ TINY: dict[str, Any] = {"batch": 2, "size": 32, "style_size": 64, "checkpoint_ev
 ODD = ((33, 47), (257, 383))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _painting(kind: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from service.core.stylize.losses import LossWeights, PerceptualLoss
 from service.core.stylize.train import TrainConfig, jitter_offset, step_terms, train
 
 SIZE = 32
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _painting(seed: int = 0) -> np.ndarray:

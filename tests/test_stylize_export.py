@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,7 @@ from service.core.stylize.manifest import read_card, read_manifest, sha256_file
 from service.core.stylize.nets import PaddedTransform, build_net
 from service.core.stylize.onnx_weights import checkpoint_from_onnx
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny graphs: with two threads, synchronisation costs more than it saves on a shared 2-core runner.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ identity warm start (--identity / --init) and the CPU budget."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,7 @@ from service.core.stylize.train import TrainConfig, jitter_offset, load_checkpoi
 TINY = {"batch": 2, "size": 32, "style_size": 64, "checkpoint_every": 0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(seed: int, h: int = 64, w: int = 64) -> torch.Tensor:

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from service.core.errors import InvalidArgument, UnknownModel
 from service.core.stylize.nets import PaddedTransform, build_net, check_input_size, list_nets, register_net
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny inputs: with two threads, synchronisation costs more than it saves on a shared 2-core runner.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_lists_both_and_rejects_unknown_and_duplicates() -> None:

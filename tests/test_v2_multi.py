@@ -19,7 +19,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from service.core.imageio import decode_image, encode_image
-from tests.liveserver import LiveServer, server_settings
+from tests.liveserver import LiveServer, serving
 from tests.tinymodels import write_tiny_models
 from tests.tinymulti import MULTI_STYLES, write_tiny_multi
 
@@ -27,11 +27,8 @@ from tests.tinymulti import MULTI_STYLES, write_tiny_multi
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = write_tiny_multi(write_tiny_models(tmp_path_factory.mktemp("v2multi"), names=("moss",)))
-    live = LiveServer(server_settings(folder), warmup=False)
-    try:
-        yield live.start()
-    finally:
-        live.close()
+    with serving(folder) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
