@@ -107,3 +107,11 @@ def test_training_with_the_cache_uses_it_and_refuses_another_painting(
         train(config, _painting(1), photos, tmp_path, "e", lite0)
     with pytest.raises(InvalidArgument, match="distill-every"):
         TrainConfig(distill=str(cache_path), distill_every=0).validate()
+
+
+def test_a_multi_style_run_refuses_the_cache(lite0: Backbone, photos: Path, tmp_path: Path) -> None:
+    from service.core.stylize.train_multi import StyleSource, train_multi
+
+    config = TrainConfig(distill="cache.pt", batch=2, size=SIZE, style_size=64, steps=1)
+    with pytest.raises(InvalidArgument, match="single-style"):
+        train_multi(config, [StyleSource("a", _painting())], photos, tmp_path, "m", lite0)

@@ -139,6 +139,8 @@ def add_style(
     False. The export goes to the base's own models folder when ``into`` is one (or an ``.onnx`` in one),
     else to ``models_dir``. Checkpoint: ``<out_dir>/<net>+<style>.ckpt`` (``resume`` continues it)."""
     config.validate()
+    if config.distill:  # its cache is one painting's, and these loops train norm rows of many
+        raise InvalidArgument("--distill trains a single-style net; a multi-style net does not take it.")
     base = load_base(into, net_name)
     names = [str(s["name"]) for s in base.ckpt.get("styles", [])]
     check_style_names([*names, style.name])

@@ -139,6 +139,8 @@ def train_multi(
     ``mobile2`` or same-sized multi checkpoint / ``.onnx``. ``config.arch`` and ``identity`` do not apply.
     """
     config.validate()
+    if config.distill:  # its cache is one painting's, and these loops train norm rows of many
+        raise InvalidArgument("--distill trains a single-style net; a multi-style net does not take it.")
     if config.identity:
         raise InvalidArgument("--identity trains a single-style warm start; use `atelier train --identity`.")
     check_style_names([s.name for s in styles])
