@@ -3,7 +3,7 @@
 
 Reads every ``score.json`` that scripts/score_ablation.py wrote under runs/ablation, runs/recipe, the staged
 runs of scripts/recipe_long.py and runs/probe (the ablation's lever runs, the recipe's retrained styles,
-the stages, one-off continuations of a stage, and the shipped nets scored as ``shipped.*``). For each
+the stages, the distillation runs and their baseline, one-off continuations of a stage, and the shipped nets scored as ``shipped.*``). For each
 run: the median over the photos of its style distance divided by that (painting, photo) pair's Gatys
 reference (docs/bench/gatys_reference.json), and the median structure. Lower-right is better: the style of
 Gatys and the photo's layout. A run is on the front when no other run of the same painting has both a lower
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ STAGED = {
     "long_lap_mobile2w": "lapw",
     "long_anneal": "ann",
     "long_anneal_mobile2w": "annw",
+    "distill": "distill",  # distilled toward Gatys renders (atelier train --distill)
+    "distill_base": "base",  # the same run and warm start without the teacher
 }
 
 
@@ -196,8 +199,10 @@ def curve(pts: list[Point], path: Path) -> None:
             "long_lap_mobile2w": "laplacian, mobile2w",
             "long_anneal": "annealed",
             "long_anneal_mobile2w": "annealed, mobile2w",
+            "distill": "distilled",
+            "distill_base": "distillation's baseline",
         }
-        lines = ("--", "-", ":", "-.", (0, (1, 3)))
+        lines = ("--", "-", ":", "-.", (0, (1, 3)), (0, (5, 1)), (0, (3, 1, 1, 1)))
         for family, style in zip(names, lines, strict=True):
             sel = [p for p in long if p.style_key == key and p.family == family]
             sel.sort(key=lambda p: stage_seconds(p.run))
@@ -238,7 +243,7 @@ def curve(pts: list[Point], path: Path) -> None:
 
 
 def stage_seconds(run: str) -> float:
-    return float(run.rsplit(".", 1)[1].lstrip("longapw"))  # "lap4800", "annw7200", ... -> the seconds
+    return float(re.sub(r"^[a-z_]+", "", run.rsplit(".", 1)[1]))  # "lap4800", "distill2400" -> the seconds
 
 
 def main(argv: list[str] | None = None) -> int:

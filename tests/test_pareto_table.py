@@ -67,3 +67,8 @@ def test_a_row_keeps_its_cpu_seconds(tmp_path: Path) -> None:
     rows = {p.run: p for p in pareto.earlier_points(table)}
     assert rows["starry_night.anneal24"].cpu_s == 7200.0 and rows["starry_night.anneal24"].family == "probe"
     assert rows["shipped.udnie"].cpu_s == 0.0 and rows["shipped.udnie"].grid == pytest.approx(2.49)
+
+
+def test_every_staged_tag_reads_back_its_seconds() -> None:
+    for tag in pareto.STAGED.values():
+        assert pareto.stage_seconds(f"starry_night.{tag}2400") == 2400.0
