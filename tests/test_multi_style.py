@@ -228,7 +228,7 @@ def test_add_style_trains_only_its_rows_and_leaves_the_others_bit_identical(
     styles = _sources(3, tmp_path)
     base_net = _random_multi(2, seed=5)
     models = tmp_path / "models"
-    opts = ExportOptions(name="multi", version="3", parity_sizes=((33, 47),))
+    opts = ExportOptions(name="multi", version="3", parity_sizes=((33, 47),), note="Trained on two styles.")
     export_checkpoint(_multi_checkpoint(tmp_path, base_net, styles[:2]), models, opts)
     before = _session(models / "multi.mobile2_multi.onnx")
     x = _image(6, 33, 47, n=2).numpy()
@@ -259,6 +259,8 @@ def test_add_style_trains_only_its_rows_and_leaves_the_others_bit_identical(
         card["styles"][2]["title"] == "The Great Wave off Kanagawa"
         and card["added_styles"][0]["name"] == "great_wave"
     )
+    # The base's note is kept, and the new version says what it added.
+    assert card["training_note"].startswith("Trained on two styles. Version 4: great_wave added")
     assert max(card["parity_max_abs_error"].values()) <= 1.0
     with pytest.raises(InvalidArgument, match="distinct"):  # a style that is already there
         add_style(cfg, styles[0], models, photos, tmp_path / "runs", lite0)

@@ -83,6 +83,7 @@ def _from_card(ckpt: dict[str, Any], card_path: Path) -> None:
     ckpt["config"] = dict(card.get("training", {}))
     ckpt["style_losses"] = dict(card.get("style_losses", {}))
     ckpt["added_styles"] = list(card.get("added_styles", []))
+    ckpt["training_note"] = str(card.get("training_note", ""))  # the base's history, carried forward
 
 
 def load_base(into: str | Path, net_name: str | None = None) -> Base:
@@ -194,6 +195,7 @@ def add_style(
             "styles": [*base.ckpt.get("styles", []), record],
             "style_losses": dict(base.ckpt.get("style_losses", {})),
             "added_styles": [*added, note],
+            "training_note": str(base.ckpt.get("training_note", "")),
             "adding": {"name": style.name, "index": old.styles},
             "name": base.name,
             "version": next_version(base.version),
@@ -239,7 +241,15 @@ def add_style(
         from service.core.stylize.export import ExportOptions, export_net
 
         ckpt = load_checkpoint(ckpt_path)
-        card = export_net(ckpt, target, ExportOptions(name=base.name, version=str(ckpt["version"])))
+        version = str(ckpt["version"])
+        added_note = (
+            f"Version {version}: {style.name} added with atelier train --add-style (only its norm rows "
+            f"trained: {last} steps, {book.cpu_seconds():.0f} CPU s); the other styles render "
+            f"bit-identically to version {base.version}."
+        )
+        previous = str(ckpt.get("training_note", ""))
+        note = f"{previous} {added_note}" if previous else added_note
+        card = export_net(ckpt, target, ExportOptions(name=base.name, version=version, note=note))
     return AddStyleResult(ckpt_path, last, final, history, seconds, card)
 
 
