@@ -209,8 +209,8 @@ def curve(pts: list[Point], path: Path) -> None:
             secs = [stage_seconds(p.run) for p in sel]
             label = f"{key} ({names[family]})"
             if sel:
-                left.plot(secs, [p.ratio for p in sel], style, marker="o", label=label)
-                right.plot(secs, [p.structure for p in sel], style, marker="o", label=label)
+                left.plot(secs, [p.ratio for p in sel], ls=style, marker="o", label=label)
+                right.plot(secs, [p.structure for p in sel], ls=style, marker="o", label=label)
     for q in pts:  # one-off continuations of a stage (runs/probe): a point each, named
         if q.family == "probe" and q.cpu_s:
             for ax, value in ((left, q.ratio), (right, q.structure)):
