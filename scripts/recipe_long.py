@@ -67,8 +67,12 @@ RECIPES: dict[str, tuple[str, list[Stage]]] = {
     "laplacian": ("long_lap", [*LAPLACIAN, (7200, 24, 1.5, 1e-3)]),
     "anneal": ("long_anneal", [*LAPLACIAN, (7200, 24, 1.5, 3e-4)]),
 }
-# Extra `atelier train` flags for every stage (e.g. EXTRA="--batch-gram"), from the environment.
+# Extra `atelier train` flags for every stage (e.g. EXTRA="--batch-gram"), from the environment;
+# FOLDER names the run's folder under runs/ instead of the recipe's (a lever measured against it starts
+# from the warm start, not from an ablation run), and UNTIL stops after the stage of that CPU budget.
 EXTRA = os.environ.get("EXTRA", "").split()
+FOLDER = os.environ.get("FOLDER", "")
+UNTIL = int(os.environ.get("UNTIL", "0"))
 # The six shipped paintings and two more outside the arbitrary-style evaluation's seven (the two with a
 # Gatys reference in docs/bench/gatys_reference.json, which the style ratio needs).
 PAINTINGS = {
@@ -86,7 +90,9 @@ EARLIER = ["combo_grid3_long", "combo_grid3"]
 
 
 def runs_folder(sub: str) -> Path:
-    """runs/<sub>/ for mobile2 (the recipe's net), runs/<sub>_<arch>/ for another."""
+    """runs/<sub>/ for mobile2 (the recipe's net), runs/<sub>_<arch>/ for another; runs/$FOLDER/ if set."""
+    if FOLDER:
+        return RUNS / FOLDER
     return RUNS / (sub if ARCH == "mobile2" else f"{sub}_{ARCH}")
 
 
@@ -103,7 +109,7 @@ def ensure_warm_start(env: dict[str, str], dry_run: bool) -> int:
 def seed_from_ablation(style: str, folder: Path) -> None:
     """Copy the ablation's run of this recipe in as this run's checkpoint (its budget so far counts)."""
     ckpt = folder / f"{style}.ckpt"
-    if ckpt.is_file() or ARCH != "mobile2":  # the ablation trained mobile2 only
+    if ckpt.is_file() or ARCH != "mobile2" or FOLDER:  # the ablation trained mobile2 only
         return
     for lever in EARLIER:
         earlier = ABLATION / f"{style}.{lever}" / f"{style}.{lever}.ckpt"
@@ -128,6 +134,8 @@ def run_style(style: str, recipe: str, scorer: list[str], env: dict[str, str], d
     painting = DATA / "styles" / PAINTINGS[style]
     seed_from_ablation(style, folder)
     for budget, weight, laplacian, lr in stages:
+        if UNTIL and budget > UNTIL:
+            break
         stage = folder / f"stage_{budget}"
         if (stage / "score.json").is_file():
             continue

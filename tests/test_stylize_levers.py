@@ -187,12 +187,13 @@ def test_cli_identity_then_init(blob_photos: Path, tmp_path: Path) -> None:
     Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(tmp_path / "style.png")
     code = main(
         ["train", "--style-image", str(tmp_path / "style.png"), "--name", "s", "--arch", "mobile2",
-         "--init", str(runs / "identity-mobile2.ckpt"), "--shift-jitter", "32", "--swag", "--style-size", "48",
-         *common]
+         "--init", str(runs / "identity-mobile2.ckpt"), "--shift-jitter", "32", "--swag", "--antialias",
+         "--style-size", "48", *common]
     )  # fmt: skip
     assert code == 0
     config = load_checkpoint(runs / "s.ckpt")["config"]
     assert config["shift_jitter"] == 32 and config["swag"] is True and config["identity"] is False
+    assert config["antialias"] is True
     # A style run needs its painting; an identity run must not get one.
     assert main(["train", "--name", "x", *common]) != 0
 

@@ -132,6 +132,11 @@ def add_recipe_args(t: argparse.ArgumentParser) -> None:
         help="match the painting with one Gram of the whole batch, not one per crop (off)",
     )
     t.add_argument(
+        "--antialias",
+        action="store_true",
+        help="blur the loss network's activations before each stride-2 subsampling (Zhang 2019, off)",
+    )
+    t.add_argument(
         "--cpu-budget",
         type=float,
         default=0.0,
@@ -190,6 +195,7 @@ def recipe_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         laplacian_weight=args.laplacian_weight,
         swag=args.swag,
         batch_gram=args.batch_gram,
+        antialias=args.antialias,
         identity=getattr(args, "identity", False),
         pixel_weight=getattr(args, "pixel_weight", 100.0),
         cpu_budget_s=args.cpu_budget,

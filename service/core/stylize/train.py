@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from service.core.backbones import Backbone
+from service.core.backbones.antialias import antialiased
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
@@ -66,6 +67,7 @@ class TrainConfig:
     grid_weight: float = 0.0  # penalty on periodic 2/4/8 px patterns in the served output (grid_loss)
     laplacian_weight: float = 0.0  # the pooled photo's edges kept (laplacian_loss, Li et al. 2017)
     batch_gram: bool = False  # the style term on one Gram of the whole batch, not one per crop
+    antialias: bool = False  # the loss network blurs before each stride-2 subsampling (Zhang 2019)
     distill: str = ""  # a cache of Gatys renders of training crops (stylize.distill); "" = off
     distill_weight: float = 1.0  # the feature distance to the Gatys render, on the cache's steps
     distill_every: int = 2  # every N-th step trains on the cache's crops instead of fresh ones
@@ -229,7 +231,7 @@ def recipe_loss(
     """The perceptual loss of ``config`` against ``style_image`` (``None``: the identity warm start's)."""
     style = None if style_image is None else style_target(style_image, config.style_size, device)
     return PerceptualLoss(
-        backbone,
+        antialiased(backbone) if config.antialias else backbone,
         style,
         config.loss_weights(),
         clip_output=config.clip_output,
