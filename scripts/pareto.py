@@ -47,6 +47,9 @@ STAGED = {
     "long_anneal_mobile2w": "annw",
     "distill": "distill",  # distilled toward Gatys renders (atelier train --distill)
     "distill_base": "base",  # the same run and warm start without the teacher
+    "long_aa": "aa",  # the anti-aliased loss network (atelier train --antialias)
+    "long_aadeep": "aadeep",  # the same, the stem left plain (--antialias deep)
+    "long_base": "aabase",  # their baseline: the same stages, seed and warm start, on the same machine
 }
 
 

@@ -8,6 +8,7 @@ import torch
 
 from service.core.backbones import get_backbone
 from service.core.backbones.antialias import BlurSubsample, antialiased
+from service.core.errors import InvalidArgument
 from service.core.stylize.losses import gram_matrix
 from service.core.stylize.train import TrainConfig, recipe_loss
 
@@ -84,6 +85,11 @@ def test_blur_subsample_keeps_a_constant_and_halves_the_size() -> None:
 
 def test_config_flag_builds_the_antialiased_loss() -> None:
     backbone = get_backbone("efficientnet_lite0")
-    loss = recipe_loss(TrainConfig(antialias=True, identity=True), backbone, None, torch.device("cpu"))
+    loss = recipe_loss(TrainConfig(antialias="all", identity=True), backbone, None, torch.device("cpu"))
     assert loss.backbone is antialiased(backbone)
     assert loss.backbone._conv_stem.stride == (1, 1)
+    deep = recipe_loss(TrainConfig(antialias="deep", identity=True), backbone, None, torch.device("cpu"))
+    assert deep.backbone._conv_stem.stride == (2, 2)
+    assert deep.backbone._blocks[1]._depthwise_conv.stride == (1, 1)
+    with pytest.raises(InvalidArgument, match="antialias"):
+        TrainConfig(antialias="some").validate()

@@ -133,8 +133,12 @@ def add_recipe_args(t: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--antialias",
-        action="store_true",
-        help="blur the loss network's activations before each stride-2 subsampling (Zhang 2019, off)",
+        nargs="?",
+        const="all",
+        default="",
+        choices=("all", "deep"),
+        help="blur the loss network's activations before its stride-2 subsampling (Zhang 2019): all of "
+        "them, or 'deep': all but the stem's (off)",
     )
     t.add_argument(
         "--cpu-budget",

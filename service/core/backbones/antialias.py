@@ -26,7 +26,7 @@ from service.core.backbones.base import Backbone
 from service.core.errors import InvalidArgument
 
 # One copy per backbone: a multi-style run builds one loss per style.
-_COPIES: weakref.WeakKeyDictionary[Backbone, Backbone] = weakref.WeakKeyDictionary()
+_COPIES: weakref.WeakKeyDictionary[Backbone, dict[str, Backbone]] = weakref.WeakKeyDictionary()
 
 
 class BlurSubsample(nn.Module):
@@ -50,18 +50,25 @@ class BlurSubsample(nn.Module):
         return F.conv2d(x, self.get_buffer("kernel").to(x.dtype), stride=2, groups=self.channels)
 
 
-def antialiased(backbone: Backbone) -> Backbone:
-    """A frozen copy of ``backbone.for_loss()`` with each stride-2 convolution made a ConvBlurPool.
+ANTIALIAS_MODES = ("all", "deep")
+
+
+def antialiased(backbone: Backbone, mode: str = "all") -> Backbone:
+    """A frozen copy of ``backbone.for_loss()`` with stride-2 convolutions made ConvBlurPools.
 
     Only EfficientNet-Lite0 is supported (its stem and the depthwise convolutions of blocks 1, 3, 5 and
-    11 are its stride-2 layers); the copy's taps keep their names and shapes. It costs about 4x the
-    compute of those five convolutions (the stem at full resolution), measured in the training step time.
+    11 are its stride-2 layers); the copy's taps keep their names and shapes. ``mode="all"`` converts all
+    five; ``"deep"`` leaves the stem as it is, so the loss still sees detail finer than 2 px (with the
+    blurred stem a training run learnt a fine ripple the loss could not see: docs/training/long_runs.md).
+    The stem at full resolution is most of the extra cost: about 1.3x a training step for "all".
     """
+    if mode not in ANTIALIAS_MODES:
+        raise InvalidArgument(f"antialias mode must be one of {', '.join(ANTIALIAS_MODES)}, got {mode!r}.")
     from service.core.backbones.efficientnet_lite0 import EfficientNetLite0, MBConvBlock
 
     if not isinstance(backbone, EfficientNetLite0):
         raise InvalidArgument(f"The anti-aliased loss network needs efficientnet_lite0, not {backbone.name}.")
-    cached = _COPIES.get(backbone)
+    cached = _COPIES.get(backbone, {}).get(mode)
     if cached is not None:
         return cached
     net = deepcopy(backbone.for_loss())
@@ -73,11 +80,12 @@ def antialiased(backbone: Backbone) -> Backbone:
         setattr(owner, act_name, act)
         net._tap_modules[tap] = act  # hooks on the tap see what the loss sees
 
-    blur_after(net, "_conv_stem", "stem_act", "stem")
+    if mode == "all":
+        blur_after(net, "_conv_stem", "stem_act", "stem")
     for i, block in enumerate(net._blocks):
         assert isinstance(block, MBConvBlock)
         if block._depthwise_conv.stride == (2, 2):
             blur_after(block, "_depthwise_conv", "dw_act", f"block{i}.dw")
     net.folded = True  # for_loss() of the copy is the copy itself
-    _COPIES[backbone] = net.eval().requires_grad_(False)
+    _COPIES.setdefault(backbone, {})[mode] = net.eval().requires_grad_(False)
     return net

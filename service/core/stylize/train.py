@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from service.core.backbones import Backbone
-from service.core.backbones.antialias import antialiased
+from service.core.backbones.antialias import ANTIALIAS_MODES, antialiased
 from service.core.errors import InvalidArgument, ModelLoadError
 from service.core.progress import CancelToken, ProgressCallback
 from service.core.stylize.dataset import CropSampler, list_photos
@@ -67,7 +67,7 @@ class TrainConfig:
     grid_weight: float = 0.0  # penalty on periodic 2/4/8 px patterns in the served output (grid_loss)
     laplacian_weight: float = 0.0  # the pooled photo's edges kept (laplacian_loss, Li et al. 2017)
     batch_gram: bool = False  # the style term on one Gram of the whole batch, not one per crop
-    antialias: bool = False  # the loss network blurs before each stride-2 subsampling (Zhang 2019)
+    antialias: str = ""  # the loss network blurs before stride-2 subsampling: "all", "deep" (Zhang 2019)
     distill: str = ""  # a cache of Gatys renders of training crops (stylize.distill); "" = off
     distill_weight: float = 1.0  # the feature distance to the Gatys render, on the cache's steps
     distill_every: int = 2  # every N-th step trains on the cache's crops instead of fresh ones
@@ -96,6 +96,8 @@ class TrainConfig:
             raise InvalidArgument(f"--distill-weight must be >= 0, got {self.distill_weight}.")
         if self.distill_every < 1:
             raise InvalidArgument(f"--distill-every must be at least 1, got {self.distill_every}.")
+        if self.antialias and self.antialias not in ANTIALIAS_MODES:
+            raise InvalidArgument(f"--antialias must be one of {', '.join(ANTIALIAS_MODES)}.")
         if self.distill and self.identity:
             raise InvalidArgument("--distill needs a style run, not --identity.")
         self.loss_weights()  # validates
@@ -231,7 +233,7 @@ def recipe_loss(
     """The perceptual loss of ``config`` against ``style_image`` (``None``: the identity warm start's)."""
     style = None if style_image is None else style_target(style_image, config.style_size, device)
     return PerceptualLoss(
-        antialiased(backbone) if config.antialias else backbone,
+        antialiased(backbone, config.antialias) if config.antialias else backbone,
         style,
         config.loss_weights(),
         clip_output=config.clip_output,
