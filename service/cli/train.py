@@ -136,7 +136,7 @@ def add_recipe_args(t: argparse.ArgumentParser) -> None:
         nargs="?",
         const="all",
         default="",
-        choices=("all", "deep"),
+        choices=("all", "deep"),  # antialias.ANTIALIAS_MODES; not imported here, it would load torch
         help="blur the loss network's activations before its stride-2 subsampling (Zhang 2019): all of "
         "them, or 'deep': all but the stem's (off)",
     )

@@ -1,15 +1,16 @@
-"""An anti-aliased copy of a frozen loss network: every stride-2 convolution of EfficientNet-Lite0 runs at
-stride 1, and its activation is low-pass filtered before it is subsampled (Zhang 2019, "Making
+"""An anti-aliased copy of a frozen loss network: the stride-2 convolutions of EfficientNet-Lite0 run at
+stride 1, and their activations are low-pass filtered before they are subsampled (Zhang 2019, "Making
 Convolutional Networks Shift-Invariant Again", ICML, arXiv:1904.11486: ConvBlurPool, conv at stride 1,
 ReLU, then a blur at stride 2; the "Tri-3" filter [1, 2, 1]).
 
 Why, for a perceptual loss: a stride-2 layer samples its input at one phase, so a period-2 pattern in the
-transform net's output reaches the deeper taps as a colour or contrast shift that depends on where it
-sits on the grid, and the Gram terms can reward it (the shipped nets' crosshatch lowered the shallow taps'
-Gram distance: docs/training/ablation.md). Blurring after the nonlinearity keeps the pattern's energy (the
-ReLU turns part of it into a mean) but makes the features nearly the same at every phase. The weights are
-Lite0's own, unchanged; the loss's targets (the painting's Grams, the photo's content features) go
-through the same copy, so they stay consistent. The evaluation keeps the plain network.
+transform net's output reaches the deeper taps as a shift that depends on where it sits on the grid, and
+the Gram terms can reward it (the shipped nets' crosshatch lowered the shallow taps' Gram distance:
+docs/training/ablation.md). With the blur the features are nearly the same at every phase, and the
+pattern hardly reaches them at all (``tests/test_antialias.py``). The weights are Lite0's own, unchanged;
+the loss's targets (the painting's Grams, the photo's content features) go through the same copy, so they
+stay consistent. The evaluation keeps the plain network, whose features on painted texture differ from
+the copy's: a net trained against the copy matches it and not Lite0 (docs/training/long_runs.md, phase 16).
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def antialiased(backbone: Backbone, mode: str = "all") -> Backbone:
 
     Only EfficientNet-Lite0 is supported (its stem and the depthwise convolutions of blocks 1, 3, 5 and
     11 are its stride-2 layers); the copy's taps keep their names and shapes. ``mode="all"`` converts all
-    five; ``"deep"`` leaves the stem as it is, so the loss still sees detail finer than 2 px (with the
-    blurred stem a training run learnt a fine ripple the loss could not see: docs/training/long_runs.md).
-    The stem at full resolution is most of the extra cost: about 1.3x a training step for "all".
+    five; ``"deep"`` leaves the stem as it is, so the shallow taps stay Lite0's (with every layer blurred a
+    run scored a 4x worse style ratio against the plain net; docs/training/long_runs.md, phase 16). The
+    stem at full resolution is most of the extra cost: 1.33x a training step for "all", 1.15x for "deep".
     """
     if mode not in ANTIALIAS_MODES:
         raise InvalidArgument(f"antialias mode must be one of {', '.join(ANTIALIAS_MODES)}, got {mode!r}.")
