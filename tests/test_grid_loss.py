@@ -50,3 +50,5 @@ def test_descending_the_penalty_removes_the_pattern_and_keeps_the_photo() -> Non
 def test_a_negative_grid_weight_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="--grid-weight"):
         TrainConfig(grid_weight=-1.0).validate()
+    with pytest.raises(InvalidArgument, match="--grid-margin"):
+        TrainConfig(grid_margin=-0.1).validate()

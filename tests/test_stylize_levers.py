@@ -234,3 +234,8 @@ def test_the_grid_weight_adds_its_term_to_the_total(
     assert first["grid"] > 0.0
     parts = sum(first[k] for k in ("content", "style", "tv", "range", "pixel", "grid"))
     assert first["total"] == pytest.approx(parts, rel=1e-4)
+    # --grid-margin reaches the penalty: the same first output, with a spike allowance above any it has,
+    # costs nothing; the same step's style term shows it is the same output.
+    wide = TrainConfig(arch="mobile2", steps=1, grid_weight=10.0, grid_margin=4.0, **tiny)  # type: ignore[arg-type]
+    lax = train(wide, style, blob_photos, tmp_path / "c", "s", lite0).history[0]
+    assert lax["grid"] == 0.0 and lax["style"] == pytest.approx(first["style"], rel=1e-5)

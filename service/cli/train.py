@@ -110,6 +110,12 @@ def add_recipe_args(t: argparse.ArgumentParser) -> None:
         help="penalty on periodic 2/4/8 px patterns in the output (the crosshatch; default 0, off)",
     )
     t.add_argument(
+        "--grid-margin",
+        type=float,
+        default=0.5,
+        help="log10 spike over its ring that the grid penalty lets pass (default 0.5)",
+    )
+    t.add_argument(
         "--laplacian-weight",
         type=float,
         default=0.0,
@@ -196,6 +202,7 @@ def recipe_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         checkpoint_every=args.checkpoint_every,
         shift_jitter=args.shift_jitter,
         grid_weight=args.grid_weight,
+        grid_margin=args.grid_margin,
         laplacian_weight=args.laplacian_weight,
         swag=args.swag,
         batch_gram=args.batch_gram,

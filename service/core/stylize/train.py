@@ -65,6 +65,7 @@ class TrainConfig:
     pixel_weight: float = 100.0  # the pixel MSE's weight in an identity run (ignored otherwise)
     cpu_budget_s: float = 0.0  # stop after this much process CPU time, all resumes together (0: off)
     grid_weight: float = 0.0  # penalty on periodic 2/4/8 px patterns in the served output (grid_loss)
+    grid_margin: float = 0.5  # log10 excess over the ring that the penalty lets pass (grid_loss)
     laplacian_weight: float = 0.0  # the pooled photo's edges kept (laplacian_loss, Li et al. 2017)
     batch_gram: bool = False  # the style term on one Gram of the whole batch, not one per crop
     antialias: str = ""  # the loss network blurs before stride-2 subsampling: "all", "deep" (Zhang 2019)
@@ -90,6 +91,8 @@ class TrainConfig:
             raise InvalidArgument("--cpu-budget must be >= 0.")
         if not self.grid_weight >= 0:
             raise InvalidArgument(f"--grid-weight must be >= 0, got {self.grid_weight}.")
+        if not 0 <= self.grid_margin <= 4:
+            raise InvalidArgument(f"--grid-margin must be in 0..4 (log10 units), got {self.grid_margin}.")
         if not self.laplacian_weight >= 0:
             raise InvalidArgument(f"--laplacian-weight must be >= 0, got {self.laplacian_weight}.")
         if not self.distill_weight >= 0:
@@ -269,7 +272,9 @@ def step_terms(
     terms["grid"] = torch.zeros((), device=stylized.device)
     if config.grid_weight:
         # On the image as served (clipped), unrolled: the crosshatch sits at the net's own phase.
-        terms["grid"] = config.grid_weight * grid_penalty(clip_as_served(stylized / 255.0))
+        terms["grid"] = config.grid_weight * grid_penalty(
+            clip_as_served(stylized / 255.0), config.grid_margin
+        )
         terms["total"] = terms["total"] + terms["grid"]
     terms["laplacian"] = torch.zeros((), device=stylized.device)
     if config.laplacian_weight:
