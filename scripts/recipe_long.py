@@ -6,7 +6,7 @@ and content rolled by the same random offset (``--shift-jitter 32``), content we
 style weight 8 up to 1260 CPU s (the photo's structure is learnt first), then style weight 16 (the
 resumed 1260 s run kept structure 0.83 with the style term still falling, docs/training/ablation.md).
 
-``RECIPE=plain`` or ``RECIPE=laplacian`` (the default) picks the stages below, ``ARCH`` the transform net
+``RECIPE=plain``, ``laplacian`` (the default), ``anneal`` or ``scale`` picks the stages below, ``ARCH`` the transform net
 (``mobile2`` by default; another one first trains its own identity warm start, IDENTITY_BUDGET_S CPU
 seconds, into runs/ablation/identity-<arch>/). Each style lives in runs/long/<style>/ or
 runs/long_lap/<style>/ (runs/long_lap_<arch>/ for another net; git-ignored). A stage ends at a cumulative CPU budget; the run
@@ -46,13 +46,17 @@ LEVERS = ["--arch", ARCH, "--shift-jitter", "32", "--content-weight", "3", "--gr
 # "laplacian" adds the pooled-edge term (laplacian_loss, Li et al. 2017) from then on and keeps it (0.85
 # at 2400 s). "anneal" is "laplacian" with its last stage at a third of the learning rate: from the same
 # 4800 s checkpoint, 2.21x / 0.80 at 7200 s against 2.35x / 0.81 (docs/training/long_runs.md).
-Stage = tuple[int, int, float, float]
+# "scale" trains from 2400 s on 384 px crops, two a batch (1.1x a step's pixels): the evaluation's scale
+# (its photos are 512 px on the longer side); from the same 2400 s checkpoint, starry_night 1.96x / 0.83 at
+# 3600 s against 2.35x / 0.81 on 256 px crops (docs/training/long_runs.md, phase 17).
+Stage = tuple[int, int, float, float] | tuple[int, int, float, float, tuple[str, ...]]
 LAPLACIAN: list[Stage] = [
     (1260, 8, 0.0, 1e-3),
     (2400, 16, 1.5, 1e-3),
     (3600, 24, 1.5, 1e-3),
     (4800, 24, 1.5, 1e-3),
 ]
+AT_384 = ("--size", "384", "--batch", "2")
 RECIPES: dict[str, tuple[str, list[Stage]]] = {
     "plain": (
         "long",
@@ -66,6 +70,7 @@ RECIPES: dict[str, tuple[str, list[Stage]]] = {
     ),
     "laplacian": ("long_lap", [*LAPLACIAN, (7200, 24, 1.5, 1e-3)]),
     "anneal": ("long_anneal", [*LAPLACIAN, (7200, 24, 1.5, 3e-4)]),
+    "scale": ("long_scale", [*LAPLACIAN[:2], (3600, 24, 1.5, 1e-3, AT_384), (4800, 24, 1.5, 3e-4, AT_384)]),
 }
 # Extra `atelier train` flags for every stage (e.g. EXTRA="--batch-gram"), from the environment;
 # FOLDER names the run's folder under runs/ instead of the recipe's (a lever measured against it starts
@@ -133,7 +138,7 @@ def run_style(style: str, recipe: str, scorer: list[str], env: dict[str, str], d
     folder = out / style
     painting = DATA / "styles" / PAINTINGS[style]
     seed_from_ablation(style, folder)
-    for budget, weight, laplacian, lr in stages:
+    for budget, weight, laplacian, lr, *more in stages:
         if UNTIL and budget > UNTIL:
             break
         stage = folder / f"stage_{budget}"
@@ -141,7 +146,7 @@ def run_style(style: str, recipe: str, scorer: list[str], env: dict[str, str], d
             continue
         args = [*RECIPE, *LEVERS, "--style-weight", str(weight), "--cpu-budget", str(budget)]
         args += ["--laplacian-weight", str(laplacian), "--lr", str(lr), "--style-image", str(painting)]
-        args += EXTRA
+        args += [*(more[0] if more else ()), *EXTRA]
         cmd = train_command(out, style, args)
         if "--resume" not in cmd:
             cmd += ["--init", str(WARM)]
