@@ -5,7 +5,7 @@ same run. Each round stylises every photo once with every renderer, in turn, so 
 the run hits them alike; the medians over all calls are printed. One thread everywhere (ONNX Runtime's
 intra/inter-op and the peer's). Models: .onnx files, or training checkpoints (exported first).
 
-    .venv/bin/python scripts/latency_vs_peer.py --content ../shared/data/content models/starry_night.mobile.onnx \
+    .venv/bin/python scripts/latency_vs_peer.py --content ../shared/data/content models/starry_night.mobile2.onnx \
         runs/long_lap_mobile2w/starry_night/stage_2400/starry_night.ckpt
 """
 

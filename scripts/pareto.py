@@ -51,7 +51,7 @@ STAGED = {
     "long_aadeep": "aadeep",  # the same, the stem left plain (--antialias deep)
     "long_base": "aabase",  # their baseline: the same stages, seed and warm start, on the same machine
     "long_margin1": "margin",  # from that baseline's 2400 s: the grid penalty's margin 1.0, not 0.5
-    "long_size384": "s384",  # from it too: 384 px crops, batch 2 (the evaluation's scale)
+    "long_size384": "s384_",  # from it too: 384 px crops, batch 2 (the evaluation's scale)
     "long_scale": "scale",  # RECIPE=scale: the recipe with 384 px crops from 2400 s on
 }
 
@@ -75,6 +75,9 @@ def style_key(run: str) -> str:
 
 def points(folders: list[Path], gatys: dict[str, dict[str, Any]]) -> list[Point]:
     out = []
+    seen: set[tuple[str, int, float]] = (
+        set()
+    )  # a lever run started from another run's stage copies its scores
     for folder in folders:
         # runs/long and runs/long_lap (scripts/recipe_long.py) keep one score per CPU-budget stage:
         # <style>/stage_<s>/score.json -> "<style>.long<s>" / "<style>.lap<s>"
@@ -94,8 +97,10 @@ def points(folders: list[Path], gatys: dict[str, dict[str, Any]]) -> list[Point]
                 for p in score["photos"]
                 if refs.get(p["photo"], fallback)
             ]
-            if not ratios:
+            same = (key, int(score.get("steps", 0)), round(float(score.get("cpu_seconds", 0.0)), 1))
+            if not ratios or (staged and same[1] and same in seen):
                 continue
+            seen.add(same)
             family = "shipped" if run.startswith("shipped.") else folder.name
             med = score["median"] if "median" in score else score["mean"]
             out.append(

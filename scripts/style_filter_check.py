@@ -8,7 +8,7 @@ distance against each target, with the per-tap split, and the distance between t
 (the evaluation's "floor").
 
     .venv/bin/python scripts/style_filter_check.py --painting ../shared/data/styles/van_gogh_starry_night.jpg \
-        --content ../shared/data/content models/starry_night.mobile.onnx runs/long_lap/starry_night/stage_7200/starry_night.ckpt
+        --content ../shared/data/content models/starry_night.mobile2.onnx runs/long_lap/starry_night/stage_7200/starry_night.ckpt
 """
 
 from __future__ import annotations

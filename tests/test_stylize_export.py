@@ -168,9 +168,10 @@ def test_weights_read_back_from_the_graph_are_the_nets(mobile_onnx: tuple[torch.
         assert torch.equal(ckpt["model"][k], v), k
 
 
-def test_a_shipped_model_rebuilt_from_its_graph_matches_the_graph() -> None:
-    """What ``--init-from models/<style>.mobile.onnx`` fine-tunes is the net that is being served."""
-    path = Path(__file__).resolve().parents[1] / "models" / "starry_night.mobile.onnx"
+@pytest.mark.parametrize("file", ["the_scream.mobile.onnx", "night_cafe.mobile2.onnx"])
+def test_a_shipped_model_rebuilt_from_its_graph_matches_the_graph(file: str) -> None:
+    """What ``--init-from models/<style>.<arch>.onnx`` fine-tunes is the net that is being served."""
+    path = Path(__file__).resolve().parents[1] / "models" / file
     ckpt = checkpoint_from_onnx(path)
     net = build_net(ckpt["arch"])
     net.load_state_dict(ckpt["model"])
