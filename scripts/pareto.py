@@ -51,7 +51,7 @@ STAGED = {
     "long_aadeep": "aadeep",  # the same, the stem left plain (--antialias deep)
     "long_base": "aabase",  # their baseline: the same stages, seed and warm start, on the same machine
     "long_margin1": "margin",  # from that baseline's 2400 s: the grid penalty's margin 1.0, not 0.5
-    "long_size384": "s384_",  # from it too: 384 px crops, batch 2 (the evaluation's scale)
+    "long_size384": "bigcrop",  # from it too: 384 px crops, batch 2 (the evaluation's scale)
     "long_scale": "scale",  # RECIPE=scale: the recipe with 384 px crops from 2400 s on
 }
 
