@@ -75,9 +75,8 @@ def style_key(run: str) -> str:
 
 def points(folders: list[Path], gatys: dict[str, dict[str, Any]]) -> list[Point]:
     out = []
-    seen: set[tuple[str, int, float]] = (
-        set()
-    )  # a lever run started from another run's stage copies its scores
+    # A lever run started from another run's stage carries that stage's score: count it once.
+    seen: set[tuple[str, int, float]] = set()
     for folder in folders:
         # runs/long and runs/long_lap (scripts/recipe_long.py) keep one score per CPU-budget stage:
         # <style>/stage_<s>/score.json -> "<style>.long<s>" / "<style>.lap<s>"
