@@ -34,7 +34,8 @@ JOHNSON_BUDGET_S = float(os.environ.get("JOHNSON_BUDGET_S", "420"))  # per johns
 # paintings start from their own net; the two new ones (outside the seven that the arbitrary-style
 # evaluation keeps apart) from the shipped net of the nearest painting, at a higher rate to move the style.
 # starry_night.mobile.onnx (version 3) left models/ when version 4 (mobile2) replaced it; its two rows need
-# it back (git show e343743:models/starry_night.mobile.onnx > models/starry_night.mobile.onnx).
+# it back (git show e343743:models/starry_night.mobile.onnx > models/starry_night.mobile.onnx); so did
+# woman_with_a_hat.mobile.onnx (version 4) for version 5 (git show 7972b60:models/woman_with_a_hat.mobile.onnx).
 MOBILE: dict[str, tuple[str, str, str]] = {
     "night_cafe": ("van_gogh_the_night_cafe.jpg", "starry_night.mobile.onnx", "5e-4"),
     "cherry_tree": ("sakai_hoitsu_cherry_tree_screen.jpg", "great_wave.mobile.onnx", "5e-4"),
