@@ -34,14 +34,26 @@ def _label(tile: Image.Image, text: str, font: ImageFont.ImageFont | ImageFont.F
     return out
 
 
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu Sans (shipped with matplotlib): Pillow's default font has no glyph for the artists' accents
+    (Sakai Hōitsu's ō came out as a box)."""
+    try:
+        from matplotlib import get_data_path
+
+        return ImageFont.truetype(str(Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except (ImportError, OSError):
+        pass
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        return ImageFont.load_default()
+
+
 def build_sheet(content: np.ndarray, models_dir: Path, tile_side: int, columns: int) -> Image.Image:
     engine = StyleEngine.load(models_dir, providers=("CPUExecutionProvider",), warmup=False)
     if engine.load_errors:
         print(f"skipped: {engine.load_errors}", file=sys.stderr)
-    try:
-        font: ImageFont.ImageFont | ImageFont.FreeTypeFont = ImageFont.load_default(size=14)
-    except TypeError:  # Pillow < 10.1 has no sized default font
-        font = ImageFont.load_default()
+    font = _font(14)
     options = StylizeOptions(max_side=tile_side)
     tiles = [_label(Image.fromarray(engine.prepare(content, options)), "original", font)]
     with engine:
