@@ -116,6 +116,13 @@ def add_recipe_args(t: argparse.ArgumentParser) -> None:
         help="log10 spike over its ring that the grid penalty lets pass (default 0.5)",
     )
     t.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="export a moving average of the weights with this decay, e.g. 0.998 (Polyak 1992; train "
+        "and train-multi; default 0, the last step's weights)",
+    )
+    t.add_argument(
         "--laplacian-weight",
         type=float,
         default=0.0,
@@ -204,6 +211,7 @@ def recipe_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         grid_weight=args.grid_weight,
         grid_margin=args.grid_margin,
         laplacian_weight=args.laplacian_weight,
+        ema=args.ema,
         swag=args.swag,
         batch_gram=args.batch_gram,
         antialias=args.antialias,

@@ -38,6 +38,7 @@ from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_ser
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
 from service.core.train_loop import StepBook, resume_optimizer
+from service.core.weight_average import resume_average, training_weights
 
 LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid", "laplacian", "distill")
 
@@ -72,6 +73,7 @@ class TrainConfig:
     distill: str = ""  # a cache of Gatys renders of training crops (stylize.distill); "" = off
     distill_weight: float = 1.0  # the feature distance to the Gatys render, on the cache's steps
     distill_every: int = 2  # every N-th step trains on the cache's crops instead of fresh ones
+    ema: float = 0.0  # decay of the exported weight average (weight_average; 0: export the last step)
 
     def validate(self) -> None:
         for name in ("steps", "batch", "size", "style_size"):
@@ -101,6 +103,8 @@ class TrainConfig:
             raise InvalidArgument(f"--distill-every must be at least 1, got {self.distill_every}.")
         if self.antialias and self.antialias not in ANTIALIAS_MODES:
             raise InvalidArgument(f"--antialias must be one of {', '.join(ANTIALIAS_MODES)}.")
+        if not (self.ema == 0 or 0 < self.ema < 1):
+            raise InvalidArgument(f"--ema must be 0 (off) or in (0, 1), got {self.ema}.")
         if self.distill and self.identity:
             raise InvalidArgument("--distill needs a style run, not --identity.")
         self.loss_weights()  # validates
@@ -333,7 +337,7 @@ def train(
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["arch"] != config.arch:
             raise InvalidArgument(f"Checkpoint {ckpt_path} is a {ckpt['arch']} net, not {config.arch}.")
-        net.load_state_dict(ckpt["model"])
+        net.load_state_dict(training_weights(ckpt))
         resume_optimizer(optimizer, ckpt["optimizer"], config.lr)
         start, history = int(ckpt["step"]), list(ckpt["history"])
         cpu_before = float(ckpt.get("cpu_seconds", 0.0))
@@ -343,11 +347,13 @@ def train(
         if init["arch"] != config.arch:
             raise InvalidArgument(f"--init-from {init_from} is a {init['arch']} net, not {config.arch}.")
         net.load_state_dict(init["model"])
+    average = resume_average(ckpt if resume else {}, net, config.ema)
 
     def fields(step: int) -> dict[str, Any]:
         return {
             "arch": config.arch,
             "model": net.state_dict(),
+            **({} if average is None else average.checkpoint_fields(net)),
             "optimizer": optimizer.state_dict(),
             "rng": rng_state(device),
             "config": asdict(config),
@@ -386,6 +392,8 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
+        if average is not None:
+            average.update(net)
         if book.record(step, terms):
             break
     last, final, seconds = book.finish()

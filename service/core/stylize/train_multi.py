@@ -44,6 +44,7 @@ from service.core.stylize.train import (
     write_loss_curve,
 )
 from service.core.train_loop import StepBook, resume_optimizer
+from service.core.weight_average import resume_average, training_weights
 
 MULTI_KEYS = (*LOSS_KEYS, "style_index")  # each history row says which style its step trained
 ORDERS = ("round_robin", "random")
@@ -164,19 +165,21 @@ def train_multi(
             raise InvalidArgument(
                 f"Checkpoint {ckpt_path} is a {ckpt['arch']} net of styles {saved}, not this run's."
             )
-        net.load_state_dict(ckpt["model"])
+        net.load_state_dict(training_weights(ckpt))
         resume_optimizer(optimizer, ckpt["optimizer"], config.lr)
         start, history = int(ckpt["step"]), list(ckpt["history"])
         cpu_before = float(ckpt.get("cpu_seconds", 0.0))
         set_rng_state(ckpt["rng"], device)
     elif init_from is not None:
         init_multi(net, init_from)
+    average = resume_average(ckpt if resume else {}, net, config.ema)
     config_dict: dict[str, Any] = {**asdict(config), "arch": MULTI_ARCH, "order": order}
 
     def fields(step: int) -> dict[str, Any]:
         return {
             "arch": MULTI_ARCH,
             "model": net.state_dict(),
+            **({} if average is None else average.checkpoint_fields(net)),
             "optimizer": optimizer.state_dict(),
             "rng": rng_state(device),
             "config": config_dict,
@@ -212,6 +215,8 @@ def train_multi(
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
+        if average is not None:
+            average.update(net)
         terms["style_index"] = torch.tensor(float(k))
         if book.record(step, terms):
             break
