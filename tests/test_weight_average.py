@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from service.core.backbones import Backbone
 from service.core.errors import InvalidArgument
 from service.core.stylize.train import TrainConfig, load_checkpoint, net_from_checkpoint, train
+from service.core.stylize.train_multi import StyleSource, train_multi
 from service.core.weight_average import WeightAverage, resume_average, training_weights
 
 TINY = {"arch": "mobile", "batch": 2, "size": 32, "style_size": 64, "checkpoint_every": 0, "seed": 3}
@@ -80,3 +82,24 @@ def test_ema_resume_continues_the_average(
     for key in ("model", "model_raw"):
         assert all(torch.allclose(w[key][k], r[key][k], atol=1e-6) for k in w[key]), key
     assert training_weights(r) is r["model_raw"]
+
+
+def test_train_multi_keeps_the_average_and_resumes_it(
+    photos: Path, style: np.ndarray, lite0: Backbone, tmp_path: Path
+) -> None:
+    styles = []
+    for k, name in enumerate(("stripes", "turned")):
+        painted = np.ascontiguousarray(np.rot90(style, k))
+        Image.fromarray(painted).save(tmp_path / f"{name}.png")
+        styles.append(StyleSource(name, painted, file=tmp_path / f"{name}.png"))
+    cfg = {"batch": 2, "size": 32, "style_size": 64, "checkpoint_every": 0, "seed": 2, "ema": 0.5}
+    whole = train_multi(TrainConfig(steps=4, **cfg), styles, photos, tmp_path / "w", "m", lite0)
+    train_multi(TrainConfig(steps=2, **cfg), styles, photos, tmp_path / "p", "m", lite0)
+    resumed = train_multi(
+        TrainConfig(steps=4, **cfg), styles, photos, tmp_path / "p", "m", lite0, resume=True
+    )
+    w, r = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
+    assert resumed.history == whole.history
+    for key in ("model", "model_raw"):
+        assert all(torch.allclose(w[key][k], r[key][k], atol=1e-6) for k in w[key]), key
+    assert any(not torch.equal(w["model"][k], w["model_raw"][k]) for k in w["model"])
