@@ -38,7 +38,7 @@ from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_ser
 from service.core.stylize.nets import TransformNet, build_net
 from service.core.tensors import image_to_tensor, resize_tensor, scale_to_side
 from service.core.train_loop import StepBook, resume_optimizer
-from service.core.weight_average import resume_average, training_weights
+from service.core.weight_average import model_fields, resume_average, training_weights
 
 LOSS_KEYS = ("total", "content", "style", "tv", "range", "pixel", "grid", "laplacian", "distill")
 
@@ -352,8 +352,7 @@ def train(
     def fields(step: int) -> dict[str, Any]:
         return {
             "arch": config.arch,
-            "model": net.state_dict(),
-            **({} if average is None else average.checkpoint_fields(net)),
+            **model_fields(net, average),
             "optimizer": optimizer.state_dict(),
             "rng": rng_state(device),
             "config": asdict(config),

@@ -44,7 +44,7 @@ from service.core.stylize.train import (
     write_loss_curve,
 )
 from service.core.train_loop import StepBook, resume_optimizer
-from service.core.weight_average import resume_average, training_weights
+from service.core.weight_average import model_fields, resume_average, training_weights
 
 MULTI_KEYS = (*LOSS_KEYS, "style_index")  # each history row says which style its step trained
 ORDERS = ("round_robin", "random")
@@ -178,8 +178,7 @@ def train_multi(
     def fields(step: int) -> dict[str, Any]:
         return {
             "arch": MULTI_ARCH,
-            "model": net.state_dict(),
-            **({} if average is None else average.checkpoint_fields(net)),
+            **model_fields(net, average),
             "optimizer": optimizer.state_dict(),
             "rng": rng_state(device),
             "config": config_dict,
