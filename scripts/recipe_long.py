@@ -103,7 +103,9 @@ def runs_folder(sub: str) -> Path:
 
 def ensure_warm_start(env: dict[str, str], dry_run: bool) -> int:
     """Train the net's identity warm start (photos in, photos out) once, as the ablation did for mobile2."""
-    if WARM.is_file():
+    # A warm start stopped part-way leaves a checkpoint too: resume it (train_command adds --resume)
+    # rather than start every style from a half-trained identity.
+    if spent(WARM) >= IDENTITY_BUDGET_S:
         return 0
     args = ["--identity", "--arch", ARCH, *RECIPE[:6], "--cpu-budget", str(IDENTITY_BUDGET_S)]
     cmd = train_command(ABLATION, WARM.stem, args)

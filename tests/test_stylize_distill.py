@@ -15,15 +15,14 @@ from service.core.errors import InvalidArgument
 from service.core.stylize.distill import DistillCache, build_cache, load_cache
 from service.core.stylize.losses import LossWeights, PerceptualLoss
 from service.core.stylize.train import TrainConfig, jitter_offset, step_terms, train
+from tests.paintings import stripes
 
 SIZE = 32
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _painting(seed: int = 0) -> np.ndarray:
-    yy, xx = np.mgrid[0:64, 0:64]
-    palette = np.array([[230, 40, 30], [30, 60, 220], [250, 220, 40]], np.uint8)
-    return np.ascontiguousarray(palette[((xx + yy + seed) // 6) % 3])
+    return stripes(seed)
 
 
 @pytest.fixture(scope="module")

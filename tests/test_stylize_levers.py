@@ -16,6 +16,7 @@ from service.core.render.losses import softmax3d
 from service.core.stylize.losses import LossWeights, PerceptualLoss, shift_both
 from service.core.stylize.nets import build_net
 from service.core.stylize.train import TrainConfig, jitter_offset, load_checkpoint, net_from_checkpoint, train
+from tests.paintings import stripes
 
 TINY = {"batch": 2, "size": 32, "style_size": 64, "checkpoint_every": 0}
 
@@ -40,9 +41,7 @@ def blob_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def style_t() -> torch.Tensor:
-    yy, xx = np.mgrid[0:64, 0:64]
-    palette = np.array([[230, 40, 30], [30, 60, 220], [250, 220, 40]], np.float32)
-    return torch.from_numpy(palette[((xx + yy) // 6) % 3]).permute(2, 0, 1)[None] / 255
+    return torch.from_numpy(stripes()).permute(2, 0, 1)[None].float() / 255
 
 
 def test_jitter_rolls_output_and_content_by_the_same_offset(lite0: Backbone, style_t: torch.Tensor) -> None:

@@ -15,6 +15,7 @@ from service.core.stylize.dataset import CropSampler, list_photos
 from service.core.stylize.losses import LossWeights, PerceptualLoss, clip_as_served, gram_matrix
 from service.core.stylize.nets import build_net
 from service.core.stylize.train import TrainConfig, load_checkpoint, train
+from tests.paintings import stripes
 
 TINY = {"arch": "mobile", "batch": 2, "size": 32, "style_size": 64, "checkpoint_every": 0}
 
@@ -24,11 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def style() -> np.ndarray:
-    # Diagonal colour stripes: a style with strong, easily measured Gram statistics.
-    yy, xx = np.mgrid[0:64, 0:64]
-    stripes = ((xx + yy) // 6) % 3
-    palette = np.array([[230, 40, 30], [30, 60, 220], [250, 220, 40]], np.uint8)
-    return palette[stripes]
+    return stripes()
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:

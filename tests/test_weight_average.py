@@ -15,6 +15,7 @@ from service.core.errors import InvalidArgument
 from service.core.stylize.train import TrainConfig, load_checkpoint, net_from_checkpoint, train
 from service.core.stylize.train_multi import StyleSource, train_multi
 from service.core.weight_average import WeightAverage, resume_average, training_weights
+from tests.paintings import stripes
 
 TINY = {"arch": "mobile", "batch": 2, "size": 32, "style_size": 64, "checkpoint_every": 0, "seed": 3}
 
@@ -23,9 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def style() -> np.ndarray:
-    yy, xx = np.mgrid[0:64, 0:64]
-    palette = np.array([[230, 40, 30], [30, 60, 220], [250, 220, 40]], np.uint8)
-    return palette[((xx + yy) // 6) % 3]
+    return stripes()
 
 
 def test_the_average_follows_its_closed_form() -> None:
