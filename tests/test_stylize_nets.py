@@ -12,14 +12,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_lists_both_and_rejects_unknown_and_duplicates() -> None:
-    assert list_nets() == ["johnson", "mobile", "mobile2", "mobile2w"]
-    with pytest.raises(UnknownModel, match="johnson, mobile, mobile2"):
+    assert list_nets() == ["johnson", "johnson2", "mobile", "mobile2", "mobile2w"]
+    with pytest.raises(UnknownModel, match="johnson, johnson2, mobile, mobile2"):
         build_net("resnet")
     with pytest.raises(ValueError, match="twice"):
         register_net("mobile")(lambda: build_net("mobile"))
 
 
-@pytest.mark.parametrize("arch", ["mobile", "mobile2", "johnson"])
+@pytest.mark.parametrize("arch", ["mobile", "mobile2", "johnson", "johnson2"])
 @pytest.mark.parametrize("size", [(33, 47), (16, 16), (50, 19)])
 def test_output_shape_equals_input_shape_at_odd_sizes(arch: str, size: tuple[int, int]) -> None:
     torch.manual_seed(0)
@@ -42,7 +42,7 @@ def test_padding_does_not_leak_into_the_crop() -> None:
         assert torch.equal(PaddedTransform(net)(x), net(x).clamp(0, 255))
 
 
-@pytest.mark.parametrize("arch", ["mobile", "mobile2", "johnson"])
+@pytest.mark.parametrize("arch", ["mobile", "mobile2", "johnson", "johnson2"])
 def test_a_flat_image_stays_flat_up_to_the_border(arch: str) -> None:
     # Zero padding inside the net makes the border rows and columns differ from the interior: a frame
     # around every stylised image. With reflection padding everywhere (and ICNR at the sub-pixel output),

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--name", help="style name, e.g. starry_night (files are <name>.ckpt ...)")
     t.add_argument(
         "--arch",
-        choices=("mobile", "mobile2", "mobile2w", "johnson"),
+        choices=("mobile", "mobile2", "mobile2w", "johnson", "johnson2"),
         default="mobile",
         help="transform net (default mobile; mobile2: no grid or droplet sources, see docs/training)",
     )

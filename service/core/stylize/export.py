@@ -36,6 +36,8 @@ from service.core.stylize.train import LOSS_KEYS, load_checkpoint, net_from_chec
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((33, 47), (257, 383), (1024, 768))  # (H, W)
 PARITY_LIMIT = 1.0  # max abs difference on the 0..255 scale
 FAST_ARCHES = ("mobile", "mobile2", "mobile2w")  # served as "<style>"; the others as "<style>-<arch>"
+# A net rebuilt from another takes over its model name, as mobile2 took over mobile's.
+SERVED_AS = {"johnson2": "johnson"}
 PUBLIC_DOMAIN = "public domain (artist died before 1955, work made before 1929)"
 
 # Paintings in the training set, by file stem: (title, artist, year). From the data set's SOURCES.md.
@@ -251,7 +253,8 @@ def export_net(ckpt: dict[str, Any], models_dir: str | Path, options: ExportOpti
     folder.mkdir(parents=True, exist_ok=True)
     # The fast nets (mobile, and mobile2 that replaces it) serve under the style's own name, so a retrained
     # style takes over its predecessor's name in the manifest; other nets are "<style>-<arch>".
-    model_name = options.name if arch in (*FAST_ARCHES, MULTI_ARCH) else f"{options.name}-{arch}"
+    suffix = SERVED_AS.get(arch, arch)
+    model_name = options.name if arch in (*FAST_ARCHES, MULTI_ARCH) else f"{options.name}-{suffix}"
     stem = f"{options.name}.{arch}"
     onnx_path = folder / f"{stem}.onnx"
     with tempfile.TemporaryDirectory(dir=folder) as tmp:

@@ -38,7 +38,7 @@ class ManifestEntry:
 
     name: str  # "<style>" for the mobile/mobile2 net, "<style>-johnson" for the johnson net
     style: str  # style key, e.g. "starry_night"
-    arch: str  # "mobile", "mobile2", "mobile2w" or "johnson" (service.core.stylize.nets registry)
+    arch: str  # "mobile", "mobile2", "mobile2w", "johnson" or "johnson2" (service.core.stylize.nets registry)
     version: str
     file: str  # fp32 .onnx
     sha256: str  # hex digest of ``file``

@@ -40,7 +40,7 @@ def register_net(arch: str) -> Callable[[Callable[[], TransformNet]], Callable[[
 
 def _load_builtin() -> None:
     # Imported for their @register_net side effect; done lazily to avoid an import cycle.
-    from service.core.stylize.nets import johnson, mobile, mobile2  # noqa: F401
+    from service.core.stylize.nets import johnson, johnson2, mobile, mobile2  # noqa: F401
 
 
 def list_nets() -> list[str]:
