@@ -83,9 +83,9 @@ run() {
   # starry_night-johnson's shipped graph, on the carried photos; the loss curve comes back.
   rm -rf runs/gpu_train
   step train "$PY" -m service train --style-image "$CARRY/style.jpg" --data "$CARRY/photos" --name gpu_check \
-    --arch johnson --steps "$train_steps" --batch "$batch" --size 256 --style-size 512 --style-weight 8 \
+    --arch johnson2 --steps "$train_steps" --batch "$batch" --size 256 --style-size 512 --style-weight 8 \
     --lr 1e-4 --device "$DEVICE" --out runs/gpu_train --checkpoint-every 0 \
-    --init-from models/starry_night.johnson.onnx
+    --init-from models/starry_night.johnson2.onnx
   cp runs/gpu_train/gpu_check.loss.csv "$OUT/train_loss.csv" 2>/dev/null || true
   cp runs/gpu_train/gpu_check.loss.png "$OUT/train_loss.png" 2>/dev/null || true
   # shellcheck disable=SC2086  # sizes is a list of numbers
