@@ -54,7 +54,7 @@ STAGED = {
     "long_size384": "bigcrop",  # from it too: 384 px crops, batch 2 (the evaluation's scale)
     "long_scale": "scale",  # RECIPE=scale: the recipe with 384 px crops from 2400 s on
     "long_scale_johnson": "scalej",  # the same stages, ARCH=johnson (instance norm everywhere)
-    "long_scale_johnson2": "scalej2",  # ARCH=johnson2 (instance norm in the encoder only)
+    "long_scale_johnson2": "scalejb",  # ARCH=johnson2 (instance norm in the encoder only)
 }
 
 

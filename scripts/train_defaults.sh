@@ -226,7 +226,8 @@ case "${1:-}" in
   # on every photo (docs/quality.md).
   new-johnson)
     shift
-    CONTINUED=$NEW_JOHNSON/base INIT=models/starry_night.johnson.onnx from_shipped johnson "${JOHNSON_STEPS:-300}" 50 "$@"
+    # The johnson graph this started from was retired in phase 21; set JOHNSON_INIT to a kept one.
+    CONTINUED=$NEW_JOHNSON/base INIT=${JOHNSON_INIT:?set JOHNSON_INIT to a johnson graph} from_shipped johnson "${JOHNSON_STEPS:-300}" 50 "$@"
     ANNEALED=$NEW_JOHNSON ANNEAL_FROM=$NEW_JOHNSON/base anneal johnson "$@"
     ;;
   export-new-johnson)
