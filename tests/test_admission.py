@@ -34,6 +34,7 @@ from service.server.plane import bounds
 from service.server.plane.options import build_options
 from service.server.plane.slow_jobs import DREAM_BLOCKED, GATYS_BLOCKED
 from tests.liveserver import BROKEN, LiveServer, StartServer, server_settings
+from tests.test_rest_jobs import wait_until
 from tests.tinymodels import write_tiny_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,8 +282,15 @@ def test_a_finished_job_releases_its_decoded_images(live: LiveServer, photo: byt
     if outcome == "cancelled":
         live.plane.jobs.cancel(job.id, "test")
     assert job.wait(60) and job.state == outcome
-    gc.collect()
-    assert [r() is None for r in refs] == [True] * 3, "the finished job still holds its inputs"
+
+    def released() -> bool:
+        gc.collect()
+        return all(r() is None for r in refs)
+
+    # Polled, not checked once: the codec thread that prepared the work may still be returning from its
+    # call (its frame holds the prepared job for a moment after handing it over). A job that kept its
+    # inputs never releases them, so this still fails on a real leak.
+    wait_until(released, 10, "the finished job still holds its inputs")
     assert live.plane.jobs.get(job.id).state == outcome  # the job (and a result, if any) is still kept
 
 
