@@ -5,7 +5,7 @@ Reads every ``score.json`` that scripts/score_ablation.py wrote under runs/ablat
 runs of scripts/recipe_long.py and runs/probe (the ablation's lever runs, the recipe's retrained styles,
 the stages, the distillation runs and their baseline, one-off continuations of a stage, and the shipped nets scored as ``shipped.*``). For each
 run: the median over the photos of its style distance divided by that (painting, photo) pair's Gatys
-reference (docs/bench/gatys_reference.json), and the median structure. Lower-right is better: the style of
+reference (docs/bench/gatys_reference.json), and the median structure. Upper-left is better: the style of
 Gatys and the photo's layout. A run is on the front when no other run of the same painting has both a lower
 style ratio and a higher structure.
 
@@ -151,22 +151,29 @@ def front(pts: list[Point]) -> set[str]:
     }
 
 
-def plot(pts: list[Point], path: Path) -> None:
-    """Marker shape: the set; colour: the grid over the photos (the third bar, at most +0.5)."""
-    fig, ax = plt.subplots(figsize=(8.5, 5.5), dpi=110)
-    marks = {
-        "shipped": "s",
-        "ablation": "o",
-        "recipe": "*",
-        "long": "D",
-        "long_lap": "P",
-        "long_lap_mobile2w": "X",
-        "long_anneal": "p",
-        "long_anneal_mobile2w": "h",
-        "probe": "^",
-    }
+# Marker shape per set; the sets without one of their own share the spares, in STAGED's order.
+MARKS = {"shipped": "s", "ablation": "o", "recipe": "*", "probe": "^"}
+SPARE_MARKS = "DPXphv<>d8H1234+x|_"
+FILLED = "os^*DPXphv<>d8H"
+
+
+def markers(families: list[str]) -> dict[str, str]:
+    out = dict(MARKS)
+    spare = iter(SPARE_MARKS)
+    for family in [*STAGED, *families]:
+        if family not in out:
+            out[family] = next(spare, ".")
+    return out
+
+
+def plot(pts: list[Point], path: Path, labelled: set[str] | None = None) -> None:
+    """Marker shape: the set; colour: the grid over the photos (the third bar, at most +0.5). Every point
+    is drawn; only the ``labelled`` runs (the shipped nets and the front) are named, so the names stay
+    readable where a hundred points crowd."""
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
+    families = list(dict.fromkeys(p.family for p in pts))
     scatter = None
-    for family, marker in marks.items():
+    for family, marker in markers(families).items():
         sel = [p for p in pts if p.family == family]
         if not sel:
             continue
@@ -178,12 +185,14 @@ def plot(pts: list[Point], path: Path) -> None:
             vmin=-0.5,
             vmax=2.5,
             marker=marker,
-            s=90 if marker == "*" else 36,
-            edgecolors="black",
-            linewidths=0.5,
+            s=90 if marker in "*s" else 36,
             label=family,
+            # a line marker ("1", "+") is drawn in its colour and has no edge of its own
+            **({"edgecolors": "black", "linewidths": 0.5} if marker in FILLED else {"linewidths": 1.0}),
         )
         for p in sel:
+            if labelled is not None and p.run not in labelled:
+                continue
             label = p.run.removeprefix("shipped.")
             ax.annotate(label, (p.ratio, p.structure), fontsize=6, xytext=(3, 2), textcoords="offset points")
     if scatter is not None:
@@ -194,7 +203,7 @@ def plot(pts: list[Point], path: Path) -> None:
     ax.set_xlabel("style distance / Gatys reference (median over the photos; lower = more of the painting)")
     ax.set_ylabel("structure (edge correlation with the photo)")
     ax.set_title("Fast nets: the bar is the upper-left corner of the dashed lines, in blue")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=7, ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -295,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         args.table.write_text(text, encoding="utf-8")
     if args.out:
-        plot(pts, args.out)
+        plot(pts, args.out, best | {q.run for q in pts if q.family == "shipped"})
     if args.curve:
         curve(pts, args.curve)
     return 0

@@ -72,3 +72,30 @@ def test_a_row_keeps_its_cpu_seconds(tmp_path: Path) -> None:
 def test_every_staged_tag_reads_back_its_seconds() -> None:
     for tag in pareto.STAGED.values():
         assert pareto.stage_seconds(f"starry_night.{tag}2400") == 2400.0
+
+
+def test_every_set_is_drawn_with_a_marker_of_its_own() -> None:
+    # The plot once drew only the sets it had a marker for, so the johnson2 and scale runs were in the
+    # table but missing from the picture.
+    families = [*pareto.STAGED, "shipped", "ablation", "recipe", "probe", "some_new_set"]
+    marks = pareto.markers(families)
+    assert set(families) <= set(marks)
+    assert len({marks[f] for f in families}) == len(families)
+
+
+def test_the_plot_draws_every_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[int] = []
+    real = pareto.plt.Axes.scatter
+
+    def counting(self: object, x: list[float], *args: object, **kwargs: object) -> object:
+        drawn.append(len(x))
+        return real(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(pareto.plt.Axes, "scatter", counting)
+    pts = [
+        pareto.Point(f"{style}.{tag}1260", family, style, 3.0 + i, 0.8, -0.5, 0.0, 1260.0)
+        for i, (family, tag) in enumerate(pareto.STAGED.items())
+        for style in ("starry_night", "udnie")
+    ]
+    pareto.plot(pts, tmp_path / "p.png", labelled=set())
+    assert sum(drawn) == len(pts) and (tmp_path / "p.png").stat().st_size > 0
