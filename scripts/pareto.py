@@ -212,7 +212,9 @@ def plot(pts: list[Point], path: Path, labelled: set[str] | None = None) -> None
 def curve(pts: list[Point], path: Path) -> None:
     """The staged long runs: style ratio and structure against cumulative CPU seconds, one line per style."""
     long = [p for p in pts if p.family in STAGED]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 6.2), dpi=110)
+    for ax in (left, right):  # up to 20 lines: tab10's colours would repeat
+        ax.set_prop_cycle(color=list(plt.get_cmap("tab20").colors))  # type: ignore[attr-defined]
     for key in sorted({p.style_key for p in long}):
         names = {
             "long": "plain",
@@ -222,8 +224,10 @@ def curve(pts: list[Point], path: Path) -> None:
             "long_anneal_mobile2w": "annealed, mobile2w",
             "distill": "distilled",
             "distill_base": "distillation's baseline",
+            "long_scale": "scale",
+            "long_scale_johnson2": "scale, johnson2",
         }
-        lines = ("--", "-", ":", "-.", (0, (1, 3)), (0, (5, 1)), (0, (3, 1, 1, 1)))
+        lines = ("--", "-", ":", "-.", (0, (1, 3)), (0, (5, 1)), (0, (3, 1, 1, 1)), "-", "--")
         for family, style in zip(names, lines, strict=True):
             sel = [p for p in long if p.style_key == key and p.family == family]
             sel.sort(key=lambda p: stage_seconds(p.run))
@@ -253,12 +257,15 @@ def curve(pts: list[Point], path: Path) -> None:
     right.set_ylabel("structure (bar: at least 0.75)")
     for ax in (left, right):
         ax.set_xlabel("CPU seconds of training (one thread, all resumes)")
-        ax.legend(fontsize=7)
+    # One legend under both panels (the same lines in each): inside, it hid the curves.
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.suptitle(
-        "scripts/recipe_long.py stages (lines; style weight 8, then 16 and 24) and continuations of a stage"
-        " at other settings (triangles)"
+        "scripts/recipe_long.py stages (lines; scale: 384 px crops from 2400 s) and one-off continuations"
+        " of a stage (triangles)",
+        fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
 
