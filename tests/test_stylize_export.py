@@ -237,35 +237,27 @@ def test_mobile2_exports_with_parity_at_odd_sizes_and_reads_back(
     assert all(torch.equal(ckpt["model"][k], v) for k, v in net.state_dict().items())
 
 
-def test_a_mobile2_export_takes_over_the_styles_name_from_the_mobile_net(tmp_path: Path) -> None:
-    """A retrained style replaces its predecessor under the same model name (clients keep calling
-    "starry_night"); the johnson net keeps its own "-johnson" name beside it."""
+@pytest.mark.parametrize(
+    ("order", "johnson"),
+    [
+        # a retrained style replaces its predecessor under the same model name (clients keep calling
+        # "starry_night"); the johnson net keeps its own "-johnson" name beside it
+        (("mobile", "johnson", "mobile2"), "johnson"),
+        # johnson2 is johnson rebuilt without the droplet source: it replaces "<style>-johnson"
+        (("johnson", "mobile2", "johnson2"), "johnson2"),
+    ],
+)
+def test_a_retrained_net_takes_over_its_predecessors_name(
+    tmp_path: Path, order: tuple[str, ...], johnson: str
+) -> None:
     models = tmp_path / "models"
     opts = ExportOptions(
         name="starry_night", style_image=Path("van_gogh_starry_night.jpg"), parity_sizes=((33, 47),)
     )
-    export_checkpoint(_checkpoint(tmp_path, "mobile"), models, opts)
-    export_checkpoint(_checkpoint(tmp_path, "johnson"), models, opts)
-    export_checkpoint(_checkpoint(tmp_path, "mobile2"), models, opts)
+    for arch in order:
+        export_checkpoint(_checkpoint(tmp_path, arch), models, opts)
     entries = {e.name: (e.arch, e.file) for e in read_manifest(models)}
     assert entries == {
         "starry_night": ("mobile2", "starry_night.mobile2.onnx"),
-        "starry_night-johnson": ("johnson", "starry_night.johnson.onnx"),
-    }
-
-
-def test_a_johnson2_export_takes_over_the_johnson_nets_name(tmp_path: Path) -> None:
-    """johnson2 is johnson rebuilt without the droplet source: it replaces "<style>-johnson" in the
-    manifest, and the mobile2 net keeps the style's own name beside it."""
-    models = tmp_path / "models"
-    opts = ExportOptions(
-        name="starry_night", style_image=Path("van_gogh_starry_night.jpg"), parity_sizes=((33, 47),)
-    )
-    export_checkpoint(_checkpoint(tmp_path, "johnson"), models, opts)
-    export_checkpoint(_checkpoint(tmp_path, "mobile2"), models, opts)
-    export_checkpoint(_checkpoint(tmp_path, "johnson2"), models, opts)
-    entries = {e.name: (e.arch, e.file) for e in read_manifest(models)}
-    assert entries == {
-        "starry_night": ("mobile2", "starry_night.mobile2.onnx"),
-        "starry_night-johnson": ("johnson2", "starry_night.johnson2.onnx"),
+        "starry_night-johnson": (johnson, f"starry_night.{johnson}.onnx"),
     }
