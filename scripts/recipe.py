@@ -36,6 +36,7 @@ JOHNSON_BUDGET_S = float(os.environ.get("JOHNSON_BUDGET_S", "420"))  # per johns
 # starry_night.mobile.onnx (version 3) left models/ when version 4 (mobile2) replaced it; its two rows need
 # it back (git show e343743:models/starry_night.mobile.onnx > models/starry_night.mobile.onnx); so did
 # woman_with_a_hat.mobile.onnx (version 4) for version 5 (git show 7972b60:models/woman_with_a_hat.mobile.onnx).
+# composition_vii.mobile.onnx (version 4) with version 5 (git show 54c828c:models/composition_vii.mobile.onnx).
 MOBILE: dict[str, tuple[str, str, str]] = {
     "night_cafe": ("van_gogh_the_night_cafe.jpg", "starry_night.mobile.onnx", "5e-4"),
     "cherry_tree": ("sakai_hoitsu_cherry_tree_screen.jpg", "great_wave.mobile.onnx", "5e-4"),
