@@ -209,6 +209,20 @@ def plot(pts: list[Point], path: Path, labelled: set[str] | None = None) -> None
     fig.savefig(path)
 
 
+# The staged sets the curve draws: family -> (legend name, line style).
+CURVE_SETS: dict[str, tuple[str, Any]] = {
+    "long": ("plain", "--"),
+    "long_lap": ("laplacian", "-"),
+    "long_lap_mobile2w": ("laplacian, mobile2w", ":"),
+    "long_anneal": ("annealed", "-."),
+    "long_anneal_mobile2w": ("annealed, mobile2w", (0, (1, 3))),
+    "distill": ("distilled", (0, (5, 1))),
+    "distill_base": ("distillation's baseline", (0, (3, 1, 1, 1))),
+    "long_scale": ("scale", "-"),
+    "long_scale_johnson2": ("scale, johnson2", "--"),
+}
+
+
 def curve(pts: list[Point], path: Path) -> None:
     """The staged long runs: style ratio and structure against cumulative CPU seconds, one line per style."""
     long = [p for p in pts if p.family in STAGED]
@@ -216,23 +230,11 @@ def curve(pts: list[Point], path: Path) -> None:
     for ax in (left, right):  # up to 20 lines: tab10's colours would repeat
         ax.set_prop_cycle(color=list(plt.get_cmap("tab20").colors))  # type: ignore[attr-defined]
     for key in sorted({p.style_key for p in long}):
-        names = {
-            "long": "plain",
-            "long_lap": "laplacian",
-            "long_lap_mobile2w": "laplacian, mobile2w",
-            "long_anneal": "annealed",
-            "long_anneal_mobile2w": "annealed, mobile2w",
-            "distill": "distilled",
-            "distill_base": "distillation's baseline",
-            "long_scale": "scale",
-            "long_scale_johnson2": "scale, johnson2",
-        }
-        lines = ("--", "-", ":", "-.", (0, (1, 3)), (0, (5, 1)), (0, (3, 1, 1, 1)), "-", "--")
-        for family, style in zip(names, lines, strict=True):
+        for family, (name, style) in CURVE_SETS.items():
             sel = [p for p in long if p.style_key == key and p.family == family]
             sel.sort(key=lambda p: stage_seconds(p.run))
             secs = [stage_seconds(p.run) for p in sel]
-            label = f"{key} ({names[family]})"
+            label = f"{key} ({name})"
             if sel:
                 left.plot(secs, [p.ratio for p in sel], ls=style, marker="o", label=label)
                 right.plot(secs, [p.structure for p in sel], ls=style, marker="o", label=label)
